@@ -1,0 +1,135 @@
+"""The ``tokbench`` command end to end, in subprocesses, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def tokbench(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tokbench.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_run_report_leaderboard(tmp_path: Path) -> None:
+    run = tokbench("run", "--model", "jpeg", "--suite", "recon", "--limit", "4", "--quiet", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "psnr" in run.stdout and "bits_per_pixel" in run.stdout and "record added" in run.stdout
+    records = list((tmp_path / "leaderboards" / "reproduced" / "recon").glob("*.json"))
+    assert len(records) == 1
+
+    again = tokbench("run", "--model", "jpeg", "--limit", "4", "--quiet", cwd=tmp_path)
+    assert again.returncode == 0 and "already in the store" in again.stdout
+
+    sweep = tokbench(
+        "run", "--model", "webp", "--sweep", "quality=20,80", "--limit", "4", "--quiet", cwd=tmp_path
+    )
+    assert sweep.returncode == 0, sweep.stderr
+
+    report = tokbench("report", "--suite", "recon", "--out", "r.html", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    html = (tmp_path / "r.html").read_text()
+    assert "Plotly.newPlot" in html and "webp:method=4,quality=20" in html
+
+    board = tokbench("leaderboard", "--suite", "recon", "--format", "csv", cwd=tmp_path)
+    assert board.returncode == 0
+    assert len(board.stdout.strip().splitlines()) == 1 + 3
+
+
+PLUGIN = textwrap.dedent(
+    """
+    import torch
+    from tokbench import Encoded, Tokenizer
+
+    class Posterize(Tokenizer):
+        def __init__(self, levels: int = 8):
+            self.levels = levels
+
+        def encode(self, images):
+            codes = (images * (self.levels - 1)).round().to(torch.uint8)
+            bits = torch.full((images.shape[0],), float(codes[0].numel()))
+            return Encoded(payload=codes, bits=bits)
+
+        def decode(self, encoded):
+            return encoded.payload.float() / (self.levels - 1)
+    """
+)
+
+
+def test_plugin_model_on_a_folder_with_output_json(tmp_path: Path) -> None:
+    plugin_dir = tmp_path / "some" / "dir"
+    plugin_dir.mkdir(parents=True)
+    (plugin_dir / "my_tok.py").write_text(PLUGIN)
+    data = tmp_path / "data" / "nested"
+    data.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for index in range(3):
+        Image.fromarray(rng.integers(0, 256, (300, 280, 3), dtype=np.uint8)).save(data / f"{index}.jpg")
+    result = tokbench(
+        "run",
+        "--model",
+        "some/dir/my_tok.py:Posterize:levels=4",
+        "--suite",
+        "recon",
+        "--data",
+        f"folder:{tmp_path / 'data'}",
+        "--output-json",
+        "out.json",
+        "--quiet",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "out.json").read_text())
+    assert record["model"]["arguments"] == {"levels": 4}
+    assert record["dataset"]["items_used"] == 3
+    assert record["metrics"]["bits_per_pixel"] == 3.0
+
+
+def test_errors_are_one_line_and_non_zero(tmp_path: Path) -> None:
+    result = tokbench("run", "--model", "jpg", "--no-store", cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown model 'jpg'" in lines[0] and "jpeg" in lines[0]
+
+    missing = tokbench("run", "--model", "jpeg", "--data", "folder:nowhere", "--no-store", cwd=tmp_path)
+    assert missing.returncode == 1 and "nowhere" in missing.stderr
+
+    report = tokbench("report", "--suite", "recon", "--out", "r.html", cwd=tmp_path)
+    assert report.returncode == 1 and "no records" in report.stderr
+
+
+def test_failed_run_stores_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.new("RGB", (64, 64)).save(data / "ok.png")
+    (data / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    result = tokbench(
+        "run", "--model", "jpeg", "--data", f"folder:{data}", "--on-error", "fail", "--quiet", cwd=tmp_path
+    )
+    assert result.returncode == 1 and "broken.png" in result.stderr
+    assert not list(tmp_path.rglob("leaderboards/**/*.json"))
+
+
+def test_list_models_imports_no_model_module(tmp_path: Path) -> None:
+    code = (
+        "import sys; from tokbench.cli import main; main(['list', 'models']); "
+        "print('LOADED' if 'tokbench.models.codecs' in sys.modules else 'LAZY')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["identity", "jpeg", "resize", "webp", "LAZY"]
+
+
+def test_list_and_doctor(tmp_path: Path) -> None:
+    assert "recon" in tokbench("list", "suites", cwd=tmp_path).stdout
+    assert "imagenet-center-crop" in tokbench("list", "preprocess", cwd=tmp_path).stdout
+    doctor = tokbench("doctor", cwd=tmp_path)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "[ok] embedded dataset: 24 images" in doctor.stdout

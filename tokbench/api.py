@@ -1,0 +1,174 @@
+"""The Python API: ``evaluate`` one model on one suite, or ``evaluate_sweep`` over model arguments."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tokbench.adapters.base import Adapter
+from tokbench.adapters.registry import BuiltModel, build_model
+from tokbench.adapters.spec import parse_model_spec
+from tokbench.data.base import Dataset, Preprocess
+from tokbench.data.preprocess import build_preprocess
+from tokbench.data.registry import resolve_dataset
+from tokbench.errors import ConfigError
+from tokbench.provenance import environment, protocol_hash, utc_now
+from tokbench.records import make_record_id, record_metrics
+from tokbench.runner import ReconstructionRunner, RunOptions, RunOutcome, build_metrics, resolve_device
+from tokbench.store import AddResult, RecordStore, records_to_frame
+from tokbench.suites import SuiteConfig, load_suite
+
+RECORD_SCHEMA_VERSION = 1
+QUANTIZATION = "uint8-round-half-even"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of one evaluation: flat metrics, the full record, and what the store did."""
+
+    metrics: dict[str, float]
+    record: dict[str, Any]
+    stored: AddResult | None = None
+
+    def to_frame(self) -> pd.DataFrame:
+        """A one-row DataFrame of the record (model, dataset, protocol, one column per metric)."""
+        return records_to_frame([self.record])
+
+
+def evaluate(
+    model: str | Adapter,
+    suite: str = "recon",
+    data: str | None = None,
+    *,
+    limit: int | None = None,
+    device: str = "cpu",
+    batch_size: int = 16,
+    seed: int = 0,
+    on_error: str = "skip",
+    store: str | Path | None = None,
+    force: bool = False,
+    progress: bool = False,
+) -> RunResult:
+    """Evaluate ``model`` (a spec such as ``"jpeg:quality=30"`` or an adapter instance) on ``suite``.
+
+    ``data`` overrides the suite's dataset (``"embedded"``, ``"folder:PATH"``). With ``store`` the
+    record is added to that leaderboard store; an identical protocol and model already there is
+    not re-run (its record is returned) unless ``force`` is set.
+    """
+    options = RunOptions(
+        device=device, batch_size=batch_size, limit=limit, seed=seed, on_error=on_error, progress=progress
+    )
+    suite_config = load_suite(suite)
+    built = build_model(model)
+    dataset = resolve_dataset(data or suite_config.dataset)
+    preprocess = _build_suite_preprocess(suite_config)
+    protocol = _protocol(suite_config, data or suite_config.dataset, dataset, preprocess, options)
+    digest = protocol_hash(protocol)
+    record_store = RecordStore(Path(store)) if store is not None else None
+    record_id = make_record_id(suite_config.name, digest, built.spec)
+    if record_store is not None and not force:
+        existing = record_store.find(record_id, "reproduced")
+        if existing is not None:
+            return RunResult(
+                metrics=record_metrics(existing),
+                record=existing,
+                stored=AddResult(status="exists", path=record_store.path_for(existing), record_id=record_id),
+            )
+    outcome = ReconstructionRunner(built, suite_config, dataset, preprocess, options).run()
+    record = _record(record_id, suite_config, digest, protocol, built, outcome, options)
+    stored = record_store.add(record, force=force) if record_store is not None else None
+    return RunResult(metrics=outcome.metrics, record=record, stored=stored)
+
+
+def evaluate_sweep(model: str, sweep: dict[str, Sequence[str]], **kwargs: Any) -> list[RunResult]:
+    """Evaluate ``model`` at every combination of the swept arguments (one record per point)."""
+    return [evaluate(spec, **kwargs) for spec in sweep_specs(model, sweep)]
+
+
+def sweep_specs(model: str, sweep: dict[str, Sequence[str]]) -> list[str]:
+    """Model specs for the cartesian product of ``sweep``, e.g. ``jpeg`` × quality=10,30."""
+    parsed = parse_model_spec(model)
+    clashes = sorted(set(sweep) & set(parsed.raw_args))
+    if clashes:
+        raise ConfigError(f"--sweep {', '.join(clashes)} is also fixed in model spec {model!r}")
+    if not sweep or any(len(values) == 0 for values in sweep.values()):
+        raise ConfigError("a sweep needs at least one value per swept argument")
+    keys = list(sweep)
+    specs = []
+    for values in itertools.product(*(sweep[k] for k in keys)):
+        arguments = {**parsed.raw_args, **dict(zip(keys, values, strict=True))}
+        specs.append(parsed.target + ":" + ",".join(f"{k}={v}" for k, v in arguments.items()))
+    return specs
+
+
+def _build_suite_preprocess(suite: SuiteConfig) -> Preprocess:
+    options = {k: v for k, v in suite.preprocess.items() if k != "name"}
+    return build_preprocess(suite.preprocess["name"], **options)
+
+
+def _protocol(
+    suite: SuiteConfig, data: str, dataset: Dataset, preprocess: Preprocess, options: RunOptions
+) -> dict[str, Any]:
+    total = len(dataset.items())
+    requested = min(total, options.limit) if options.limit is not None else total
+    return {
+        "suite": suite.to_dict(),
+        "dataset": {"name": data, "manifest_hash": dataset.manifest_hash(), "items_requested": requested},
+        "preprocess": preprocess.describe(),
+        "quantization": QUANTIZATION,
+        "metric_versions": {
+            name: type(metric).implementation_version for name, metric in build_metrics(suite).items()
+        },
+    }
+
+
+def _record(
+    record_id: str,
+    suite: SuiteConfig,
+    digest: str,
+    protocol: dict[str, Any],
+    built: BuiltModel,
+    outcome: RunOutcome,
+    options: RunOptions,
+) -> dict[str, Any]:
+    return {
+        "schema_version": RECORD_SCHEMA_VERSION,
+        "record_id": record_id,
+        "source": "reproduced",
+        "suite": {"name": suite.name, "version": suite.version, "config": suite.to_dict()},
+        "protocol_hash": digest,
+        "protocol": protocol,
+        "model": {
+            "name": built.name,
+            "spec": built.spec,
+            "kind": built.adapter.kind,
+            "arguments": built.arguments,
+            "adapter_version": type(built.adapter).version,
+            "weights_sha256": built.adapter.weights_sha256,
+        },
+        "dataset": {
+            "name": protocol["dataset"]["name"],
+            "manifest_hash": protocol["dataset"]["manifest_hash"],
+            "items_requested": outcome.items_requested,
+            "items_used": outcome.items_used,
+            "items_skipped": len(outcome.skipped),
+        },
+        "preprocess": protocol["preprocess"],
+        "metrics": outcome.metrics,
+        "not_applicable": outcome.not_applicable,
+        "skipped": outcome.skipped,
+        "run": {
+            "seed": options.seed,
+            "batch_size": options.batch_size,
+            "limit": options.limit,
+            "on_error": options.on_error,
+        },
+        "environment": environment(resolve_device(options.device)),
+        "timings": outcome.timings,
+        "created_at": utc_now(),
+    }

@@ -1,0 +1,252 @@
+"""The ``tokbench`` command: parses arguments, calls the API, displays results. No evaluation logic."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from tokbench.errors import ConfigError, TokbenchError
+
+LIST_KINDS = ("models", "suites", "datasets", "metrics", "preprocess")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="tokbench", description="Evaluate visual tokenizers, generators and token pruners."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="evaluate a model on a suite and store the record")
+    run.add_argument("--model", required=True, help="e.g. jpeg, jpeg:quality=30, path/to/file.py:MyTok")
+    run.add_argument("--suite", default="recon", help="suite name or path to a suite YAML (default: recon)")
+    run.add_argument("--data", help="dataset: embedded (default of most suites) or folder:PATH")
+    run.add_argument("--limit", type=int, help="evaluate only the first N items")
+    run.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps (default: cpu)")
+    run.add_argument("--batch-size", type=int, default=16)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "--on-error",
+        choices=("skip", "fail"),
+        default="skip",
+        help="skip: count unusable items and go on; fail: stop, store nothing",
+    )
+    run.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2,...",
+        help="run once per value of a model argument (repeat for a grid)",
+    )
+    run.add_argument(
+        "--store", type=Path, help="leaderboard store directory (default: $TOKBENCH_STORE or ./leaderboards)"
+    )
+    run.add_argument("--no-store", action="store_true", help="do not write to the store")
+    run.add_argument("--force", action="store_true", help="re-run and replace an existing identical record")
+    run.add_argument("--output-json", type=Path, help="also write the record(s) to this JSON file")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    listing = commands.add_parser("list", help="list registered names")
+    listing.add_argument("kind", choices=LIST_KINDS)
+
+    board = commands.add_parser("leaderboard", help="print the stored records")
+    board.add_argument("--suite", help="only this suite")
+    board.add_argument("--source", choices=("reproduced", "reported"))
+    board.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    board.add_argument("--store", type=Path)
+
+    report = commands.add_parser("report", help="write a self-contained Plotly HTML report")
+    report.add_argument("--suite", required=True)
+    report.add_argument("--out", type=Path, required=True)
+    report.add_argument("--store", type=Path)
+
+    commands.add_parser("doctor", help="show what is installed and what resolves offline")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    handlers = {
+        "run": _run,
+        "list": _list,
+        "leaderboard": _leaderboard,
+        "report": _report,
+        "doctor": _doctor,
+    }
+    try:
+        return handlers[args.command](args)
+    except TokbenchError as error:
+        print(f"tokbench: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("tokbench: interrupted; nothing was stored for the unfinished run", file=sys.stderr)
+        return 130
+
+
+def _store_root(path: Path | None) -> Path:
+    from tokbench.store import default_store_root
+
+    return path if path is not None else default_store_root()
+
+
+def parse_sweep(items: list[str]) -> dict[str, list[str]]:
+    """``["quality=10,30"]`` → ``{"quality": ["10", "30"]}``."""
+    sweep: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not key.strip() or not values.strip():
+            raise ConfigError(f"--sweep {item!r} is not KEY=V1,V2,...")
+        if key.strip() in sweep:
+            raise ConfigError(f"--sweep {key.strip()!r} is given twice")
+        sweep[key.strip()] = [v.strip() for v in values.split(",") if v.strip()]
+    return sweep
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tokbench.api import evaluate, sweep_specs
+
+    specs = sweep_specs(args.model, parse_sweep(args.sweep)) if args.sweep else [args.model]
+    store = None if args.no_store else _store_root(args.store)
+    results = []
+    for spec in specs:
+        result = evaluate(
+            spec,
+            args.suite,
+            args.data,
+            limit=args.limit,
+            device=args.device,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            on_error=args.on_error,
+            store=store,
+            force=args.force,
+            progress=not args.quiet,
+        )
+        results.append(result)
+        _print_result(result)
+    if len(results) > 1:
+        from tokbench.store import records_to_frame
+
+        print(_format_frame(records_to_frame([r.record for r in results])))
+    if args.output_json is not None:
+        from tokbench.records import record_to_json
+
+        payload = [json.loads(record_to_json(r.record)) for r in results]
+        args.output_json.write_text(
+            json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, sort_keys=True) + "\n",
+            encoding="utf-8",
+        )
+    return 0
+
+
+def _print_result(result) -> None:
+    record = result.record
+    dataset = record["dataset"]
+    print(
+        f"\n{record['model']['spec']} on {record['suite']['name']} v{record['suite']['version']} · "
+        f"{dataset['name']}: {dataset['items_used']} images used, {dataset['items_skipped']} skipped"
+    )
+    rows = []
+    metrics = result.metrics
+    for key, value in metrics.items():
+        if key.endswith("_ci95"):
+            continue
+        ci = metrics.get(f"{key}_ci95")
+        rows.append({"metric": key, "value": _format_number(value), "±95% CI": _format_number(ci)})
+    print(pd.DataFrame(rows).to_string(index=False))
+    for name, reason in record.get("not_applicable", {}).items():
+        print(f"  {name}: not applicable ({reason})")
+    for skip in record.get("skipped", [])[:10]:
+        print(f"  skipped {skip['item']}: {skip['reason']}")
+    if result.stored is not None:
+        status = {
+            "added": "record added",
+            "replaced": "record replaced (--force)",
+            "exists": "identical record already in the store, not re-run (use --force to replace)",
+        }[result.stored.status]
+        print(f"{status}: {result.stored.path}")
+
+
+def _format_number(value: float | str | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.6g}"
+
+
+def _format_frame(frame: pd.DataFrame) -> str:
+    return frame.to_string(index=False, float_format=lambda v: f"{v:.6g}")
+
+
+def _list(args: argparse.Namespace) -> int:
+    if args.kind == "models":
+        from tokbench.adapters.registry import MODELS
+
+        names = MODELS.names()
+    elif args.kind == "suites":
+        from tokbench.suites import list_suites
+
+        names = list_suites()
+    elif args.kind == "datasets":
+        from tokbench.data.registry import DATASET_NAMES
+
+        names = list(DATASET_NAMES)
+    elif args.kind == "metrics":
+        from tokbench.metrics import METRICS
+
+        names = METRICS.names()
+    else:
+        from tokbench.data.preprocess import PREPROCESSORS
+
+        names = PREPROCESSORS.names()
+    print("\n".join(names))
+    return 0
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from tokbench.store import RecordStore
+
+    frame = RecordStore(_store_root(args.store)).to_frame(suite=args.suite, source=args.source)
+    if args.format == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+    elif args.format == "json":
+        sys.stdout.write(frame.to_json(orient="records", indent=2) + "\n")
+    elif frame.empty:
+        print("no records")
+    else:
+        print(_format_frame(frame))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from tokbench.report import write_report
+    from tokbench.store import RecordStore
+
+    root = _store_root(args.store)
+    records = RecordStore(root).records(suite=args.suite)
+    out = write_report(records, args.out, suite=args.suite, store=root)
+    print(f"report written: {out}")
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from tokbench.doctor import run_checks
+
+    checks = run_checks()
+    for check in checks:
+        print(f"[{'ok' if check.ok else 'missing'}] {check.name}: {check.detail}")
+    return 0 if all(c.ok for c in checks) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

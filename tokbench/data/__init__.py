@@ -1,0 +1,1 @@
+"""Datasets (embedded, image folders), image decoding and preprocessing specs."""

@@ -1,0 +1,27 @@
+"""The dataset registry and ``resolve_dataset``: from a spec (``embedded``, ``folder:PATH``) to a Dataset."""
+
+from __future__ import annotations
+
+from tokbench.data.base import Dataset
+from tokbench.registry import Registry
+
+_BUILTIN_DATASETS = {
+    "embedded": "tokbench.data.embedded:EmbeddedDataset",
+    "folder": "tokbench.data.folder:FolderDataset",
+}
+
+DATASETS: Registry[type[Dataset]] = Registry("dataset", base=Dataset, entry_point_group="tokbench.datasets")
+for _name, _target in _BUILTIN_DATASETS.items():
+    DATASETS.register(_name, _target)
+
+# Built-in dataset names, for ``tokbench list datasets`` (``DATASETS.names()`` adds plugins).
+DATASET_NAMES = tuple(_BUILTIN_DATASETS)
+
+
+def resolve_dataset(spec: str) -> Dataset:
+    """Build the dataset a spec names: ``NAME`` or ``NAME:ARGUMENT`` (``folder:PATH``).
+
+    An unknown name raises ``ConfigError`` listing the available ones.
+    """
+    name, separator, argument = spec.partition(":")
+    return DATASETS.get(name).from_spec_argument(argument if separator else None)

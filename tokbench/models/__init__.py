@@ -1,0 +1,1 @@
+"""Built-in adapters, one module per model family; registered lazily in ``tokbench.adapters``."""

@@ -1,0 +1,166 @@
+"""Rate–distortion figures: one subplot per quality metric, one curve per model family.
+
+Records of different protocol hashes are not comparable; callers pass records of one protocol.
+Every string taken from a record is HTML-escaped, because Plotly renders some HTML in labels.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from tokbench.errors import ConfigError, StoreError
+
+_PALETTE = qualitative.Plotly
+_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x")
+_ROW_HEIGHT_PX = 340
+
+
+@dataclass(frozen=True)
+class _Point:
+    """One plotted record: its coordinates and the escaped hover text."""
+
+    x: float
+    y: float
+    hover: str
+
+
+def metric_value(record: dict, key: str) -> float | None:
+    """Return ``record["metrics"][key]`` as a float ("inf"/"-inf" parsed), or None when absent."""
+    value = record["metrics"].get(key)
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if value in ("inf", "-inf"):
+        return float(value)
+    raise StoreError(
+        f"record {record.get('record_id', '?')}: metric {key!r} is {value!r}; "
+        "expected a number or the string 'inf' or '-inf'"
+    )
+
+
+def format_number(value: float) -> str:
+    """Format a number to 4 significant digits ("inf", "-inf" and "nan" as such)."""
+    return f"{value:.4g}"
+
+
+def format_metric(record: dict, key: str) -> str:
+    """Format a metric with its ``<key>_ci95`` half-width as "value ± ci", or "" when absent."""
+    value = metric_value(record, key)
+    if value is None:
+        return ""
+    ci95 = metric_value(record, f"{key}_ci95")
+    if ci95 is None:
+        return format_number(value)
+    return f"{format_number(value)} ± {format_number(ci95)}"
+
+
+def _hover_text(record: dict, x: str, y: str) -> str:
+    """Escaped hover text: the full model spec, then x and y with their CIs."""
+    lines = [
+        html.escape(record["model"]["spec"]),
+        f"{html.escape(x)}: {html.escape(format_metric(record, x))}",
+        f"{html.escape(y)}: {html.escape(format_metric(record, y))}",
+    ]
+    return "<br>".join(lines)
+
+
+def _exclusion_reason(record: dict, key: str) -> str | None:
+    """Why ``key`` of this record cannot be plotted, or None when it can."""
+    value = metric_value(record, key)
+    if value is None:
+        return f"without {key}"
+    if not math.isfinite(value):
+        return f"with {key} = {format_number(value)}"
+    return None
+
+
+def _annotation_text(excluded: Counter[str]) -> str:
+    """One escaped line per exclusion reason, e.g. "2 records without bits_per_pixel not shown"."""
+    lines = []
+    for reason, count in sorted(excluded.items()):
+        noun = "record" if count == 1 else "records"
+        lines.append(f"{count} {noun} {html.escape(reason)} not shown")
+    return "<br>".join(lines)
+
+
+def _family_points(records: list[dict], x: str, y: str) -> tuple[dict[str, list[_Point]], Counter[str]]:
+    """Group plottable records by model name (points sorted by x) and count the excluded ones."""
+    families: dict[str, list[_Point]] = defaultdict(list)
+    excluded: Counter[str] = Counter()
+    for record in records:
+        reason = _exclusion_reason(record, x) or _exclusion_reason(record, y)
+        if reason is not None:
+            excluded[reason] += 1
+            continue
+        point = _Point(metric_value(record, x), metric_value(record, y), _hover_text(record, x, y))
+        families[record["model"]["name"]].append(point)
+    for points in families.values():
+        points.sort(key=lambda point: (point.x, point.y))
+    return dict(families), excluded
+
+
+def rate_distortion_figure(
+    records: list[dict], x: str = "bits_per_pixel", y_metrics: tuple[str, ...] = ("psnr", "ssim")
+) -> go.Figure:
+    """Plot each y metric against ``x`` with one curve per ``model.name``; excluded records are annotated."""
+    if not y_metrics:
+        raise ConfigError("y_metrics is empty; expected at least one metric name such as ('psnr',)")
+    family_names = sorted({record["model"]["name"] for record in records})
+    style = {
+        name: (_PALETTE[i % len(_PALETTE)], _SYMBOLS[(i // len(_PALETTE)) % len(_SYMBOLS)])
+        for i, name in enumerate(family_names)
+    }
+    figure = make_subplots(rows=len(y_metrics), cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    in_legend: set[str] = set()
+    for row, y in enumerate(y_metrics, start=1):
+        families, excluded = _family_points(records, x, y)
+        for name in family_names:
+            points = families.get(name)
+            if not points:
+                continue
+            color, symbol = style[name]
+            figure.add_trace(
+                go.Scatter(
+                    x=[point.x for point in points],
+                    y=[point.y for point in points],
+                    hovertext=[point.hover for point in points],
+                    hoverinfo="text",
+                    mode="markers" if len(points) == 1 else "lines+markers",
+                    name=html.escape(name),
+                    legendgroup=html.escape(name),
+                    showlegend=name not in in_legend,
+                    line={"color": color},
+                    marker={"color": color, "symbol": symbol, "size": 8},
+                ),
+                row=row,
+                col=1,
+            )
+            in_legend.add(name)
+        figure.update_yaxes(title_text=html.escape(y), row=row, col=1)
+        if excluded:
+            figure.add_annotation(
+                text=_annotation_text(excluded),
+                xref="x domain",
+                yref="y domain",
+                x=0.01,
+                y=0.99,
+                xanchor="left",
+                yanchor="top",
+                align="left",
+                showarrow=False,
+                font={"size": 11},
+                bgcolor="rgba(255, 255, 255, 0.8)",
+                row=row,
+                col=1,
+            )
+    figure.update_xaxes(title_text=html.escape(x.replace("_", " ")), row=len(y_metrics), col=1)
+    figure.update_layout(height=_ROW_HEIGHT_PX * len(y_metrics), hovermode="closest")
+    return figure

@@ -1,0 +1,150 @@
+"""Suites are versioned data: YAML files in ``tasks/`` loaded into a strict dataclass.
+
+``include: other`` inherits another suite file (local keys win; cycles are detected). Unknown keys
+raise, and nothing in a suite file is executed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tokbench.errors import ConfigError
+
+BUILTIN_SUITE_DIR = Path(__file__).parent / "tasks"
+SUITE_PATH_ENV = "TOKBENCH_SUITE_PATH"
+KINDS = ("tokenizer", "generator", "pruner")
+
+
+@dataclass(frozen=True)
+class MetricConfig:
+    """A metric by registry key with its constructor options."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """A resolved suite: what data, which preprocessing, which metrics, and its version."""
+
+    name: str
+    version: str
+    kind: str
+    dataset: str
+    preprocess: dict[str, Any]
+    metrics: tuple[MetricConfig, ...]
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved configuration as plain JSON-able data (it enters the protocol hash)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "kind": self.kind,
+            "dataset": self.dataset,
+            "preprocess": dict(self.preprocess),
+            "metrics": [{"name": m.name, "options": dict(m.options)} for m in self.metrics],
+        }
+
+
+def suite_search_path() -> list[Path]:
+    """Directories searched for ``<name>.yaml``: ``$TOKBENCH_SUITE_PATH`` entries, then built-ins."""
+    extra = [Path(p) for p in os.environ.get(SUITE_PATH_ENV, "").split(os.pathsep) if p]
+    return [*extra, BUILTIN_SUITE_DIR]
+
+
+def list_suites() -> list[str]:
+    """Names of every suite file on the search path."""
+    return sorted({p.stem for d in suite_search_path() if d.is_dir() for p in d.glob("*.yaml")})
+
+
+def find_suite_file(name: str) -> Path:
+    """The file that defines suite ``name`` (or ``name`` itself when it is a path to a YAML file)."""
+    candidate = Path(name)
+    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+        return candidate
+    for directory in suite_search_path():
+        path = directory / f"{name}.yaml"
+        if path.is_file():
+            return path
+    raise ConfigError(f"unknown suite {name!r}. Available: {', '.join(list_suites()) or '(none)'}")
+
+
+def load_suite(name: str) -> SuiteConfig:
+    """Load, merge includes and validate a suite."""
+    raw = _load_with_includes(find_suite_file(name), chain=())
+    return _to_config(raw, source=name)
+
+
+def _load_with_includes(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    resolved = path.resolve()
+    if resolved in chain:
+        cycle = " -> ".join(p.name for p in (*chain, resolved))
+        raise ConfigError(f"suite include cycle: {cycle}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"suite file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"suite file {path} must hold a mapping, got {type(data).__name__}")
+    parent_name = data.pop("include", None)
+    if parent_name is None:
+        return data
+    parent_path = path.parent / f"{parent_name}.yaml"
+    if not parent_path.is_file():
+        parent_path = find_suite_file(parent_name)
+    merged = _load_with_includes(parent_path, (*chain, resolved))
+    merged.update(data)
+    return merged
+
+
+def _to_config(raw: dict[str, Any], source: str) -> SuiteConfig:
+    allowed = {f.name for f in fields(SuiteConfig)}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"suite {source!r}: unknown key(s) {', '.join(unknown)}; allowed: {sorted(allowed)}"
+        )
+    required = {f.name for f in fields(SuiteConfig) if f.name != "description"}
+    missing = sorted(required - set(raw))
+    if missing:
+        raise ConfigError(f"suite {source!r}: missing key(s) {', '.join(missing)}")
+    if raw["kind"] not in KINDS:
+        raise ConfigError(f"suite {source!r}: kind must be one of {KINDS}, got {raw['kind']!r}")
+    version = raw["version"]
+    if not isinstance(version, str) or not version:
+        raise ConfigError(f"suite {source!r}: version must be a quoted non-empty string, got {version!r}")
+    preprocess = raw["preprocess"]
+    if not isinstance(preprocess, dict) or "name" not in preprocess:
+        raise ConfigError(f"suite {source!r}: preprocess must be a mapping with a 'name'")
+    return SuiteConfig(
+        name=str(raw["name"]),
+        version=version,
+        kind=raw["kind"],
+        dataset=str(raw["dataset"]),
+        preprocess=dict(preprocess),
+        metrics=_metric_configs(raw["metrics"], source),
+        description=str(raw.get("description", "")),
+    )
+
+
+def _metric_configs(entries: Any, source: str) -> tuple[MetricConfig, ...]:
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"suite {source!r}: metrics must be a non-empty list")
+    configs = []
+    for entry in entries:
+        if not isinstance(entry, dict) or "name" not in entry or set(entry) - {"name", "options"}:
+            raise ConfigError(
+                f"suite {source!r}: each metric is a mapping with 'name' and optional 'options', "
+                f"got {entry!r}"
+            )
+        options = entry.get("options") or {}
+        if not isinstance(options, dict):
+            raise ConfigError(f"suite {source!r}: options of metric {entry['name']!r} must be a mapping")
+        configs.append(MetricConfig(name=str(entry["name"]), options=dict(options)))
+    return tuple(configs)
