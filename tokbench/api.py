@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,13 @@ from tokbench.data.base import Dataset, Preprocess
 from tokbench.data.preprocess import build_preprocess
 from tokbench.data.registry import resolve_dataset
 from tokbench.errors import ConfigError
+from tokbench.features import FeatureCache, JudgeFeatures
+from tokbench.judges.base import Judge
+from tokbench.judges.weights import file_sha256
+from tokbench.metrics import METRICS
 from tokbench.provenance import environment, protocol_hash, utc_now
 from tokbench.records import make_record_id, record_metrics
-from tokbench.runner import ReconstructionRunner, RunOptions, RunOutcome, build_metrics, resolve_device
+from tokbench.runner import ReconstructionRunner, RunOptions, RunOutcome, build_judges, resolve_device
 from tokbench.store import AddResult, RecordStore, records_to_frame
 from tokbench.suites import SuiteConfig, load_suite
 
@@ -53,12 +58,16 @@ def evaluate(
     store: str | Path | None = None,
     force: bool = False,
     progress: bool = False,
+    reference: str | Path | None = None,
+    cache_features: bool = True,
 ) -> RunResult:
     """Evaluate ``model`` (a spec such as ``"jpeg:quality=30"`` or an adapter instance) on ``suite``.
 
     ``data`` overrides the suite's dataset (``"embedded"``, ``"folder:PATH"``). With ``store`` the
     record is added to that leaderboard store; an identical protocol and model already there is
-    not re-run (its record is returned) unless ``force`` is set.
+    not re-run (its record is returned) unless ``force`` is set. ``reference`` is a statistics
+    file (``.npz`` with ``mu``/``sigma``) that replaces the originals as FID's real side.
+    ``cache_features`` keeps judge features of the originals on disk for later runs.
     """
     options = RunOptions(
         device=device, batch_size=batch_size, limit=limit, seed=seed, on_error=on_error, progress=progress
@@ -67,7 +76,11 @@ def evaluate(
     built = build_model(model)
     dataset = resolve_dataset(data or suite_config.dataset)
     preprocess = _build_suite_preprocess(suite_config)
-    protocol = _protocol(suite_config, data or suite_config.dataset, dataset, preprocess, options)
+    judges = build_judges(suite_config, resolve_device(device))
+    statistics = _load_reference(Path(reference)) if reference is not None else None
+    protocol = _protocol(suite_config, data or suite_config.dataset, dataset, preprocess, judges, options)
+    if reference is not None:
+        protocol["reference"] = {"name": Path(reference).name, "sha256": file_sha256(Path(reference))}
     digest = protocol_hash(protocol)
     record_store = RecordStore(Path(store)) if store is not None else None
     record_id = make_record_id(suite_config.name, digest, built.spec)
@@ -79,10 +92,40 @@ def evaluate(
                 record=existing,
                 stored=AddResult(status="exists", path=record_store.path_for(existing), record_id=record_id),
             )
-    outcome = ReconstructionRunner(built, suite_config, dataset, preprocess, options).run()
+    caches = _feature_caches(judges, protocol, resolve_device(device).type) if cache_features else {}
+    features = JudgeFeatures(judges, caches)
+    runner = ReconstructionRunner(
+        built, suite_config, dataset, preprocess, options, judges, features, {"reference": statistics}
+    )
+    outcome = runner.run()
     record = _record(record_id, suite_config, digest, protocol, built, outcome, options)
-    stored = record_store.add(record, force=force) if record_store is not None else None
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    stored = record_store.add(record, force=force) if record_store is not None and is_main else None
     return RunResult(metrics=outcome.metrics, record=record, stored=stored)
+
+
+def _load_reference(path: Path) -> Any:
+    from tokbench.stats_io import load_statistics
+
+    return load_statistics(path)
+
+
+def _feature_caches(
+    judges: dict[str, Judge], protocol: dict[str, Any], device_type: str
+) -> dict[str, FeatureCache]:
+    """One cache of original-image features per judge, keyed by everything that changes them.
+
+    The device type is part of the key: CPU and GPU kernels round differently.
+    """
+    shared = {
+        "dataset_manifest": protocol["dataset"]["manifest_hash"],
+        "preprocess": protocol["preprocess"],
+        "quantization": protocol["quantization"],
+        "device": device_type,
+    }
+    return {
+        alias: FeatureCache.for_protocol({**shared, "judge": j.describe()}) for alias, j in judges.items()
+    }
 
 
 def evaluate_sweep(model: str, sweep: dict[str, Sequence[str]], **kwargs: Any) -> list[RunResult]:
@@ -112,7 +155,12 @@ def _build_suite_preprocess(suite: SuiteConfig) -> Preprocess:
 
 
 def _protocol(
-    suite: SuiteConfig, data: str, dataset: Dataset, preprocess: Preprocess, options: RunOptions
+    suite: SuiteConfig,
+    data: str,
+    dataset: Dataset,
+    preprocess: Preprocess,
+    judges: dict[str, Judge],
+    options: RunOptions,
 ) -> dict[str, Any]:
     total = len(dataset.items())
     requested = min(total, options.limit) if options.limit is not None else total
@@ -121,9 +169,8 @@ def _protocol(
         "dataset": {"name": data, "manifest_hash": dataset.manifest_hash(), "items_requested": requested},
         "preprocess": preprocess.describe(),
         "quantization": QUANTIZATION,
-        "metric_versions": {
-            name: type(metric).implementation_version for name, metric in build_metrics(suite).items()
-        },
+        "judges": {alias: judge.describe() for alias, judge in judges.items()},
+        "metric_versions": {m.name: METRICS.get(m.name).implementation_version for m in suite.metrics},
     }
 
 

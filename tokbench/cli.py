@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-store", action="store_true", help="do not write to the store")
     run.add_argument("--force", action="store_true", help="re-run and replace an existing identical record")
     run.add_argument("--output-json", type=Path, help="also write the record(s) to this JSON file")
+    run.add_argument(
+        "--reference", type=Path, help="precomputed real-image statistics (.npz with mu, sigma) for FID"
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     listing = commands.add_parser("list", help="list registered names")
@@ -114,6 +118,7 @@ def _run(args: argparse.Namespace) -> int:
 
     specs = sweep_specs(args.model, parse_sweep(args.sweep)) if args.sweep else [args.model]
     store = None if args.no_store else _store_root(args.store)
+    is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
     results = []
     for spec in specs:
         result = evaluate(
@@ -128,9 +133,13 @@ def _run(args: argparse.Namespace) -> int:
             store=store,
             force=args.force,
             progress=not args.quiet,
+            reference=args.reference,
         )
         results.append(result)
-        _print_result(result)
+        if is_main:
+            _print_result(result)
+    if not is_main:
+        return 0
     if len(results) > 1:
         from tokbench.store import records_to_frame
 

@@ -8,6 +8,7 @@ the first one stops the run before anything is stored.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,10 +17,14 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from tokbench import distributed
 from tokbench.adapters.base import Encoded, Tokenizer
 from tokbench.adapters.registry import BuiltModel
 from tokbench.data.base import Dataset, ImageItem, Preprocess
 from tokbench.errors import AdapterOutputError, ConfigError, DataError, TokbenchError
+from tokbench.features import JudgeFeatures
+from tokbench.judges.base import Judge
+from tokbench.judges.registry import JUDGES
 from tokbench.metrics import METRICS, Metric
 from tokbench.suites import SuiteConfig
 from tokbench.tensors import quantize_uint8
@@ -73,13 +78,33 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_metrics(suite: SuiteConfig) -> dict[str, Metric]:
-    """Instantiate the suite's metrics from the registry with their options."""
+def build_judges(suite: SuiteConfig, device: torch.device) -> dict[str, Judge]:
+    """Construct every judge the suite declares (resolving and hash-checking their weights)."""
+    judges = {}
+    for alias, config in suite.judges.items():
+        cls = JUDGES.get(config.name)
+        judges[alias] = cls(device=device, **config.options)
+    return judges
+
+
+def build_metrics(
+    suite: SuiteConfig, judges: dict[str, Judge], injected: dict[str, Any] | None = None
+) -> dict[str, Metric]:
+    """Instantiate the suite's metrics with their options, their judge and any injected arguments.
+
+    ``injected`` maps constructor argument names (e.g. ``reference`` statistics) to values given to
+    every metric whose constructor accepts them.
+    """
     metrics = {}
     for config in suite.metrics:
         cls = METRICS.get(config.name)
+        accepted = inspect.signature(cls.__init__).parameters
+        kwargs = dict(config.options)
+        if config.judge is not None and "judge" in accepted:
+            kwargs["judge"] = judges[config.judge]
+        kwargs.update({k: v for k, v in (injected or {}).items() if k in accepted and v is not None})
         try:
-            metrics[config.name] = cls(**config.options)
+            metrics[config.name] = cls(**kwargs)
         except TypeError as exc:
             raise ConfigError(
                 f"suite {suite.name!r}: bad options for metric {config.name!r}: {exc}"
@@ -99,8 +124,20 @@ def exact_float32() -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
+@dataclass
+class _ShardState:
+    """What one process measured: mergeable metric states and counts."""
+
+    metric_states: dict[str, dict[str, Any]]
+    skipped: list[tuple[int, dict[str, str]]]
+    not_applicable: dict[str, str]
+    items_used: int
+    encode_seconds: float
+    decode_seconds: float
+
+
 class ReconstructionRunner:
-    """Evaluates one tokenizer on one dataset under one suite."""
+    """Evaluates one tokenizer on one dataset under one suite, sharded under ``torchrun``."""
 
     def __init__(
         self,
@@ -109,6 +146,9 @@ class ReconstructionRunner:
         dataset: Dataset,
         preprocess: Preprocess,
         options: RunOptions,
+        judges: dict[str, Judge] | None = None,
+        features: JudgeFeatures | None = None,
+        injected: dict[str, Any] | None = None,
     ):
         if not isinstance(model.adapter, Tokenizer):
             raise ConfigError(
@@ -122,84 +162,105 @@ class ReconstructionRunner:
         self.preprocess = preprocess
         self.options = options
         self.device = resolve_device(options.device)
-        self.metrics = build_metrics(suite)
-        self.skipped: list[dict[str, str]] = []
-        self.not_applicable: dict[str, str] = {}
-        self.encode_seconds = 0.0
-        self.decode_seconds = 0.0
-        self.items_used = 0
+        self.judges = judges or {}
+        self.features = features or JudgeFeatures(self.judges)
+        self.injected = injected or {}
+        self.metrics = build_metrics(suite, self.judges, self.injected)
+        self.metric_judges = {m.name: m.judge for m in suite.metrics}
+        self.shard = _ShardState({}, [], {}, 0, 0.0, 0.0)
 
     def run(self) -> RunOutcome:
-        """Evaluate every item and compute the metrics."""
+        """Evaluate this process's share of the items, then merge every share on rank 0."""
         items = self.dataset.items()
         if self.options.limit is not None:
             items = items[: self.options.limit]
-        torch.manual_seed(self.options.seed)
+        context = distributed.current(self.device)
+        indexed = context.shard(list(enumerate(items)))
+        torch.manual_seed(self.options.seed + context.rank)
         started = time.perf_counter()
         self.tokenizer.to(self.device)
         progress = tqdm(
-            total=len(items),
+            total=len(indexed),
             desc=f"{self.suite.name} · {self.model.spec}",
             unit="img",
-            disable=not self.options.progress,
+            disable=not self.options.progress or not context.is_main,
             dynamic_ncols=True,
         )
         with exact_float32(), torch.inference_mode(), progress:
-            for start in range(0, len(items), self.options.batch_size):
-                batch_items = items[start : start + self.options.batch_size]
-                self._run_batch(batch_items)
-                progress.update(len(batch_items))
-                progress.set_postfix(skipped=len(self.skipped), refresh=False)
-        if self.items_used == 0:
-            reasons = "; ".join(s["reason"] for s in self.skipped[:3])
+            for start in range(0, len(indexed), self.options.batch_size):
+                batch = indexed[start : start + self.options.batch_size]
+                self._run_batch(batch)
+                progress.update(len(batch))
+                progress.set_postfix(skipped=len(self.shard.skipped), refresh=False)
+        if context.world_size == 1:
+            self.features.save()
+        self.shard.metric_states = {name: m.state_dict() for name, m in self.metrics.items()}
+        shards = context.gather(self.shard)
+        outcome = self._merge(shards, len(items), time.perf_counter() - started) if shards else None
+        return context.broadcast(outcome)
+
+    def _merge(self, shards: list[_ShardState], requested: int, total_seconds: float) -> RunOutcome:
+        merged = build_metrics(self.suite, self.judges, self.injected)
+        for shard in shards:
+            for name, states in shard.metric_states.items():
+                merged[name].merge_state(states)
+        used = sum(s.items_used for s in shards)
+        skipped = [entry for _, entry in sorted((e for s in shards for e in s.skipped), key=lambda e: e[0])]
+        not_applicable = {k: v for s in shards for k, v in s.not_applicable.items()}
+        if used == 0:
+            reasons = "; ".join(s["reason"] for s in skipped[:3])
             raise TokbenchError(
-                f"no item of {len(items)} could be evaluated with {self.model.spec}: {reasons}"
+                f"no item of {requested} could be evaluated with {self.model.spec}: {reasons}"
             )
         values: dict[str, float] = {}
-        for name, metric in self.metrics.items():
-            if name in self.not_applicable:
+        for name, metric in merged.items():
+            if name in not_applicable:
                 continue
             result = metric.compute()
             if not result:
-                self.not_applicable[name] = "no applicable images (see the metric's requirements)"
+                not_applicable[name] = "no applicable images (see the metric's requirements)"
             values.update(result)
-        values["encode_seconds_per_image"] = self.encode_seconds / self.items_used
-        values["decode_seconds_per_image"] = self.decode_seconds / self.items_used
-        total = time.perf_counter() - started
+        encode_seconds = sum(s.encode_seconds for s in shards)
+        decode_seconds = sum(s.decode_seconds for s in shards)
+        values["encode_seconds_per_image"] = encode_seconds / used
+        values["decode_seconds_per_image"] = decode_seconds / used
         return RunOutcome(
             metrics=values,
-            items_requested=len(items),
-            items_used=self.items_used,
-            skipped=self.skipped,
-            not_applicable=self.not_applicable,
+            items_requested=requested,
+            items_used=used,
+            skipped=skipped,
+            not_applicable=not_applicable,
             timings={
-                "total_seconds": total,
-                "encode_seconds": self.encode_seconds,
-                "decode_seconds": self.decode_seconds,
-                "images_per_second": self.items_used / total if total > 0 else 0.0,
+                "total_seconds": total_seconds,
+                "encode_seconds": encode_seconds,
+                "decode_seconds": decode_seconds,
+                "images_per_second": used / total_seconds if total_seconds > 0 else 0.0,
+                "processes": len(shards),
             },
-            metric_versions={name: type(m).implementation_version for name, m in self.metrics.items()},
+            metric_versions={name: type(m).implementation_version for name, m in merged.items()},
         )
 
-    def _skip_or_raise(self, item_id: str, error: TokbenchError) -> None:
+    def _skip_or_raise(self, index: int, item_id: str, error: TokbenchError) -> None:
         if self.options.on_error == "fail":
             raise error
-        self.skipped.append({"item": item_id, "reason": str(error)})
+        self.shard.skipped.append((index, {"item": item_id, "reason": str(error)}))
 
-    def _load(self, items: Sequence[ImageItem]) -> tuple[list[ImageItem], list[torch.Tensor]]:
-        loaded_items, tensors = [], []
-        for item in items:
+    def _load(
+        self, batch: Sequence[tuple[int, ImageItem]]
+    ) -> tuple[list[tuple[int, ImageItem]], list[torch.Tensor]]:
+        loaded, tensors = [], []
+        for index, item in batch:
             try:
                 tensors.append(self.preprocess(item.load()).image)
             except DataError as error:
-                self._skip_or_raise(item.id, error)
+                self._skip_or_raise(index, item.id, error)
                 continue
-            loaded_items.append(item)
-        return loaded_items, tensors
+            loaded.append((index, item))
+        return loaded, tensors
 
-    def _run_batch(self, items: Sequence[ImageItem]) -> None:
-        items, tensors = self._load(items)
-        if not items:
+    def _run_batch(self, batch: Sequence[tuple[int, ImageItem]]) -> None:
+        batch, tensors = self._load(batch)
+        if not batch:
             return
         shapes = {tuple(t.shape) for t in tensors}
         if len(shapes) > 1:
@@ -208,26 +269,28 @@ class ReconstructionRunner:
                 "a suite needs one size per batch"
             )
         images = torch.stack(tensors).to(self.device)
+        ids = [item.id for _, item in batch]
         try:
-            reconstructions, bits = self._reconstruct(images, [i.id for i in items])
+            reconstructions, bits = self._reconstruct(images, ids)
         except AdapterOutputError as error:
             if self.options.on_error == "fail":
                 raise
-            if len(items) == 1:
-                self._skip_or_raise(items[0].id, error)
+            if len(batch) == 1:
+                self._skip_or_raise(batch[0][0], ids[0], error)
                 return
-            for index, item in enumerate(items):  # find the items the model fails on
-                self._run_single(item, images[index : index + 1])
+            for position, entry in enumerate(batch):  # find the items the model fails on
+                self._run_single(entry, images[position : position + 1])
             return
-        self._update_metrics(images, reconstructions, bits)
+        self._update_metrics(ids, images, reconstructions, bits)
 
-    def _run_single(self, item: ImageItem, image: torch.Tensor) -> None:
+    def _run_single(self, entry: tuple[int, ImageItem], image: torch.Tensor) -> None:
+        index, item = entry
         try:
             reconstruction, bits = self._reconstruct(image, [item.id])
         except AdapterOutputError as error:
-            self._skip_or_raise(item.id, error)
+            self._skip_or_raise(index, item.id, error)
             return
-        self._update_metrics(image, reconstruction, bits)
+        self._update_metrics([item.id], image, reconstruction, bits)
 
     def _reconstruct(self, images: torch.Tensor, ids: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
         started = self._synchronized_clock()
@@ -242,8 +305,8 @@ class ReconstructionRunner:
         decoded_at = self._synchronized_clock()
         check_images(reconstructions, images.shape, self.model.spec, ids)
         bits = check_bits(encoded.bits, len(ids), self.model.spec, ids)
-        self.encode_seconds += encoded_at - started
-        self.decode_seconds += decoded_at - encoded_at
+        self.shard.encode_seconds += encoded_at - started
+        self.shard.decode_seconds += decoded_at - encoded_at
         return reconstructions, bits
 
     def _synchronized_clock(self) -> float:
@@ -252,20 +315,20 @@ class ReconstructionRunner:
         return time.perf_counter()
 
     def _update_metrics(
-        self, images: torch.Tensor, reconstructions: torch.Tensor, bits: torch.Tensor | None
+        self, ids: list[str], images: torch.Tensor, reconstructions: torch.Tensor, bits: torch.Tensor | None
     ) -> None:
-        batch: dict[str, Any] = {
-            "originals": quantize_uint8(images),
-            "reconstructions": quantize_uint8(reconstructions.to(self.device)),
-            "bits": bits,
-        }
+        originals = quantize_uint8(images)
+        reconstructed = quantize_uint8(reconstructions.to(self.device))
+        batch: dict[str, Any] = {"originals": originals, "reconstructions": reconstructed, "bits": bits}
+        judged = self.features.batch_fields(ids, originals, reconstructed) if self.judges else {}
         for name, metric in self.metrics.items():
-            missing = [key for key in metric.inputs if batch[key] is None]
+            fields = {**batch, **judged.get(self.metric_judges[name], {})}
+            missing = [key for key in metric.inputs if fields.get(key) is None]
             if missing:
-                self.not_applicable[name] = f"model {self.model.spec} provides no {', '.join(missing)}"
+                self.shard.not_applicable[name] = f"model {self.model.spec} provides no {', '.join(missing)}"
                 continue
-            metric.update(*(batch[key] for key in metric.inputs))
-        self.items_used += images.shape[0]
+            metric.update(*(fields[key] for key in metric.inputs))
+        self.shard.items_used += images.shape[0]
 
 
 def check_images(output: Any, expected_shape: torch.Size, model: str, ids: list[str]) -> None:

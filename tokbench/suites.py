@@ -22,7 +22,16 @@ KINDS = ("tokenizer", "generator", "pruner")
 
 @dataclass(frozen=True)
 class MetricConfig:
-    """A metric by registry key with its constructor options."""
+    """A metric by registry key with its constructor options and, optionally, the judge it uses."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    judge: str | None = None
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """A judge by registry key with its options (e.g. the Inception resize convention)."""
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
@@ -38,6 +47,7 @@ class SuiteConfig:
     dataset: str
     preprocess: dict[str, Any]
     metrics: tuple[MetricConfig, ...]
+    judges: dict[str, JudgeConfig] = field(default_factory=dict)
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -48,7 +58,10 @@ class SuiteConfig:
             "kind": self.kind,
             "dataset": self.dataset,
             "preprocess": dict(self.preprocess),
-            "metrics": [{"name": m.name, "options": dict(m.options)} for m in self.metrics],
+            "metrics": [{"name": m.name, "options": dict(m.options), "judge": m.judge} for m in self.metrics],
+            "judges": {
+                alias: {"name": j.name, "options": dict(j.options)} for alias, j in self.judges.items()
+            },
         }
 
 
@@ -110,7 +123,7 @@ def _to_config(raw: dict[str, Any], source: str) -> SuiteConfig:
         raise ConfigError(
             f"suite {source!r}: unknown key(s) {', '.join(unknown)}; allowed: {sorted(allowed)}"
         )
-    required = {f.name for f in fields(SuiteConfig) if f.name != "description"}
+    required = {f.name for f in fields(SuiteConfig) if f.name not in ("description", "judges")}
     missing = sorted(required - set(raw))
     if missing:
         raise ConfigError(f"suite {source!r}: missing key(s) {', '.join(missing)}")
@@ -122,15 +135,39 @@ def _to_config(raw: dict[str, Any], source: str) -> SuiteConfig:
     preprocess = raw["preprocess"]
     if not isinstance(preprocess, dict) or "name" not in preprocess:
         raise ConfigError(f"suite {source!r}: preprocess must be a mapping with a 'name'")
-    return SuiteConfig(
+    config = SuiteConfig(
         name=str(raw["name"]),
         version=version,
         kind=raw["kind"],
         dataset=str(raw["dataset"]),
         preprocess=dict(preprocess),
         metrics=_metric_configs(raw["metrics"], source),
+        judges=_judge_configs(raw.get("judges") or {}, source),
         description=str(raw.get("description", "")),
     )
+    unknown_judges = sorted({m.judge for m in config.metrics if m.judge} - set(config.judges))
+    if unknown_judges:
+        raise ConfigError(
+            f"suite {source!r}: metrics use undeclared judge(s) {', '.join(unknown_judges)}; "
+            f"declared: {', '.join(config.judges) or '(none)'}"
+        )
+    return config
+
+
+def _judge_configs(entries: Any, source: str) -> dict[str, JudgeConfig]:
+    if not isinstance(entries, dict):
+        raise ConfigError(f"suite {source!r}: judges must be a mapping from alias to {{name, options}}")
+    configs = {}
+    for alias, entry in entries.items():
+        if not isinstance(entry, dict) or "name" not in entry or set(entry) - {"name", "options"}:
+            raise ConfigError(
+                f"suite {source!r}: judge {alias!r} must be a mapping with 'name' and optional 'options'"
+            )
+        options = entry.get("options") or {}
+        if not isinstance(options, dict):
+            raise ConfigError(f"suite {source!r}: options of judge {alias!r} must be a mapping")
+        configs[str(alias)] = JudgeConfig(name=str(entry["name"]), options=dict(options))
+    return configs
 
 
 def _metric_configs(entries: Any, source: str) -> tuple[MetricConfig, ...]:
@@ -138,13 +175,18 @@ def _metric_configs(entries: Any, source: str) -> tuple[MetricConfig, ...]:
         raise ConfigError(f"suite {source!r}: metrics must be a non-empty list")
     configs = []
     for entry in entries:
-        if not isinstance(entry, dict) or "name" not in entry or set(entry) - {"name", "options"}:
+        if not isinstance(entry, dict) or "name" not in entry or set(entry) - {"name", "options", "judge"}:
             raise ConfigError(
-                f"suite {source!r}: each metric is a mapping with 'name' and optional 'options', "
-                f"got {entry!r}"
+                f"suite {source!r}: each metric is a mapping with 'name' and optional 'options' and "
+                f"'judge', got {entry!r}"
             )
         options = entry.get("options") or {}
         if not isinstance(options, dict):
             raise ConfigError(f"suite {source!r}: options of metric {entry['name']!r} must be a mapping")
-        configs.append(MetricConfig(name=str(entry["name"]), options=dict(options)))
+        judge = entry.get("judge")
+        configs.append(
+            MetricConfig(
+                name=str(entry["name"]), options=dict(options), judge=None if judge is None else str(judge)
+            )
+        )
     return tuple(configs)

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from tokbench.errors import ConfigError, StoreError
-from tokbench.report.figures import format_metric, metric_value, rate_distortion_figure
+from tokbench.report.figures import format_metric, rate_distortion_figure, record_metric
 
 HASH_A = "a" * 64
 EVIL_SPEC = "<script>alert(1)</script>"
@@ -132,10 +132,10 @@ def test_user_strings_are_escaped_in_names_and_hover():
     )
 
 
-def test_metric_value_and_format():
+def test_record_metric_and_format():
     record = make_record("x", "x", {"psnr": "inf", "ssim": 0.123456, "ssim_ci95": 0.0012345, "n": 3})
-    assert metric_value(record, "psnr") == math.inf
-    assert metric_value(record, "missing") is None
+    assert record_metric(record, "psnr") == math.inf
+    assert record_metric(record, "missing") is None
     assert format_metric(record, "ssim") == "0.1235 ± 0.001234"
     assert format_metric(record, "psnr") == "inf"
     assert format_metric(record, "n") == "3"
@@ -144,8 +144,8 @@ def test_metric_value_and_format():
 
 def test_malformed_metric_raises_store_error():
     record = make_record("x", "x", {"psnr": "lots"})
-    with pytest.raises(StoreError, match="'psnr'"):
-        metric_value(record, "psnr")
+    with pytest.raises(StoreError, match="'lots'"):
+        record_metric(record, "psnr")
 
 
 def test_empty_y_metrics_raises():

@@ -15,7 +15,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from tokbench.errors import ConfigError, StoreError
+from tokbench.errors import ConfigError
+from tokbench.records import metric_value
 
 _PALETTE = qualitative.Plotly
 _SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x")
@@ -31,19 +32,10 @@ class _Point:
     hover: str
 
 
-def metric_value(record: dict, key: str) -> float | None:
-    """Return ``record["metrics"][key]`` as a float ("inf"/"-inf" parsed), or None when absent."""
+def record_metric(record: dict, key: str) -> float | None:
+    """``record["metrics"][key]`` as a float ("inf"/"-inf" parsed), or None when absent."""
     value = record["metrics"].get(key)
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if value in ("inf", "-inf"):
-        return float(value)
-    raise StoreError(
-        f"record {record.get('record_id', '?')}: metric {key!r} is {value!r}; "
-        "expected a number or the string 'inf' or '-inf'"
-    )
+    return None if value is None else metric_value(value)
 
 
 def format_number(value: float) -> str:
@@ -53,10 +45,10 @@ def format_number(value: float) -> str:
 
 def format_metric(record: dict, key: str) -> str:
     """Format a metric with its ``<key>_ci95`` half-width as "value ± ci", or "" when absent."""
-    value = metric_value(record, key)
+    value = record_metric(record, key)
     if value is None:
         return ""
-    ci95 = metric_value(record, f"{key}_ci95")
+    ci95 = record_metric(record, f"{key}_ci95")
     if ci95 is None:
         return format_number(value)
     return f"{format_number(value)} ± {format_number(ci95)}"
@@ -74,7 +66,7 @@ def _hover_text(record: dict, x: str, y: str) -> str:
 
 def _exclusion_reason(record: dict, key: str) -> str | None:
     """Why ``key`` of this record cannot be plotted, or None when it can."""
-    value = metric_value(record, key)
+    value = record_metric(record, key)
     if value is None:
         return f"without {key}"
     if not math.isfinite(value):
@@ -100,7 +92,7 @@ def _family_points(records: list[dict], x: str, y: str) -> tuple[dict[str, list[
         if reason is not None:
             excluded[reason] += 1
             continue
-        point = _Point(metric_value(record, x), metric_value(record, y), _hover_text(record, x, y))
+        point = _Point(record_metric(record, x), record_metric(record, y), _hover_text(record, x, y))
         families[record["model"]["name"]].append(point)
     for points in families.values():
         points.sort(key=lambda point: (point.x, point.y))
@@ -163,4 +155,98 @@ def rate_distortion_figure(
             )
     figure.update_xaxes(title_text=html.escape(x.replace("_", " ")), row=len(y_metrics), col=1)
     figure.update_layout(height=_ROW_HEIGHT_PX * len(y_metrics), hovermode="closest")
+    return figure
+
+
+_BUCKETS = ("small", "medium", "large")
+
+
+def tokbench_bucket_figure(
+    records: list[dict], metrics: tuple[str, ...] = ("t_acc", "t_ned", "f_sim")
+) -> go.Figure:
+    """Grouped bars of ``<metric>_small/_medium/_large`` per model, one subplot per metric with buckets."""
+    shown = [m for m in metrics if any(f"{m}_{b}" in r["metrics"] for r in records for b in _BUCKETS)]
+    if not shown:
+        raise ConfigError(f"no record has bucket metrics such as {metrics[0]}_small; nothing to plot")
+    names = [record["model"]["name"] for record in records]
+    unique = len(set(names)) == len(names)
+    labels = [
+        html.escape(name if unique else record["model"]["spec"])
+        for name, record in zip(names, records, strict=True)
+    ]
+    order = sorted(
+        range(len(records)),
+        key=lambda i: -(metric_value(records[i], f"{shown[0]}_mean") or -math.inf),
+    )
+    figure = make_subplots(rows=len(shown), cols=1, shared_xaxes=True, vertical_spacing=0.06)
+    for row, metric in enumerate(shown, start=1):
+        for index, bucket in enumerate(_BUCKETS):
+            key = f"{metric}_{bucket}"
+            values = [metric_value(records[i], key) for i in order]
+            figure.add_trace(
+                go.Bar(
+                    x=[labels[i] for i in order],
+                    y=[math.nan if value is None else value for value in values],
+                    name=bucket,
+                    legendgroup=bucket,
+                    showlegend=row == 1,
+                    marker={"color": _PALETTE[index]},
+                ),
+                row=row,
+                col=1,
+            )
+        figure.update_yaxes(title_text=html.escape(metric), row=row, col=1)
+    figure.update_layout(barmode="group", height=300 * len(shown) + 120, legend_title_text="bucket")
+    return figure
+
+
+@dataclass(frozen=True)
+class CorrelationPoint:
+    """One tokenizer–generator pair: x (e.g. rFID) and y (gFID); ``group`` names the protocol pair."""
+
+    label: str
+    x: float
+    y: float
+    group: str
+
+
+def spearman_rho(xs: list[float], ys: list[float]) -> float | None:
+    """Spearman's rank correlation (average ranks for ties); None below 3 points or with constant ranks."""
+    import pandas as pd
+
+    if len(xs) != len(ys):
+        raise ConfigError(f"xs and ys differ in length ({len(xs)} vs {len(ys)})")
+    if len(xs) < 3:
+        return None
+    rho = pd.Series(xs, dtype="float64").rank().corr(pd.Series(ys, dtype="float64").rank())
+    return None if math.isnan(rho) else float(rho)
+
+
+def rank_correlation_figure(points: list[CorrelationPoint], x: str, y: str) -> go.Figure:
+    """Scatter ``y`` against ``x``, one trace per group, each named with its Spearman rho and n."""
+    groups: dict[str, list[CorrelationPoint]] = defaultdict(list)
+    for point in points:
+        groups[point.group].append(point)
+    figure = go.Figure()
+    for index, (group, members) in enumerate(sorted(groups.items())):
+        rho = spearman_rho([p.x for p in members], [p.y for p in members])
+        stat = f"Spearman ρ = {rho:.2f}" if rho is not None else "ρ undefined"
+        figure.add_trace(
+            go.Scatter(
+                x=[p.x for p in members],
+                y=[p.y for p in members],
+                mode="markers",
+                name=f"{html.escape(group)}: {stat}, n = {len(members)}",
+                hovertext=[
+                    f"{html.escape(p.label)}<br>{html.escape(x)}: {format_number(p.x)}"
+                    f"<br>{html.escape(y)}: {format_number(p.y)}"
+                    for p in members
+                ],
+                hoverinfo="text",
+                marker={"size": 10, "color": _PALETTE[index % len(_PALETTE)]},
+            )
+        )
+    figure.update_xaxes(title_text=html.escape(x))
+    figure.update_yaxes(title_text=html.escape(y))
+    figure.update_layout(height=420, hovermode="closest", legend={"orientation": "h", "y": -0.25})
     return figure

@@ -13,7 +13,7 @@ from pathlib import Path
 import plotly.offline
 
 from tokbench.errors import ConfigError, StoreError
-from tokbench.report.figures import format_metric, metric_value, rate_distortion_figure
+from tokbench.report.figures import format_metric, rate_distortion_figure, record_metric
 
 _RATE_METRIC = "bits_per_pixel"
 _CI_SUFFIX = "_ci95"
@@ -57,7 +57,7 @@ def _suite_versions(records: list[dict]) -> str:
 
 def _row_order(record: dict) -> tuple[str, float, str]:
     """Sort table rows by model family, then rate, then spec."""
-    rate = metric_value(record, _RATE_METRIC)
+    rate = record_metric(record, _RATE_METRIC)
     return (record["model"]["name"], math.inf if rate is None else rate, record["model"]["spec"])
 
 

@@ -1,0 +1,89 @@
+"""Judge features for a run: each judge runs once per image and stream (originals, reconstructions),
+and the originals' features are cached on disk, content-addressed, so a sweep or a re-run featurises
+the reference images once."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from tokbench.data.base import sha256_json
+from tokbench.judges.base import Judge
+from tokbench.judges.weights import cache_dir
+
+
+class FeatureCache:
+    """Per-item features of one (dataset, preprocessing, judge) combination, in one safetensors file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._features: dict[str, torch.Tensor] = load_file(path) if path.is_file() else {}
+        self._dirty = False
+
+    @classmethod
+    def for_protocol(cls, key: dict[str, Any], root: Path | None = None) -> FeatureCache:
+        """The cache file addressed by the sha256 of ``key`` (manifest hash, preprocessing, judge)."""
+        root = root if root is not None else cache_dir() / "features"
+        return cls(root / f"{sha256_json(key)}.safetensors")
+
+    def get(self, ids: list[str]) -> torch.Tensor | None:
+        """Stacked features of ``ids`` if every one is cached, else None."""
+        if not all(i in self._features for i in ids):
+            return None
+        return torch.stack([self._features[i] for i in ids])
+
+    def put(self, ids: list[str], features: torch.Tensor) -> None:
+        """Remember the features of ``ids`` (written by ``save``)."""
+        for item_id, row in zip(ids, features.detach().cpu(), strict=True):
+            self._features[item_id] = row.clone()
+        self._dirty = True
+
+    def save(self) -> None:
+        """Write the file atomically if anything new was added."""
+        if not self._dirty:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".features-", suffix=".partial")
+        os.close(handle)
+        try:
+            save_file(self._features, temporary)
+            os.replace(temporary, self.path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+        self._dirty = False
+
+
+class JudgeFeatures:
+    """Computes each judge's default output for originals (cached) and reconstructions of a batch."""
+
+    def __init__(self, judges: dict[str, Judge], caches: dict[str, FeatureCache] | None = None):
+        self.judges = judges
+        self.caches = caches or {}
+
+    def batch_fields(
+        self, ids: list[str], originals: torch.Tensor, reconstructions: torch.Tensor
+    ) -> dict[str, dict[str, torch.Tensor]]:
+        """``{alias: {"real_features": ..., "fake_features": ...}}`` for every judge."""
+        fields = {}
+        for alias, judge in self.judges.items():
+            output = judge.outputs[0]
+            cache = self.caches.get(alias)
+            real = cache.get(ids) if cache is not None else None
+            if real is None:
+                real = judge(originals)[output]
+                if cache is not None:
+                    cache.put(ids, real)
+            fake = judge(reconstructions)[output]
+            fields[alias] = {"real_features": real.to(fake.device), "fake_features": fake}
+        return fields
+
+    def save(self) -> None:
+        """Persist newly computed original features."""
+        for cache in self.caches.values():
+            cache.save()

@@ -1,0 +1,1 @@
+"""Pretrained judge networks (Inception, LPIPS backbones, ...) and the resolution of their weights."""

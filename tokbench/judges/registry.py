@@ -1,0 +1,14 @@
+"""The judge registry: lazily imported built-in judges, by kebab-case key."""
+
+from __future__ import annotations
+
+from tokbench.judges.base import Judge
+from tokbench.registry import Registry
+
+JUDGES: Registry[type[Judge]] = Registry("judge", base=Judge, entry_point_group="tokbench.judges")
+for _key, _target in {
+    "inception-v3-tf": "tokbench.judges.inception:InceptionV3TF",
+    "lpips-alex": "tokbench.judges.lpips:LpipsAlex",
+    "lpips-vgg16": "tokbench.judges.lpips:LpipsVgg16",
+}.items():
+    JUDGES.register(_key, _target)
