@@ -1,0 +1,88 @@
+"""Suite files: strict loading, includes, cycles, and a version bump for every content change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tokbench.data.base import sha256_json
+from tokbench.errors import ConfigError
+from tokbench.suites import SUITE_PATH_ENV, list_suites, load_suite
+
+#: (suite, version) → sha256 of the resolved config. A failure here means a suite file changed:
+#: bump its ``version`` (old records keep their protocol), then update this table.
+GOLDEN = {
+    ("recon", "1"): "c142b87742fc4aeaed0bade87475c9837bf33c1d437439ac0e57b576366c9f04",
+}
+
+
+@pytest.mark.parametrize("name", list_suites())
+def test_every_suite_loads_and_is_pinned(name: str) -> None:
+    config = load_suite(name)
+    key = (config.name, config.version)
+    assert key in GOLDEN, f"add {key} to GOLDEN: {sha256_json(config.to_dict())}"
+    assert sha256_json(config.to_dict()) == GOLDEN[key], "suite content changed without a version bump"
+
+
+def _write(directory: Path, name: str, text: str) -> None:
+    (directory / f"{name}.yaml").write_text(text)
+
+
+BASE = """
+name: base
+version: "3"
+kind: tokenizer
+dataset: embedded
+preprocess: {name: center-crop, resolution: 64}
+metrics:
+  - name: psnr
+"""
+
+
+def test_include_inherits_and_local_keys_win(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write(tmp_path, "base", BASE)
+    _write(tmp_path, "child", 'include: base\nname: child\nversion: "1"\npreprocess: {name: center-crop}\n')
+    monkeypatch.setenv(SUITE_PATH_ENV, str(tmp_path))
+    child = load_suite("child")
+    assert (child.name, child.version, child.dataset) == ("child", "1", "embedded")
+    assert child.preprocess == {"name": "center-crop"}
+    assert [m.name for m in child.metrics] == ["psnr"]
+
+
+def test_include_cycle_is_detected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write(tmp_path, "a", "include: b\n")
+    _write(tmp_path, "b", "include: a\n")
+    monkeypatch.setenv(SUITE_PATH_ENV, str(tmp_path))
+    with pytest.raises(ConfigError, match="include cycle: a.yaml -> b.yaml -> a.yaml"):
+        load_suite("a")
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        ("metrics_typo: []", "unknown key\\(s\\) metrics_typo"),
+        ("kind: painter", "kind must be one of"),
+        ("version: 3", "version must be a quoted"),
+        ("metrics: []", "metrics must be a non-empty list"),
+        ("metrics: [{name: fid, judge: inception}]", "undeclared judge\\(s\\) inception"),
+        ("metrics: [{name: psnr, weight: 2}]", "each metric is a mapping"),
+        ("judges: [inception]", "judges must be a mapping"),
+    ],
+)
+def test_bad_suite_files_fail_loudly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit: str, message: str
+) -> None:
+    _write(tmp_path, "bad", BASE + edit + "\n")
+    monkeypatch.setenv(SUITE_PATH_ENV, str(tmp_path))
+    with pytest.raises(ConfigError, match=message):
+        load_suite("bad")
+
+
+def test_invalid_yaml_and_unknown_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write(tmp_path, "broken", "name: [unclosed\n")
+    monkeypatch.setenv(SUITE_PATH_ENV, str(tmp_path))
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_suite("broken")
+    with pytest.raises(ConfigError, match="unknown suite 'nope'.*recon"):
+        load_suite("nope")
