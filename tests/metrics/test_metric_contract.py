@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import random
 
 import pytest
 import torch
 
-from tokbench.metrics import METRICS
+from tokbench.metrics import METRICS, Metric
 
 SIDE = 176  # large enough for MS-SSIM's five scales
+FEATURE_DIM = 2048
+
+
+@pytest.fixture(scope="module")
+def lpips_judge():
+    from tokbench.judges.lpips import LpipsAlex
+
+    return LpipsAlex()
+
+
+def _make(name: str, lpips_judge) -> Metric:
+    """A registered metric with what its constructor needs injected (a judge for LPIPS)."""
+    cls = METRICS.get(name)
+    if "judge" in inspect.signature(cls.__init__).parameters:
+        return cls(judge=lpips_judge)
+    return cls()
 
 
 def _batch(inputs: tuple[str, ...], n: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -20,6 +37,9 @@ def _batch(inputs: tuple[str, ...], n: int, generator: torch.Generator) -> list[
         "originals": originals,
         "reconstructions": (originals.to(torch.int16) + noise).clamp(0, 255).to(torch.uint8),
         "bits": torch.rand(n, generator=generator, dtype=torch.float64) * 1e5,
+        "real_features": torch.rand((n, FEATURE_DIM), generator=generator),
+        "fake_features": torch.rand((n, FEATURE_DIM), generator=generator) + 0.05,
+        "fake_logits": torch.randn((n, 1008), generator=generator) * 3,
     }
     return [fields[name] for name in inputs]
 
@@ -40,49 +60,46 @@ def _assert_close(a: dict[str, float], b: dict[str, float]) -> None:
 
 
 @pytest.mark.parametrize("name", METRICS.names())
-def test_update_writes_only_declared_states(name: str) -> None:
-    cls = METRICS.get(name)
-    fresh, used = cls(), cls()
-    for batch in _batches(cls.inputs, [2, 3]):
+def test_update_writes_only_declared_states(name: str, lpips_judge) -> None:
+    fresh, used = _make(name, lpips_judge), _make(name, lpips_judge)
+    for batch in _batches(used.inputs, [2, 3]):
         used.update(*batch)
     assert vars(used).keys() == vars(fresh).keys()
 
 
 @pytest.mark.parametrize("name", METRICS.names())
-def test_merge_of_shards_equals_one_pass(name: str) -> None:
-    cls = METRICS.get(name)
-    sizes = [1, 4, 2, 3]
-    batches = _batches(cls.inputs, sizes)
-    one_pass = cls()
+def test_merge_of_shards_equals_one_pass(name: str, lpips_judge) -> None:
+    sizes = [2, 4, 2, 3]
+    one_pass = _make(name, lpips_judge)
+    batches = _batches(one_pass.inputs, sizes)
     one_pass.update(*_concat(batches))
 
-    shards = [cls() for _ in batches]
+    shards = [_make(name, lpips_judge) for _ in batches]
     for shard, batch in zip(shards, batches, strict=True):
         shard.update(*batch)
     random.Random(1).shuffle(shards)
-    merged = cls()  # filled only by merge_state
+    merged = _make(name, lpips_judge)  # filled only by merge_state
     for shard in shards:
         merged.merge_state(shard.state_dict())
     _assert_close(merged.compute(), one_pass.compute())
 
 
 @pytest.mark.parametrize("name", METRICS.names())
-def test_reset_restores_a_fresh_metric(name: str) -> None:
-    cls = METRICS.get(name)
-    metric = cls()
-    metric.update(*_batches(cls.inputs, [2])[0])
+def test_reset_restores_a_fresh_metric(name: str, lpips_judge) -> None:
+    metric = _make(name, lpips_judge)
+    metric.update(*_batches(metric.inputs, [2])[0])
     metric.reset()
+    fresh = _make(name, lpips_judge)
     assert all(
-        torch.equal(value, fresh) if isinstance(value, torch.Tensor) else value == fresh
-        for value, fresh in zip(metric.state_dict().values(), cls().state_dict().values(), strict=True)
+        torch.equal(value, default) if isinstance(value, torch.Tensor) else value == default
+        for value, default in zip(metric.state_dict().values(), fresh.state_dict().values(), strict=True)
     )
 
 
 @pytest.mark.parametrize("name", METRICS.names())
-def test_merging_a_different_metric_is_refused(name: str) -> None:
+def test_merging_a_different_metric_is_refused(name: str, lpips_judge) -> None:
     from tokbench.errors import ConfigError
 
-    cls = METRICS.get(name)
-    other_name = next(n for n in METRICS.names() if METRICS.get(n) is not cls)
+    other_name = next(n for n in METRICS.names() if n != name)
     with pytest.raises(ConfigError, match="cannot merge"):
-        cls().merge_state(METRICS.get(other_name)())
+        _make(name, lpips_judge).merge_state(_make(other_name, lpips_judge))

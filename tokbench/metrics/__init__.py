@@ -10,6 +10,11 @@ for _key, _target in {
     "ms-ssim": "tokbench.metrics.ssim:MultiScaleStructuralSimilarity",
     "bits-per-pixel": "tokbench.metrics.rate:BitsPerPixel",
     "bytes-per-image": "tokbench.metrics.rate:BytesPerImage",
+    "lpips": "tokbench.metrics.lpips:LearnedPerceptualImagePatchSimilarity",
+    "fid": "tokbench.metrics.fid:FrechetInceptionDistance",
+    "kid": "tokbench.metrics.kid:KernelInceptionDistance",
+    "precision-recall": "tokbench.metrics.precision_recall:PrecisionRecall",
+    "inception-score": "tokbench.metrics.inception_score:InceptionScore",
 }.items():
     METRICS.register(_key, _target)
 

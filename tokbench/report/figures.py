@@ -176,13 +176,13 @@ def tokbench_bucket_figure(
     ]
     order = sorted(
         range(len(records)),
-        key=lambda i: -(metric_value(records[i], f"{shown[0]}_mean") or -math.inf),
+        key=lambda i: -(record_metric(records[i], f"{shown[0]}_mean") or -math.inf),
     )
     figure = make_subplots(rows=len(shown), cols=1, shared_xaxes=True, vertical_spacing=0.06)
     for row, metric in enumerate(shown, start=1):
         for index, bucket in enumerate(_BUCKETS):
             key = f"{metric}_{bucket}"
-            values = [metric_value(records[i], key) for i in order]
+            values = [record_metric(records[i], key) for i in order]
             figure.add_trace(
                 go.Bar(
                     x=[labels[i] for i in order],
@@ -248,5 +248,7 @@ def rank_correlation_figure(points: list[CorrelationPoint], x: str, y: str) -> g
         )
     figure.update_xaxes(title_text=html.escape(x))
     figure.update_yaxes(title_text=html.escape(y))
-    figure.update_layout(height=420, hovermode="closest", legend={"orientation": "h", "y": -0.25})
+    figure.update_layout(
+        height=420, hovermode="closest", showlegend=True, legend={"orientation": "h", "y": -0.25}
+    )
     return figure

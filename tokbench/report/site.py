@@ -1,0 +1,472 @@
+"""The static leaderboard site: ``build_site(store_root, out)`` writes pages that work opened from disk.
+
+Layout of ``out``::
+
+    index.html                       suites, record counts, latest protocol of each
+    <suite>.html                     latest reproduced protocol, then the reported rows
+    <suite>@<hash12>.html            each older (or other) reproduced protocol of the suite
+    <suite>.csv|json                 the reproduced table of <suite>.html ('@<hash12>' likewise)
+    <suite>@reported.csv|json        the reported table of <suite>.html
+    records/<record_id>.html|json    one detail page (and the record file) per record
+    assets/site.css|site.js|plotly.min.js
+
+Suite names cannot contain '@', so these names never collide. Reproduced rows are ranked only against
+rows of the same protocol hash; reported rows (copied from papers, with their citation) sit in their
+own table and are never ranked. Every string from a record is HTML-escaped, and JSON placed inside a
+``<script>`` element has ``<``, ``>`` and ``&`` escaped, so no record can inject markup or script.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+import plotly.io
+import plotly.offline
+
+from tokbench.errors import ConfigError
+from tokbench.provenance import tokbench_version
+from tokbench.records import created_at_to_datetime, record_to_json
+from tokbench.report.figures import (
+    CorrelationPoint,
+    rank_correlation_figure,
+    rate_distortion_figure,
+    record_metric,
+    tokbench_bucket_figure,
+)
+from tokbench.report.site_html import (
+    RATE_METRICS,
+    Column,
+    board,
+    esc,
+    escape_script_json,
+    is_bucket,
+    metric_direction,
+    metric_keys,
+    protocol_label,
+    reported_label,
+    safe_url,
+    version_key,
+)
+from tokbench.report.site_pages import leaderboard_table, protocol_card, record_body
+from tokbench.store import RecordStore
+
+__all__ = [
+    "SiteSummary",
+    "build_site",
+    "correlation_points",
+    "escape_script_json",
+    "primary_metric",
+    "protocol_groups",
+    "rank_records",
+    "safe_url",
+    "suite_page_name",
+]
+
+MARKER = ".tokbench-site"
+DEFAULT_PRIMARY = {"recon": "psnr", "tokbench": "t_acc_mean", "pfid": "pfid", "gen": "gfid"}
+_ASSETS = ("site.css", "site.js")
+_REPORTED_NOTE = (
+    '<p class="muted">Copied exactly from papers, official repositories and project pages, each row '
+    "with its source. They are <b>not</b> reproduced by tokbench, were measured under the sources' own "
+    "protocols (each source table is its own protocol hash) and are <b>never ranked</b>.</p>"
+)
+
+
+@dataclass(frozen=True)
+class SiteSummary:
+    """What ``build_site`` wrote: HTML pages, records shown, total bytes of the site and build seconds."""
+
+    out: Path
+    pages: int
+    records: int
+    bytes: int
+    seconds: float
+
+
+def build_site(store_root: Path, out: Path) -> SiteSummary:
+    """Build the site of every record in ``store_root`` into ``out`` and return what was written.
+
+    A malformed record file raises StoreError naming the file and field. ``out`` must be new, empty
+    or an earlier build (it holds a ``.tokbench-site`` marker); it is replaced only once the new
+    build is complete.
+    """
+    start = time.perf_counter()
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
+        raise ConfigError(
+            f"{out} exists and is not an earlier tokbench site; choose a new or empty directory"
+        )
+    records = RecordStore(Path(store_root)).records()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        _write_site(records, staging)
+        size = sum(path.stat().st_size for path in staging.rglob("*") if path.is_file())
+        pages = sum(1 for _ in staging.rglob("*.html"))
+        staging.chmod(0o755)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(old)
+            staging.rename(out)
+            shutil.rmtree(old)
+        else:
+            staging.rename(out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return SiteSummary(out, pages, len(records), size, time.perf_counter() - start)
+
+
+def suite_page_name(suite: str) -> str:
+    """The file of a suite's main page (``index`` is taken by the site index)."""
+    return "index@suite.html" if suite == "index" else f"{suite}.html"
+
+
+def protocol_groups(records: list[dict]) -> list[list[dict]]:
+    """Records split by protocol hash, latest first: highest suite version, then newest record."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for record in records:
+        groups[record["protocol_hash"]].append(record)
+
+    def latest(item: tuple[str, list[dict]]) -> tuple:
+        digest, members = item
+        newest = max(created_at_to_datetime(r["created_at"]) for r in members)
+        return max(version_key(r["suite"]["version"]) for r in members), newest, digest
+
+    return [members for _, members in sorted(groups.items(), key=latest, reverse=True)]
+
+
+def primary_metric(records: list[dict]) -> str | None:
+    """The metric that ranks reproduced rows: the suite config's first metric with a known direction."""
+    if not records:
+        return None
+    present = {key for record in records for key in record["metrics"]}
+    config_metrics = records[0]["suite"].get("config", {}).get("metrics", [])
+    names = [m.get("name") if isinstance(m, dict) else m for m in config_metrics]
+    candidates = [str(name).replace("-", "_") for name in names if name]
+    default = DEFAULT_PRIMARY.get(records[0]["suite"]["name"])
+    for key in [*candidates, *([default] if default else [])]:
+        if key in present and metric_direction(key) is not None:
+            return key
+    return None
+
+
+def rank_records(records: list[dict], key: str) -> dict[str, int]:
+    """Competition ranks (1, 2, 2, 4) by ``key`` in its better direction; records without it are unranked."""
+    sign = -1.0 if metric_direction(key) == "higher" else 1.0
+    scored = sorted(
+        (sign * value, r["record_id"]) for r in records if (value := record_metric(r, key)) is not None
+    )
+    ranks: dict[str, int] = {}
+    previous_score, previous_rank = None, 0
+    for position, (score, record_id) in enumerate(scored, start=1):
+        rank = previous_rank if score == previous_score else position
+        ranks[record_id] = rank
+        previous_score, previous_rank = score, rank
+    return ranks
+
+
+def correlation_points(
+    x_records: list[dict], gen_records: list[dict], x_metric: str, y_metric: str = "gfid"
+) -> list[CorrelationPoint]:
+    """Pair each generator record (``model.arguments.tokenizer``) with the tokenizer records it names.
+
+    Only records of one source are paired, and each point's group names the two protocols, so ranks
+    are compared only within one protocol pair.
+    """
+    points = []
+    for gen in gen_records:
+        tokenizer = gen["model"].get("arguments", {}).get("tokenizer")
+        y = record_metric(gen, y_metric)
+        if tokenizer is None or y is None or not math.isfinite(y):
+            continue
+        for tok in x_records:
+            x = record_metric(tok, x_metric)
+            named = tokenizer in (tok["model"]["name"], tok["model"]["spec"])
+            if tok["source"] != gen["source"] or not named or x is None or not math.isfinite(x):
+                continue
+            x_label, y_label = protocol_label(tok), protocol_label(gen)
+            group = x_label if x_label == y_label else f"{x_label} × {y_label}"
+            points.append(CorrelationPoint(f"{tokenizer} → {gen['model']['name']}", x, y, group))
+    return points
+
+
+# --- the whole site -----------------------------------------------------------------------------------
+
+
+class _Site:
+    """Writes the files of one build; knows every suite and the page of every record."""
+
+    def __init__(self, records: list[dict], root: Path):
+        self.root = root
+        self.records = records
+        self.suites: dict[str, list[dict]] = defaultdict(list)
+        ids: dict[str, int] = defaultdict(int)
+        for record in records:
+            self.suites[record["suite"]["name"]].append(record)
+            ids[record["record_id"]] += 1
+        self.record_stem = {  # an id stored under both sources gets one page per source
+            (r["source"], r["record_id"]): r["record_id"]
+            if ids[r["record_id"]] == 1
+            else f"{r['record_id']}-{r['source']}"
+            for r in records
+        }
+        self.figures = 0
+
+    def next_figure_id(self) -> str:
+        self.figures += 1
+        return f"figure-{self.figures}"
+
+    def write(self, relative: str, text: str) -> None:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        path.chmod(0o644)
+
+    def record_href(self, record: dict) -> str:
+        return f"records/{self.record_stem[(record['source'], record['record_id'])]}.html"
+
+    def page(self, title: str, body: str, prefix: str = "", current: str | None = None) -> str:
+        """A whole document; plotly.js is loaded only when the body has figures."""
+        nav = "".join(
+            f'<a href="{prefix}{suite_page_name(s)}"{" class=current" if s == current else ""}>{esc(s)}</a>'
+            for s in sorted(self.suites)
+        )
+        plotly_js = f'<script src="{prefix}assets/plotly.min.js"></script>'
+        counts: dict[str, int] = defaultdict(int)
+        for record in self.records:
+            counts[record["source"]] += 1
+        return "\n".join(
+            [
+                '<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8">',
+                '<meta name="viewport" content="width=device-width, initial-scale=1">',
+                f"<title>{esc(title)}</title>",
+                f'<link rel="stylesheet" href="{prefix}assets/site.css">',
+                plotly_js if 'class="plotly-figure"' in body else "",
+                f'<script src="{prefix}assets/site.js"></script>',
+                "</head><body>",
+                f'<header class="top"><a class="brand" href="{prefix}index.html">tokbench leaderboard</a>'
+                f"<nav>{nav}</nav></header>",
+                f"<main>{body}</main>",
+                f"<footer>Built by tokbench {esc(tokbench_version())} from {len(self.records)} records "
+                f"({counts['reproduced']} reproduced, {counts['reported']} reported). Reproduced rows are "
+                "ranked only against rows of the same protocol hash; reported rows are never ranked."
+                "</footer>\n</body></html>\n",
+            ]
+        )
+
+    def write_exports(self, stem: str, rows: list[dict]) -> None:
+        self.write(f"{stem}.json", json.dumps(rows, indent=1, allow_nan=False, ensure_ascii=False) + "\n")
+        self.write(f"{stem}.csv", pd.DataFrame(rows).to_csv(index=False))
+
+
+def _write_site(records: list[dict], root: Path) -> None:
+    site = _Site(records, root)
+    (root / MARKER).write_text("a static site written by tokbench site build\n", encoding="utf-8")
+    assets = resources.files("tokbench.report").joinpath("site_assets")
+    for name in _ASSETS:
+        site.write(f"assets/{name}", assets.joinpath(name).read_text(encoding="utf-8"))
+    site.write("assets/plotly.min.js", plotly.offline.get_plotlyjs())
+    for suite, members in sorted(site.suites.items()):
+        _write_suite(site, suite, members)
+    for record in records:
+        stem = site.record_stem[(record["source"], record["record_id"])]
+        suite_href = f"../{suite_page_name(record['suite']['name'])}"
+        body = record_body(record, stem, suite_href)
+        title = f"tokbench · {record['model']['spec']}"
+        site.write(
+            f"records/{stem}.html", site.page(title, body, prefix="../", current=record["suite"]["name"])
+        )
+        site.write(f"records/{stem}.json", record_to_json(record, where=f"record {record['record_id']}"))
+    site.write("index.html", _index_page(site))
+
+
+def _index_page(site: _Site) -> str:
+    rows = []
+    for suite, members in sorted(site.suites.items()):
+        reproduced = [r for r in members if r["source"] == "reproduced"]
+        groups = protocol_groups(reproduced)
+        latest = protocol_label(groups[0][0]) if groups else "none reproduced yet"
+        counts = (
+            len(groups[0]) if groups else 0,
+            len(reproduced),
+            len(members) - len(reproduced),
+            max(len(groups) - 1, 0),
+        )
+        rows.append(
+            f'<tr><td><a href="{suite_page_name(suite)}">{esc(suite)}</a></td><td>{esc(latest)}</td>'
+            + "".join(f'<td class="num" data-sort="{count}">{count}</td>' for count in counts)
+            + "</tr>"
+        )
+    columns = [
+        Column("suite"),
+        Column("latest protocol (version · hash)"),
+        Column("records, latest protocol", numeric=True),
+        Column("reproduced, all protocols", numeric=True),
+        Column("reported", numeric=True),
+        Column("older protocols", numeric=True),
+    ]
+    body = [
+        "<h1>tokbench leaderboard</h1>",
+        '<p class="lead">Every number here is a record in the tokbench store. <span class="badge '
+        'reproduced">reproduced</span> rows were measured by tokbench under the pinned protocol whose '
+        'hash each page shows; <span class="badge reported">reported</span> rows are copied from papers '
+        "and project pages with their citation, under their own protocols, and are never ranked with "
+        "reproduced rows.</p>",
+        board("suites", columns, rows, exports=None, css="")
+        if rows
+        else "<p>The store has no records yet.</p>",
+    ]
+    return site.page("tokbench leaderboard", "\n".join(body))
+
+
+# --- suite pages --------------------------------------------------------------------------------------
+
+
+def _write_suite(site: _Site, suite: str, members: list[dict]) -> None:
+    groups = protocol_groups([r for r in members if r["source"] == "reproduced"])
+    main = suite_page_name(suite)
+    stems = [suite] + [f"{suite}@{group[0]['protocol_hash'][:12]}" for group in groups[1:]]
+    nav = ""
+    if len(groups) > 1:
+        links = [
+            f'<a href="{main if i == 0 else stems[i] + ".html"}">{esc(protocol_label(group[0]))}'
+            f"{' (latest)' if i == 0 else ''}</a> · {len(group)} records"
+            for i, group in enumerate(groups)
+        ]
+        nav = f'<p class="muted">Reproduced protocols: {" | ".join(links)}</p>'
+    for index, (stem, group) in enumerate(zip(stems, groups or [[]], strict=True)):
+        parts = [f"<h1>{esc(suite)}</h1>", nav]
+        if index > 0:
+            parts.append(
+                f'<div class="banner">You are viewing an older or other protocol of <b>{esc(suite)}</b>. '
+                f'The latest protocol, and the reported rows, are on <a href="{main}">{esc(main)}</a>.</div>'
+            )
+        parts.append(_reproduced_section(site, group, stem))
+        if index == 0:
+            parts.append(_reported_section(site, [r for r in members if r["source"] == "reported"], suite))
+            if suite == "gen":
+                parts.append(_correlation_section(site))
+        page_name = main if index == 0 else f"{stem}.html"
+        site.write(page_name, site.page(f"tokbench · {suite}", "\n".join(parts), current=suite))
+
+
+def _reproduced_section(site: _Site, group: list[dict], stem: str) -> str:
+    heading = '<h2>Reproduced by tokbench <span class="badge reproduced">reproduced</span></h2>'
+    if not group:
+        empty = '<p class="muted">No reproduced records for this suite yet.</p>'
+        return f'<section class="reproduced-section">{heading}{empty}</section>'
+    primary = primary_metric(group)
+    ranks = rank_records(group, primary) if primary else {}
+    columns, rows, export = leaderboard_table(group, ranks, primary, site.record_href)
+    site.write_exports(stem, export)
+    rank_note = (
+        f"Ranked by <b>{esc(primary)}</b> ({metric_direction(primary)} is better)."
+        if primary
+        else "No rank column: this suite has no ranking metric."
+    )
+    return "\n".join(
+        [
+            '<section class="reproduced-section">',
+            heading,
+            protocol_card(group[0], len(group)),
+            f'<p class="muted">{rank_note} Values are means ± 95% confidence half-widths where the '
+            "record has them.</p>",
+            board(f"board-{stem}", columns, rows, exports=stem, css=""),
+            _figures(site, group, "reproduced"),
+            "</section>",
+        ]
+    )
+
+
+def _reported_section(site: _Site, records: list[dict], suite: str) -> str:
+    if not records:
+        return ""
+    columns, rows, export = leaderboard_table(records, None, None, site.record_href)
+    stem = f"{suite}@reported"
+    site.write_exports(stem, export)
+    charts = [_figures(site, group, reported_label(group[0])) for group in protocol_groups(records)]
+    return "\n".join(
+        [
+            '<section class="reported-section">',
+            '<h2>Reported by papers <span class="badge reported">reported</span></h2>',
+            _REPORTED_NOTE,
+            board(f"board-{stem}", columns, rows, exports=stem, css="reported"),
+            *charts,
+            "</section>",
+        ]
+    )
+
+
+# --- figures ------------------------------------------------------------------------------------------
+
+
+def _figures(site: _Site, records: list[dict], label: str) -> str:
+    """Rate–distortion figures (one per quality metric) and TokBench bucket bars for one protocol."""
+    keys = metric_keys(records, None)
+    quality = [k for k in keys if metric_direction(k) == "higher" and not is_bucket(k)]
+    quality += [k for k in keys if k in ("rfid", "pfid", "gfid")]
+    blocks = []
+    for x in RATE_METRICS:
+        plotted = [r for r in records if (v := record_metric(r, x)) is not None and math.isfinite(v)]
+        if len(plotted) < 2:
+            continue
+        for y in quality:
+            if y != x and sum(record_metric(r, y) is not None for r in plotted) >= 2:
+                figure = rate_distortion_figure(records, x=x, y_metrics=(y,))
+                blocks.append(_figure_html(site, figure, f"{y} vs {x.replace('_', ' ')}"))
+    text = ""
+    if blocks:
+        text = f'<h3>{esc(label)}: rate–distortion</h3><div class="figures">{"".join(blocks)}</div>'
+    bucketed = [r for r in records if any(is_bucket(k) for k in r["metrics"])]
+    if bucketed:
+        figure = tokbench_bucket_figure(bucketed)
+        text += f"<h3>{esc(label)}: bucket bars</h3>" + _figure_html(site, figure, None)
+    return text
+
+
+def _figure_html(site: _Site, figure, title: str | None) -> str:
+    """A figure as a ``<div>`` plus its JSON in a non-executed ``<script>``, drawn by site.js."""
+    figure.update_layout(
+        template="plotly_white", margin={"t": 40 if title else 20, "l": 60, "r": 20, "b": 50}
+    )
+    if title:
+        figure.update_layout(title={"text": esc(title), "font": {"size": 14}})
+    div_id = site.next_figure_id()
+    payload = escape_script_json(plotly.io.to_json(figure, validate=False))
+    return (
+        f'<div><div class="figure" id="{div_id}"></div>'
+        f'<script type="application/json" class="plotly-figure" data-target="{div_id}">'
+        f"{payload}</script></div>"
+    )
+
+
+def _correlation_section(site: _Site) -> str:
+    gen = site.suites.get("gen", [])
+    tokenizers = site.suites.get("recon", []) + site.suites.get("pfid", [])
+    blocks = []
+    for x_metric in ("rfid", "pfid"):
+        for source in ("reproduced", "reported"):
+            x_records = [r for r in tokenizers if r["source"] == source]
+            points = correlation_points(x_records, [r for r in gen if r["source"] == source], x_metric)
+            if points:
+                figure = rank_correlation_figure(points, x_metric, "gfid")
+                blocks.append(_figure_html(site, figure, f"{x_metric} vs gfid ({source})"))
+    if not blocks:
+        return ""
+    return (
+        '<section><h2>Does reconstruction predict generation?</h2><p class="muted">Each point pairs a '
+        "generator with the tokenizer it was trained on. Spearman's ρ is computed within one protocol pair "
+        "and one source; reported and reproduced numbers are never mixed.</p>"
+        f'<div class="figures">{"".join(blocks)}</div></section>'
+    )

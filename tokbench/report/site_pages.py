@@ -1,0 +1,220 @@
+"""Leaderboard tables (with their CSV/JSON export rows) and record detail pages of the site."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from tokbench.report.figures import format_metric, record_metric
+from tokbench.report.site_html import (
+    Column,
+    compact,
+    direction_title,
+    esc,
+    inline,
+    metric_keys,
+    metric_label,
+    num_cell,
+    pre_json,
+    protocol_label,
+    record_judge,
+    record_resolution,
+    record_tokens,
+    safe_url,
+)
+from tokbench.reported import citation_line
+
+_EXTRAS = {"resolution": record_resolution, "tokens": record_tokens, "judge": record_judge}
+
+
+def leaderboard_table(
+    records: list[dict], ranks: dict[str, int] | None, primary: str | None, href: Callable[[dict], str]
+) -> tuple[list[Column], list[str], list[dict]]:
+    """Columns, HTML rows and export rows of one table.
+
+    ``ranks`` is None for reported records: they get a badge and their citation instead of a rank.
+    Optional columns (resolution, tokens, judge) appear only when some record fills them.
+    """
+    reported = ranks is None
+    keys = metric_keys(records, primary)
+    extras = {name: [read(r) for r in records] for name, read in _EXTRAS.items()}
+    shown = [name for name, values in extras.items() if any(v not in (None, "") for v in values)]
+    shown_keys = keys
+    if "tokens" in shown:  # the tokens column already shows them
+        shown_keys = [key for key in keys if key not in ("num_tokens", "tokens_kept")]
+    columns = [Column("rank", numeric=True, title=f"by {primary}")] if ranks else []
+    columns += [Column("model"), Column("family", filter="family")]
+    columns += [Column(name, numeric=name != "judge", filter=name) for name in shown]
+    columns += [Column(metric_label(key), numeric=True, title=direction_title(key)) for key in shown_keys]
+    if reported:
+        columns.append(Column("source"))
+    else:
+        columns += [Column("items", numeric=True), Column("skipped", numeric=True), Column("date")]
+
+    def order(i: int) -> tuple:
+        first = ranks.get(records[i]["record_id"], math.inf) if ranks else protocol_label(records[i])
+        return first, records[i]["model"]["name"], records[i]["model"]["spec"]
+
+    rows, export = [], []
+    for i in sorted(range(len(records)), key=order):
+        record = records[i]
+        rank = ranks.get(record["record_id"]) if ranks else None
+        cells = [num_cell(rank)] if ranks else []
+        badge = ' <span class="badge reported">reported</span>' if reported else ""
+        spec = esc(record["model"]["spec"]).replace(",", ",<wbr>")
+        cells.append(
+            f'<td><div class="model"><a href="{href(record)}"><code>{spec}</code></a>{badge}</div></td>'
+        )
+        cells.append(f'<td><div class="family">{esc(record["model"]["name"])}</div></td>')
+        for name in shown:
+            value = extras[name][i]
+            cells.append(num_cell(value) if name != "judge" else f"<td>{esc(value or '')}</td>")
+        for key in shown_keys:
+            value = record_metric(record, key)
+            sort = "" if value is None else repr(value).replace("inf", "Infinity")
+            cells.append(f'<td class="num" data-sort="{esc(sort)}">{esc(format_metric(record, key))}</td>')
+        if reported:
+            cells.append(_citation_cell(record))
+        else:
+            dataset = record["dataset"]
+            cells += [num_cell(dataset.get("items_used")), num_cell(dataset.get("items_skipped"))]
+            cells.append(f'<td data-sort="{esc(record["created_at"])}">{esc(record["created_at"][:10])}</td>')
+        rows.append(f'<tr data-source="{esc(record["source"])}">{"".join(cells)}</tr>')
+        export.append(export_row(record, rank, {name: extras[name][i] for name in extras}, keys))
+    return columns, rows, export
+
+
+def _citation_cell(record: dict) -> str:
+    citation = record.get("citation", {})
+    title = esc(citation.get("title", "not given"))
+    url = safe_url(citation.get("url"))
+    text = f'<a href="{esc(url)}" rel="noopener noreferrer">{title}</a>' if url else title
+    return f'<td title="{esc(citation_line(record))}"><div class="source">{text}</div></td>'
+
+
+def export_row(record: dict, rank: int | None, extras: dict, keys: list[str]) -> dict:
+    """One flat CSV/JSON row: identity, extras, each metric and its CI ("inf" for infinities)."""
+    dataset = record["dataset"]
+    row: dict[str, object] = {"rank": rank} if record["source"] == "reproduced" else {}
+    row.update(
+        source=record["source"],
+        suite=record["suite"]["name"],
+        suite_version=record["suite"]["version"],
+        protocol_hash=record["protocol_hash"],
+        model=record["model"]["spec"],
+        model_name=record["model"]["name"],
+        **extras,
+        dataset=dataset["name"],
+        items_used=dataset.get("items_used"),
+        items_skipped=dataset.get("items_skipped"),
+    )
+    for key in keys:
+        for name in (key, f"{key}_ci95"):
+            value = record_metric(record, name)
+            if value is not None and not math.isfinite(value):
+                value = "inf" if value > 0 else "-inf"
+            row[name] = value
+    row.update(created_at=record["created_at"], record_id=record["record_id"])
+    if record["source"] == "reported":
+        row["citation"] = citation_line(record)
+        row["citation_url"] = safe_url(record.get("citation", {}).get("url"))
+    return row
+
+
+def protocol_card(record: dict, count: int) -> str:
+    """The version, hash and main fields of a protocol, with the full protocol folded away."""
+    protocol = record.get("protocol", {})
+    items = [
+        ("suite version", esc(record["suite"]["version"])),
+        ("protocol hash", f"<code>{esc(record['protocol_hash'])}</code>"),
+        ("dataset", esc(inline(protocol.get("dataset", record["dataset"])))),
+    ]
+    for key in ("preprocess", "metric_versions", "quantization", "judges"):
+        if protocol.get(key) not in (None, "", {}, []):
+            items.append((key.replace("_", " "), esc(inline(protocol[key]))))
+    items.append(("records", str(count)))
+    rows = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in items)
+    full = f"<details><summary>full protocol</summary>{pre_json(protocol)}</details>"
+    return f'<div class="card"><dl>{rows}</dl>{full}</div>'
+
+
+def record_body(record: dict, stem: str, suite_href: str) -> str:
+    """The body of a record's detail page: full provenance, metrics, skipped items, citation."""
+    model, dataset, suite = record["model"], record["dataset"], record["suite"]
+    source = record["source"]
+    counts = " / ".join(str(dataset.get(k, "–")) for k in ("items_requested", "items_used", "items_skipped"))
+    facts = [
+        ("suite", f'<a href="{suite_href}">{esc(suite["name"])}</a> version {esc(suite["version"])}'),
+        ("protocol hash", f"<code>{esc(record['protocol_hash'])}</code>"),
+        ("record id", f"<code>{esc(record['record_id'])}</code>"),
+        ("created", esc(record["created_at"])),
+        ("model family", esc(model["name"])),
+        ("model kind", esc(model.get("kind", "not given"))),
+        ("arguments", f"<code>{esc(compact(model.get('arguments', {})))}</code>"),
+        ("adapter version", esc(model.get("adapter_version", "not given"))),
+        ("weights sha256", f"<code>{esc(model.get('weights_sha256') or 'none (no weights file)')}</code>"),
+        ("dataset", esc(dataset["name"])),
+        ("manifest hash", f"<code>{esc(dataset.get('manifest_hash') or 'not given')}</code>"),
+        ("items requested / used / skipped", esc(counts)),
+    ]
+    body = [
+        f'<p><a href="{suite_href}">← {esc(suite["name"])}</a></p>',
+        f'<h1><code>{esc(model["spec"])}</code> <span class="badge {esc(source)}">{esc(source)}</span></h1>',
+        _definition_card(facts),
+    ]
+    if source == "reported":
+        body.append(_citation_block(record))
+    metric_rows = "".join(
+        f'<tr><th>{esc(k)}</th><td class="num">{esc(format_metric(record, k))}</td></tr>'
+        for k in metric_keys([record], None)
+    )
+    body.append(
+        '<h2>Metrics</h2><table class="kv"><tr><th>metric</th><th>value ± 95% CI</th></tr>'
+        f"{metric_rows}</table>"
+    )
+    if record.get("not_applicable"):
+        body.append("<h2>Not applicable</h2>" + _kv_table(record["not_applicable"]))
+    skipped = record.get("skipped")
+    if skipped is not None:
+        rows = "".join(f"<tr><td>{esc(s['item'])}</td><td>{esc(s['reason'])}</td></tr>" for s in skipped)
+        table = f'<table class="kv"><tr><th>item</th><th>reason</th></tr>{rows}</table>'
+        body.append(f"<h2>Skipped items ({len(skipped)})</h2>" + (table if skipped else "<p>none</p>"))
+    for key in ("environment", "timings", "run", "preprocess"):
+        if record.get(key):
+            body.append(f"<h2>{esc(key.capitalize())}</h2>" + _kv_table(record[key]))
+    if record.get("protocol"):
+        body.append(f"<h2>Protocol</h2>{pre_json(record['protocol'])}")
+    body.append(
+        f'<h2>Record file</h2><p><a href="{esc(stem)}.json">{esc(stem)}.json</a> '
+        "(the stored record, as submitted in a pull request)</p>"
+    )
+    return "\n".join(body)
+
+
+def _definition_card(items: list[tuple[str, str]], extra: str = "") -> str:
+    """A card of ``<dt>``/``<dd>`` pairs; names are escaped, values must already be HTML."""
+    rows = "".join(f"<dt>{esc(name)}</dt><dd>{value}</dd>" for name, value in items)
+    return f'<div class="card"><dl>{rows}</dl>{extra}</div>'
+
+
+def _citation_block(record: dict) -> str:
+    citation = record.get("citation", {})
+    first = ("title", "authors", "year", "table", "row")
+    keys = [k for k in first if k in citation] + sorted(set(citation) - {*first, "url", "notes"})
+    items = [(key, esc(compact(citation[key]))) for key in keys]
+    if citation.get("url"):
+        url = safe_url(citation["url"])
+        link = f'<a href="{esc(url)}" rel="noopener noreferrer">{esc(url)}</a>' if url else None
+        items.append(("url", link or esc(compact(citation["url"]))))
+    notes = "".join(f"<li>{esc(note)}</li>" for note in citation.get("notes", []) if isinstance(note, str))
+    extra = f"<p>Caveats:</p><ul>{notes}</ul>" if notes else ""
+    extra += f"<p>Cite as:</p><pre>{esc(citation_line(record))}</pre>"
+    return "<h2>Citation</h2>" + _definition_card(items, extra)
+
+
+def _kv_table(mapping: dict) -> str:
+    rows = "".join(
+        f"<tr><th>{esc(k)}</th><td><code>{esc(compact(v))}</code></td></tr>"
+        for k, v in sorted(mapping.items())
+    )
+    return f'<table class="kv">{rows}</table>'
