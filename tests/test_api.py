@@ -83,3 +83,31 @@ def test_psnr_and_ssim_equal_skimage_on_the_embedded_set() -> None:
     assert result.record["dataset"]["items_used"] == len(psnrs)
     assert result.metrics["psnr"] == pytest.approx(np.mean(psnrs), rel=1e-6)
     assert result.metrics["ssim"] == pytest.approx(np.mean(ssims), rel=1e-6)
+
+
+def test_reference_statistics_replace_the_originals_for_fid(tmp_path: Path) -> None:
+    import torch
+
+    from tokbench.data.embedded import EmbeddedDataset
+    from tokbench.data.preprocess import build_preprocess
+    from tokbench.judges.inception import InceptionV3TF
+    from tokbench.metrics.frechet import statistics_from_features
+    from tokbench.stats_io import save_statistics
+    from tokbench.tensors import quantize_uint8
+
+    plain = tokbench.evaluate("jpeg:quality=30", limit=4)
+    preprocess = build_preprocess("imagenet-center-crop", resolution=256)
+    originals = torch.stack(
+        [quantize_uint8(preprocess(item.load()).image) for item in EmbeddedDataset().items()[:4]]
+    )
+    statistics = statistics_from_features(InceptionV3TF()(originals)["pool3"])
+    path = save_statistics(tmp_path / "originals.npz", statistics)
+
+    with_reference = tokbench.evaluate("jpeg:quality=30", limit=4, reference=path)
+    assert with_reference.metrics["fid"] == pytest.approx(plain.metrics["fid"], rel=1e-8)
+    assert with_reference.record["protocol"]["reference"]["name"] == "originals.npz"
+    assert with_reference.record["protocol_hash"] != plain.record["protocol_hash"]
+
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ConfigError, match=r"bad\.npz"):
+        tokbench.evaluate("jpeg:quality=30", limit=4, reference=tmp_path / "bad.npz")

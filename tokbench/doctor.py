@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from tokbench.errors import TokbenchError
+from tokbench.judges.weights import locate_weights
 
 
 @dataclass(frozen=True)
@@ -25,13 +26,35 @@ def run_checks(store_root: Path | None = None) -> list[Check]:
     """Check the runtime, the devices, the embedded dataset, the suites and the store."""
     from tokbench.provenance import tokbench_version
 
-    checks = [
+    return [
         Check("tokbench", True, tokbench_version()),
         Check("torch", True, f"{torch.__version__}; cuda available: {torch.cuda.is_available()}"),
         _embedded_check(),
         _suites_check(),
+        *_judge_checks(),
         _store_check(store_root),
     ]
+
+
+def _judge_checks() -> list[Check]:
+    """Each judge's weights: where they resolve offline, or how to get them."""
+    from tokbench.judges import inception, lpips
+
+    judges = {  # name: (weights files, whether every file is needed or any one will do)
+        "judge inception-v3-tf": (inception.WEIGHTS_SPECS, False),
+        "judge lpips (alex, vgg16)": (lpips.weights_specs(), True),
+    }
+    checks = []
+    for name, (specs, needs_all) in judges.items():
+        found = {spec.name: locate_weights(spec) for spec in specs}
+        resolved = [f"{n} ({where[0]}: {where[1]})" for n, where in found.items() if where]
+        missing = [spec for spec in specs if found[spec.name] is None]
+        ok = not missing if needs_all else bool(resolved)
+        if ok:
+            checks.append(Check(name, True, "; ".join(resolved)))
+        else:
+            hints = sorted({s.install_hint or f"put {s.filename} in $TOKBENCH_WEIGHTS_DIR" for s in missing})
+            checks.append(Check(name, False, "missing weights; " + " and ".join(hints)))
     return checks
 
 
