@@ -141,6 +141,11 @@ def evaluate_sweep(model: str, sweep: dict[str, Sequence[str]], **kwargs: Any) -
     return [evaluate(spec, **kwargs) for spec in sweep_specs(model, sweep)]
 
 
+def with_arguments(model: str, arguments: dict[str, str]) -> str:
+    """``model`` with extra ``key=value`` arguments appended (e.g. ``weights`` from ``--weights``)."""
+    return sweep_specs(model, {key: [value] for key, value in arguments.items()})[0]
+
+
 def sweep_specs(model: str, sweep: dict[str, Sequence[str]]) -> list[str]:
     """Model specs for the cartesian product of ``sweep``, e.g. ``jpeg`` × quality=10,30."""
     parsed = parse_model_spec(model)

@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="evaluate a model on a suite and store the record")
     run.add_argument("--model", required=True, help="e.g. jpeg, jpeg:quality=30, path/to/file.py:MyTok")
+    run.add_argument(
+        "--weights", help="model weights file or hub snapshot dir (the model's weights argument)"
+    )
     run.add_argument("--suite", default="recon", help="suite name or path to a suite YAML (default: recon)")
     run.add_argument("--data", help="dataset: embedded (default of most suites) or folder:PATH")
     run.add_argument("--limit", type=int, help="evaluate only the first N items")
@@ -122,9 +125,10 @@ def parse_sweep(items: list[str]) -> dict[str, list[str]]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tokbench.api import evaluate, sweep_specs
+    from tokbench.api import evaluate, sweep_specs, with_arguments
 
-    specs = sweep_specs(args.model, parse_sweep(args.sweep)) if args.sweep else [args.model]
+    model = with_arguments(args.model, {"weights": args.weights}) if args.weights else args.model
+    specs = sweep_specs(model, parse_sweep(args.sweep)) if args.sweep else [model]
     store = None if args.no_store else _store_root(args.store)
     is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
     results = []

@@ -111,3 +111,45 @@ def test_register_model_decorator() -> None:
 
     assert "test-halving" in MODELS.names()
     assert isinstance(build_model("test-halving").adapter, Halving)
+
+
+WEIGHTED = textwrap.dedent(
+    """
+    import hashlib
+    from pathlib import Path
+    from tokbench import Encoded, Tokenizer
+
+    class Weighted(Tokenizer):
+        def __init__(self, size: int = 2, weights: str | None = None):
+            self.size = size
+            self.digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest() if weights else None
+
+        @property
+        def weights_sha256(self):
+            return self.digest
+
+        def encode(self, images):
+            return Encoded(payload=images)
+
+        def decode(self, encoded):
+            return encoded.payload
+    """
+)
+
+
+def test_weights_location_is_recorded_but_identity_is_the_hash(tmp_path: Path) -> None:
+    from tokbench.api import with_arguments
+
+    (tmp_path / "weighted.py").write_text(WEIGHTED)
+    first, second = tmp_path / "a.bin", tmp_path / "b.bin"
+    first.write_bytes(b"one")
+    second.write_bytes(b"two")
+    target = f"{tmp_path / 'weighted.py'}:Weighted"
+    built_a = build_model(with_arguments(target, {"weights": str(first)}))
+    built_b = build_model(with_arguments(f"{target}:size=2", {"weights": str(second)}))
+    assert built_a.arguments["weights"] == str(first)
+    assert built_a.spec == f"{target}:size=2@{built_a.adapter.weights_sha256[:12]}"
+    assert str(tmp_path / "a.bin") not in built_a.spec
+    assert built_a.spec != built_b.spec
+    with pytest.raises(ConfigError, match="unknown argument\\(s\\) weights"):
+        build_model(with_arguments("jpeg", {"weights": str(first)}))

@@ -19,6 +19,9 @@ class Adapter:
     kind: ClassVar[str] = ""
     #: Bump when the adapter's behaviour changes; it goes into the record.
     version: ClassVar[str] = "1"
+    #: Constructor arguments that only say where files are (e.g. ``weights``): they are recorded but
+    #: left out of the model's identity, which the weights sha256 carries instead.
+    location_arguments: ClassVar[tuple[str, ...]] = ("weights",)
 
     @property
     def weights_sha256(self) -> str | None:

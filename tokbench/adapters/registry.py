@@ -52,7 +52,11 @@ class BuiltModel:
 
 
 def build_model(model: str | Adapter) -> BuiltModel:
-    """Construct an adapter from a spec string, or describe an adapter instance the caller built."""
+    """Construct an adapter from a spec string, or describe an adapter instance the caller built.
+
+    The canonical spec lists every identity argument (file locations excluded) and, for adapters
+    with weights, ``@`` and the first 12 hex digits of the weights sha256.
+    """
     if isinstance(model, Adapter):
         cls = type(model)
         name = f"{cls.__module__}:{cls.__qualname__}"
@@ -72,9 +76,8 @@ def build_model(model: str | Adapter) -> BuiltModel:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"model {model!r} could not be constructed: {exc}") from exc
     arguments = resolved_arguments(cls, given)
-    return BuiltModel(
-        adapter=adapter,
-        name=parsed.target,
-        spec=canonical_spec(parsed.target, arguments),
-        arguments=arguments,
-    )
+    identity = {k: v for k, v in arguments.items() if k not in cls.location_arguments}
+    spec = canonical_spec(parsed.target, identity)
+    if adapter.weights_sha256:
+        spec += f"@{adapter.weights_sha256[:12]}"
+    return BuiltModel(adapter=adapter, name=parsed.target, spec=spec, arguments=arguments)
