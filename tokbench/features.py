@@ -16,6 +16,9 @@ from tokbench.data.base import sha256_json
 from tokbench.judges.base import Judge
 from tokbench.judges.weights import cache_dir
 
+#: The judge output Inception Score uses (torch-fidelity's default: the classifier without its bias).
+LOGITS_OUTPUT = "logits_unbiased"
+
 
 class FeatureCache:
     """Per-item features of one (dataset, preprocessing, judge) combination, in one safetensors file."""
@@ -69,7 +72,7 @@ class JudgeFeatures:
     def batch_fields(
         self, ids: list[str], originals: torch.Tensor, reconstructions: torch.Tensor
     ) -> dict[str, dict[str, torch.Tensor]]:
-        """``{alias: {"real_features": ..., "fake_features": ...}}`` for every judge."""
+        """``{alias: {"real_features": ..., "fake_features": ..., ["fake_logits": ...]}}`` per judge."""
         fields = {}
         for alias, judge in self.judges.items():
             output = judge.outputs[0]
@@ -79,8 +82,11 @@ class JudgeFeatures:
                 real = judge(originals)[output]
                 if cache is not None:
                     cache.put(ids, real)
-            fake = judge(reconstructions)[output]
+            judged = judge(reconstructions)
+            fake = judged[output]
             fields[alias] = {"real_features": real.to(fake.device), "fake_features": fake}
+            if LOGITS_OUTPUT in judged:  # an Inception with its classifier: Inception Score
+                fields[alias]["fake_logits"] = judged[LOGITS_OUTPUT]
         return fields
 
     def save(self) -> None:

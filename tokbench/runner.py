@@ -91,7 +91,7 @@ def build_judges(suite: SuiteConfig, device: torch.device) -> dict[str, Judge]:
     return judges
 
 
-FEATURE_INPUTS = ("real_features", "fake_features")
+FEATURE_INPUTS = ("real_features", "fake_features", "fake_logits")
 
 
 def feature_judges(suite: SuiteConfig, judges: dict[str, Judge]) -> dict[str, Judge]:

