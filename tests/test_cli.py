@@ -120,11 +120,12 @@ def test_failed_run_stores_nothing(tmp_path: Path) -> None:
 def test_list_models_imports_no_model_module(tmp_path: Path) -> None:
     code = (
         "import sys; from tokbench.cli import main; main(['list', 'models']); "
-        "print('LOADED' if 'tokbench.models.codecs' in sys.modules else 'LAZY')"
+        "loaded = {'tokbench.models.codecs', 'tokbench.models.titok'} & set(sys.modules); "
+        "print('LOADED' if loaded else 'LAZY')"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["identity", "jpeg", "resize", "webp", "LAZY"]
+    assert result.stdout.split() == ["identity", "jpeg", "resize", "titok", "webp", "LAZY"]
 
 
 def test_list_and_doctor(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ _BUILTIN_MODELS = {
     "resize": "tokbench.models.codecs:Resize",
     "jpeg": "tokbench.models.codecs:Jpeg",
     "webp": "tokbench.models.codecs:WebP",
+    "titok": "tokbench.models.titok:TiTok",
 }
 for _key, _target in _BUILTIN_MODELS.items():
     MODELS.register(_key, _target)
