@@ -120,12 +120,12 @@ def test_failed_run_stores_nothing(tmp_path: Path) -> None:
 def test_list_models_imports_no_model_module(tmp_path: Path) -> None:
     code = (
         "import sys; from tokbench.cli import main; main(['list', 'models']); "
-        "loaded = {'tokbench.models.codecs', 'tokbench.models.titok'} & set(sys.modules); "
+        "loaded = {'tokbench.models.codecs', 'tokbench.models.titok', 'diffusers'} & set(sys.modules); "
         "print('LOADED' if loaded else 'LAZY')"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["identity", "jpeg", "resize", "titok", "webp", "LAZY"]
+    assert result.stdout.split() == ["identity", "jpeg", "resize", "sd-vae", "titok", "webp", "LAZY"]
 
 
 def test_list_and_doctor(tmp_path: Path) -> None:

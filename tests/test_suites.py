@@ -14,6 +14,7 @@ from tokbench.suites import SUITE_PATH_ENV, list_suites, load_suite
 #: bump its ``version`` (old records keep their protocol), then update this table.
 GOLDEN = {
     ("recon", "2"): "f84065af897691bc0cdd2d4ad5ba0acea60b0bcc96aee9bbb8bd9b3620d98978",
+    ("pfid", "1"): "771880d3b8f72f6c801e1fff42fe7880496acccca8117f297347ddf4df6b7858",
 }
 
 

@@ -81,11 +81,14 @@ def evaluate(
     )
     suite_config = load_suite(suite)
     built = build_model(model)
+    run_model = _with_perturbation(built, suite_config)
     dataset = resolve_dataset(data or suite_config.dataset)
     preprocess = _build_suite_preprocess(suite_config)
     judges = build_judges(suite_config, resolve_device(device))
     statistics = _load_reference(Path(reference)) if reference is not None else None
     protocol = _protocol(suite_config, data or suite_config.dataset, dataset, preprocess, judges, options)
+    if run_model is not built:
+        protocol["perturbation"] = run_model.adapter.describe()
     if reference is not None:
         protocol["reference"] = {"name": Path(reference).name, "sha256": file_sha256(Path(reference))}
     digest = protocol_hash(protocol)
@@ -103,13 +106,25 @@ def evaluate(
     caches = _feature_caches(featurising, protocol, resolve_device(device).type) if cache_features else {}
     features = JudgeFeatures(featurising, caches)
     runner = ReconstructionRunner(
-        built, suite_config, dataset, preprocess, options, judges, features, {"reference": statistics}
+        run_model, suite_config, dataset, preprocess, options, judges, features, {"reference": statistics}
     )
     outcome = runner.run()
     record = _record(record_id, suite_config, digest, protocol, built, outcome, options)
     is_main = int(os.environ.get("RANK", "0")) == 0
     stored = record_store.add(record, force=force) if record_store is not None and is_main else None
     return RunResult(metrics=outcome.metrics, record=record, stored=stored)
+
+
+def _with_perturbation(built: BuiltModel, suite: SuiteConfig) -> BuiltModel:
+    """``built`` itself, or, for a suite with a ``perturbation`` (pFID), the same model with its
+    tokenizer wrapped in ``PerturbedTokenizer`` (a continuous tokenizer raises ConfigError
+    "not applicable: continuous tokenizer"). The record keeps describing ``built``."""
+    if suite.perturbation is None:
+        return built
+    from tokbench.perturb import CodebookPerturbation, PerturbedTokenizer
+
+    wrapper = PerturbedTokenizer(built.adapter, CodebookPerturbation(**suite.perturbation))
+    return BuiltModel(adapter=wrapper, name=built.name, spec=built.spec, arguments=built.arguments)
 
 
 def _load_reference(path: Path) -> Any:

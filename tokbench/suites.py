@@ -49,10 +49,15 @@ class SuiteConfig:
     metrics: tuple[MetricConfig, ...]
     judges: dict[str, JudgeConfig] = field(default_factory=dict)
     description: str = ""
+    #: pFID's codebook perturbation {alpha, beta, delta, seed} (tokbench.perturb), or None.
+    perturbation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The resolved configuration as plain JSON-able data (it enters the protocol hash)."""
-        return {
+        """The resolved configuration as plain JSON-able data (it enters the protocol hash).
+
+        ``perturbation`` appears only when set, so suites without it keep their hashes.
+        """
+        resolved = {
             "name": self.name,
             "version": self.version,
             "kind": self.kind,
@@ -63,6 +68,9 @@ class SuiteConfig:
                 alias: {"name": j.name, "options": dict(j.options)} for alias, j in self.judges.items()
             },
         }
+        if self.perturbation is not None:
+            resolved["perturbation"] = dict(self.perturbation)
+        return resolved
 
 
 def suite_search_path() -> list[Path]:
@@ -123,7 +131,8 @@ def _to_config(raw: dict[str, Any], source: str) -> SuiteConfig:
         raise ConfigError(
             f"suite {source!r}: unknown key(s) {', '.join(unknown)}; allowed: {sorted(allowed)}"
         )
-    required = {f.name for f in fields(SuiteConfig) if f.name not in ("description", "judges")}
+    optional = ("description", "judges", "perturbation")
+    required = {f.name for f in fields(SuiteConfig) if f.name not in optional}
     missing = sorted(required - set(raw))
     if missing:
         raise ConfigError(f"suite {source!r}: missing key(s) {', '.join(missing)}")
@@ -144,6 +153,7 @@ def _to_config(raw: dict[str, Any], source: str) -> SuiteConfig:
         metrics=_metric_configs(raw["metrics"], source),
         judges=_judge_configs(raw.get("judges") or {}, source),
         description=str(raw.get("description", "")),
+        perturbation=_perturbation(raw.get("perturbation"), raw["kind"], source),
     )
     unknown_judges = sorted({m.judge for m in config.metrics if m.judge} - set(config.judges))
     if unknown_judges:
@@ -152,6 +162,30 @@ def _to_config(raw: dict[str, Any], source: str) -> SuiteConfig:
             f"declared: {', '.join(config.judges) or '(none)'}"
         )
     return config
+
+
+PERTURBATION_KEYS = ("alpha", "beta", "delta", "seed")
+
+
+def _perturbation(entry: Any, kind: str, source: str) -> dict[str, Any] | None:
+    """The ``perturbation`` mapping, validated by ``CodebookPerturbation``; all four keys required."""
+    if entry is None:
+        return None
+    if kind != "tokenizer":
+        raise ConfigError(f"suite {source!r}: perturbation applies to tokenizer suites, not {kind!r}")
+    if not isinstance(entry, dict) or set(entry) != set(PERTURBATION_KEYS):
+        got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
+        raise ConfigError(
+            f"suite {source!r}: perturbation must be a mapping with exactly the keys "
+            f"{', '.join(PERTURBATION_KEYS)}; got {got}"
+        )
+    from tokbench.perturb import CodebookPerturbation
+
+    try:
+        checked = CodebookPerturbation(**entry)
+    except ConfigError as exc:
+        raise ConfigError(f"suite {source!r}: {exc}") from None
+    return {key: getattr(checked, key) for key in PERTURBATION_KEYS}
 
 
 def _judge_configs(entries: Any, source: str) -> dict[str, JudgeConfig]:

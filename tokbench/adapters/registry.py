@@ -27,6 +27,7 @@ _BUILTIN_MODELS = {
     "jpeg": "tokbench.models.codecs:Jpeg",
     "webp": "tokbench.models.codecs:WebP",
     "titok": "tokbench.models.titok:TiTok",
+    "sd-vae": "tokbench.models.diffusers_vae:DiffusersVae",
 }
 for _key, _target in _BUILTIN_MODELS.items():
     MODELS.register(_key, _target)

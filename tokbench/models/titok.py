@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import torch
 
 from tokbench.adapters.base import Encoded, Tokenizer
+from tokbench.adapters.discrete import NOT_APPLICABLE, DiscreteTokenizer
 from tokbench.errors import ConfigError, WeightsError
 from tokbench.judges.weights import file_sha256
 from tokbench.judges.weights import offline as tokbench_offline
@@ -333,7 +334,7 @@ def load_checkpoint(path: Path, sha256: str | None = None) -> dict[str, torch.Te
     return dict(state)
 
 
-class TiTok(Tokenizer):
+class TiTok(Tokenizer, DiscreteTokenizer):
     """TiTok as a tokbench tokenizer: images in [0, 1] → 1D tokens (or VAE latents) → images.
 
     ``variant`` names an official model (``VARIANTS``). ``weights`` is a local checkpoint file
@@ -345,6 +346,9 @@ class TiTok(Tokenizer):
     VQ: ``bits`` = tokens × log2(codebook size) per image. VAE: ``bits`` is None (continuous latents
     have no defined size) and ``num_tokens`` counts the latent tokens. Outputs are clamped to [0, 1]
     as in the official demo.
+
+    VQ variants are ``DiscreteTokenizer``s (codebook, token indices); on VAE variants those methods
+    raise ``ConfigError`` ("not applicable: continuous tokenizer").
     """
 
     version: ClassVar[str] = "1"
@@ -448,6 +452,30 @@ class TiTok(Tokenizer):
         with torch.inference_mode():
             pixels = self.model.decode_tokens(payload.to(self._device)).clamp(0.0, 1.0)
         return pixels.clone()  # outside inference mode: an ordinary tensor
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.config.quantize_mode == "vq"
+
+    def _require_codebook(self, method: str) -> None:
+        if not self.is_discrete:
+            raise ConfigError(f"titok {self.name}: {method}() is {NOT_APPLICABLE} (a VAE variant)")
+
+    def codebook(self) -> torch.Tensor:
+        """The K×token_size codebook, l2-normalised when the variant quantises normalised vectors."""
+        self._require_codebook("codebook")
+        weight = self.model.quantize.embedding.weight.detach()
+        return torch.nn.functional.normalize(weight, dim=-1) if self.config.use_l2_norm else weight.clone()
+
+    def encode_indices(self, images: torch.Tensor) -> torch.Tensor:
+        """Token ids int64 [N, num_latent_tokens]: the payload of ``encode``."""
+        self._require_codebook("encode_indices")
+        return self.encode(images).payload
+
+    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """Images from token ids, exactly as ``decode`` would give them."""
+        self._require_codebook("decode_indices")
+        return self.decode(Encoded(payload=indices))
 
 
 def _is_tensor(value: Any, dtype: torch.dtype, trailing_shape: tuple[int, ...]) -> bool:
