@@ -1,0 +1,53 @@
+"""pFID end to end through ``evaluate``: α = 0 equals rFID exactly; results do not depend on batching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import tokbench
+from tokbench.models.titok import TiTok, TiTokConfig, TiTokModel, ViTConfig
+from tokbench.suites import SUITE_PATH_ENV
+
+SUITE = """
+name: {name}
+version: "1"
+kind: tokenizer
+dataset: embedded
+preprocess: {{name: imagenet-center-crop, resolution: 32}}
+judges:
+  inception: {{name: inception-v3-tf, options: {{resize: clean}}}}
+metrics:
+  - {{name: fid, judge: inception}}
+{perturbation}
+"""
+
+
+def _tiny_titok() -> TiTok:
+    vit = ViTConfig(32, 1, 2, 16)
+    config = TiTokConfig(32, vit, vit, 8, 8, "vq", 64, False)
+    return TiTok.from_model(TiTokModel.random_init(config, seed=0), name="tiny-vq")
+
+
+@pytest.fixture
+def suites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "tinyrecon.yaml").write_text(SUITE.format(name="tinyrecon", perturbation=""))
+    for name, alpha in (("tinypfid0", 0.0), ("tinypfid", 0.5)):
+        perturbation = f"perturbation: {{alpha: {alpha}, beta: 1.0, delta: 8, seed: 3}}"
+        (tmp_path / f"{name}.yaml").write_text(SUITE.format(name=name, perturbation=perturbation))
+    monkeypatch.setenv(SUITE_PATH_ENV, str(tmp_path))
+
+
+def test_alpha_zero_is_rfid_and_batching_does_not_matter(suites: None) -> None:
+    model = _tiny_titok()
+    options = {"limit": 6, "cache_features": False}
+    rfid = tokbench.evaluate(model, "tinyrecon", batch_size=4, **options).metrics["fid"]
+    assert tokbench.evaluate(model, "tinypfid0", batch_size=4, **options).metrics["fid"] == rfid  # exactly
+
+    perturbed = [tokbench.evaluate(model, "tinypfid", batch_size=b, **options) for b in (1, 4)]
+    assert perturbed[0].metrics["fid"] == pytest.approx(perturbed[1].metrics["fid"], rel=1e-12)
+    assert perturbed[0].metrics["fid"] != pytest.approx(rfid, rel=1e-6)
+    record = perturbed[0].record
+    assert record["suite"]["config"]["perturbation"] == {"alpha": 0.5, "beta": 1.0, "delta": 8, "seed": 3}
+    assert record["protocol"]["perturbation"]["scheme"] == "tokbench-pfid/1"
