@@ -8,19 +8,7 @@ import torch
 
 import tokbench.perturb as perturb_module
 from tokbench.errors import ConfigError
-from tokbench.models.titok import TiTok, TiTokConfig, TiTokModel, ViTConfig
 from tokbench.perturb import CodebookPerturbation, PerturbedTokenizer, content_keys
-
-VIT = ViTConfig(32, 1, 2, 16)
-
-
-def tiny_titok(mode: str = "vq", use_l2_norm: bool = False) -> TiTok:
-    """A tiny random TiTok (32×32 images, 8 tokens; codebook of 64 for VQ)."""
-    if mode == "vq":
-        config = TiTokConfig(32, VIT, VIT, 8, 8, "vq", 64, use_l2_norm)
-    else:
-        config = TiTokConfig(32, VIT, VIT, 8, 8, "vae")
-    return TiTok.from_model(TiTokModel.random_init(config, seed=0), name=f"tiny-{mode}")
 
 
 def images(count: int, seed: int = 0) -> torch.Tensor:
@@ -75,7 +63,7 @@ def test_neighbours_blocks_agree_with_one_block(monkeypatch: pytest.MonkeyPatch)
     assert torch.equal(whole, brute)
 
 
-def test_neighbours_of_an_l2_normalised_codebook_rank_by_cosine() -> None:
+def test_neighbours_of_an_l2_normalised_codebook_rank_by_cosine(tiny_titok) -> None:
     tokenizer = tiny_titok(use_l2_norm=True)
     found = CodebookPerturbation(0.5, 1.0, 5).neighbours(tokenizer.codebook())
     raw = tokenizer.model.quantize.embedding.weight.double()
@@ -144,7 +132,7 @@ def test_an_image_gets_the_same_perturbation_in_any_batch() -> None:
             assert torch.equal(part, whole[rows])
 
 
-def test_wrapper_with_alpha_zero_reproduces_the_reconstruction_bit_for_bit() -> None:
+def test_wrapper_with_alpha_zero_reproduces_the_reconstruction_bit_for_bit(tiny_titok) -> None:
     tokenizer = tiny_titok()
     batch = images(4)
     plain = tokenizer.decode(tokenizer.encode(batch))
@@ -155,7 +143,7 @@ def test_wrapper_with_alpha_zero_reproduces_the_reconstruction_bit_for_bit() -> 
     assert wrapped.describe()["scheme"] == perturb_module.SCHEME
 
 
-def test_wrapper_is_independent_of_batch_composition_and_order() -> None:
+def test_wrapper_is_independent_of_batch_composition_and_order(tiny_titok) -> None:
     wrapped = PerturbedTokenizer(tiny_titok(), CodebookPerturbation(0.8, 1.0, 16, seed=5))
     batch = images(6)
     whole = wrapped.encode(batch).payload
@@ -175,6 +163,6 @@ def test_content_keys_follow_the_uint8_pixels() -> None:
     assert content_keys(batch.reshape(2, 3, 4, 16))[0] != first[0]  # the shape is part of the key
 
 
-def test_wrapper_refuses_continuous_tokenizers() -> None:
+def test_wrapper_refuses_continuous_tokenizers(tiny_titok) -> None:
     with pytest.raises(ConfigError, match="pfid: not applicable: continuous tokenizer"):
         PerturbedTokenizer(tiny_titok("vae"), CodebookPerturbation(0.1, 1.0, 2))

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 import tokbench
-from tokbench.models.titok import TiTok, TiTokConfig, TiTokModel, ViTConfig
 from tokbench.suites import SUITE_PATH_ENV
 
 SUITE = """
@@ -24,12 +23,6 @@ metrics:
 """
 
 
-def _tiny_titok() -> TiTok:
-    vit = ViTConfig(32, 1, 2, 16)
-    config = TiTokConfig(32, vit, vit, 8, 8, "vq", 64, False)
-    return TiTok.from_model(TiTokModel.random_init(config, seed=0), name="tiny-vq")
-
-
 @pytest.fixture
 def suites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "tinyrecon.yaml").write_text(SUITE.format(name="tinyrecon", perturbation=""))
@@ -39,8 +32,8 @@ def suites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SUITE_PATH_ENV, str(tmp_path))
 
 
-def test_alpha_zero_is_rfid_and_batching_does_not_matter(suites: None) -> None:
-    model = _tiny_titok()
+def test_alpha_zero_is_rfid_and_batching_does_not_matter(suites: None, tiny_titok) -> None:
+    model = tiny_titok()
     options = {"limit": 6, "cache_features": False}
     rfid = tokbench.evaluate(model, "tinyrecon", batch_size=4, **options).metrics["fid"]
     assert tokbench.evaluate(model, "tinypfid0", batch_size=4, **options).metrics["fid"] == rfid  # exactly

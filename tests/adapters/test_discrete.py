@@ -8,25 +8,13 @@ import torch
 from tokbench.adapters.discrete import DiscreteTokenizer, require_discrete
 from tokbench.errors import ConfigError
 from tokbench.models.codecs import Identity
-from tokbench.models.titok import TiTok, TiTokConfig, TiTokModel, ViTConfig
-
-VIT = ViTConfig(32, 1, 2, 16)
-
-
-def tiny_titok(mode: str = "vq", use_l2_norm: bool = False) -> TiTok:
-    """A tiny random TiTok (32×32 images, 8 tokens; codebook of 64 for VQ)."""
-    if mode == "vq":
-        config = TiTokConfig(32, VIT, VIT, 8, 8, "vq", 64, use_l2_norm)
-    else:
-        config = TiTokConfig(32, VIT, VIT, 8, 8, "vae")
-    return TiTok.from_model(TiTokModel.random_init(config, seed=0), name=f"tiny-{mode}")
 
 
 def images(count: int, seed: int = 0) -> torch.Tensor:
     return torch.rand(count, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
 
 
-def test_vq_titok_is_discrete_and_agrees_with_encode_decode() -> None:
+def test_vq_titok_is_discrete_and_agrees_with_encode_decode(tiny_titok) -> None:
     tokenizer = tiny_titok()
     assert isinstance(tokenizer, DiscreteTokenizer) and tokenizer.is_discrete
     assert require_discrete(tokenizer) is tokenizer
@@ -41,7 +29,7 @@ def test_vq_titok_is_discrete_and_agrees_with_encode_decode() -> None:
     assert torch.equal(tokenizer.decode_indices(indices), tokenizer.decode(encoded))
 
 
-def test_l2_normalised_codebook_is_returned_normalised() -> None:
+def test_l2_normalised_codebook_is_returned_normalised(tiny_titok) -> None:
     tokenizer = tiny_titok(use_l2_norm=True)
     codebook = tokenizer.codebook()
     assert torch.allclose(codebook.norm(dim=1), torch.ones(64), atol=1e-6)
@@ -49,7 +37,7 @@ def test_l2_normalised_codebook_is_returned_normalised() -> None:
     assert torch.allclose(codebook, raw / raw.norm(dim=1, keepdim=True), atol=1e-6)
 
 
-def test_vae_titok_is_not_applicable() -> None:
+def test_vae_titok_is_not_applicable(tiny_titok) -> None:
     tokenizer = tiny_titok("vae")
     assert not tokenizer.is_discrete
     for call in (tokenizer.codebook, lambda: tokenizer.encode_indices(images(1))):
