@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import shutil
 import warnings
 from importlib.metadata import PackageNotFoundError, distribution
@@ -21,9 +22,10 @@ from PIL import Image
 
 from tokbench.errors import ConfigError, WeightsError
 from tokbench.judges import inception
-from tokbench.judges.inception import InceptionV3TF, clean_resize, tf1_bilinear_resize
+from tokbench.judges.inception import CPU_SUB_BATCH, InceptionV3TF, clean_resize, tf1_bilinear_resize
 from tokbench.judges.inception_net import fid_inception_from_state_dict, torchscript_to_state_dict
 from tokbench.judges.registry import JUDGES
+from tokbench.metrics.frechet import frechet_distance, statistics_from_features
 
 
 def _fid_helper_file() -> Path | None:
@@ -98,8 +100,16 @@ def _real(name: str, top: int, left: int, height: int, width: int) -> np.ndarray
     return np.ascontiguousarray(crop)
 
 
+def _many() -> list[np.ndarray]:
+    """More 256×256 images than one network sub-batch (the judge splits the batch; clean-fid does not)."""
+    crops = [_real("astronaut.png", top, left, 256, 256) for top, left in ((0, 0), (100, 150), (256, 256))]
+    crops += [_real("coffee.png", top, left, 256, 256) for top, left in ((0, 0), (144, 344))]
+    return crops + [_smooth(256, 256, seed) for seed in (11, 12)]
+
+
 def _groups() -> dict[str, list[np.ndarray]]:
-    """Same-size groups (one batch each): upsampling, non-square, identity size, downsampling."""
+    """Same-size groups (one batch each): upsampling, non-square, identity size, downsampling, and a
+    batch larger than the judge's network sub-batch."""
     return {
         "g256": [
             _real("astronaut.png", 0, 128, 256, 256),
@@ -109,6 +119,7 @@ def _groups() -> dict[str, list[np.ndarray]]:
         "g80x112": [_smooth(80, 112, 2), _real("chelsea.png", 60, 150, 80, 112)],
         "g299": [_real("astronaut.png", 200, 200, 299, 299)],
         "g320x300": [_real("coffee.png", 40, 250, 320, 300), _smooth(320, 300, 3)],
+        "many": _many(),
     }
 
 
@@ -263,6 +274,60 @@ def test_state_dict_network_equals_torchscript(reference_network) -> None:
         ours = network(normalised)
         theirs = reference_network(normalised)
     assert _max_rel(ours, theirs) <= 1e-6
+
+
+@pytest.mark.slow  # ~4 s on an idle 2-core machine
+def test_sub_batches_do_not_change_a_bit(clean_judge, reference_network) -> None:
+    """The judge feeds the network CPU_SUB_BATCH images at a time: features equal one whole-batch pass."""
+    images = _to_batch(_many())
+    assert images.shape[0] > CPU_SUB_BATCH
+    ours = clean_judge(images)["pool3"]
+    with torch.inference_mode():
+        whole = reference_network((clean_resize(images) - 128) / 128)
+    assert torch.equal(ours, whole)
+    assert torch.equal(torch.cat([clean_judge(images[i : i + 1])["pool3"] for i in range(3)]), ours[:3])
+
+
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+@pytest.mark.slow  # ~8 s on an idle 2-core machine
+def test_fast_mode_moves_features_and_fid_negligibly(clean_judge) -> None:
+    fast = InceptionV3TF("clean", fast=True)
+    assert fast.describe() == {**clean_judge.describe(), "fast": True}
+    assert "fast" not in clean_judge.describe()  # the default description (and protocol hashes) unchanged
+    originals = _to_batch(_many())
+    degraded = _to_batch([_jpeg(image, 20) for image in _many()])
+    exact = [clean_judge(batch)["pool3"] for batch in (originals, degraded)]
+    folded = [fast(batch)["pool3"] for batch in (originals, degraded)]
+    for ours, theirs in zip(folded, exact, strict=True):
+        assert ours.dtype == torch.float32 and not torch.equal(ours, theirs)
+        assert _max_rel(ours, theirs) <= 1e-5
+    fids = [
+        frechet_distance(statistics_from_features(a), statistics_from_features(b)) for a, b in (exact, folded)
+    ]
+    assert fids[0] > 1.0  # a distance that tests something
+    assert abs(fids[1] - fids[0]) <= 1e-6 * fids[0], fids
+
+
+def test_fast_mode_on_the_state_dict_network(reference_network) -> None:
+    network = fid_inception_from_state_dict(torchscript_to_state_dict(reference_network))
+    folded = inception._fast_network(network)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    images = _to_batch([_smooth(64, 96, 9), _smooth(64, 96, 10)])
+    normalised = (tf1_bilinear_resize(images.to(torch.float32), (299, 299)) - 128) / 128
+    with torch.inference_mode():
+        ours = folded(normalised.contiguous(memory_format=torch.channels_last))
+        theirs = reference_network(normalised)
+    assert _max_rel(ours, theirs) <= 1e-5
+
+
+def test_fast_must_be_a_bool() -> None:
+    with pytest.raises(ConfigError, match="fast must be true or false"):
+        InceptionV3TF(fast="yes")
 
 
 def test_state_dict_weights_resolve_from_weights_dir(
