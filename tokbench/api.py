@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from tokbench.adapters.base import Adapter
 from tokbench.adapters.registry import BuiltModel, build_model
@@ -22,34 +18,22 @@ from tokbench.features import FeatureCache, JudgeFeatures
 from tokbench.judges.base import Judge
 from tokbench.judges.weights import file_sha256
 from tokbench.metrics import METRICS
-from tokbench.provenance import environment, protocol_hash, utc_now
-from tokbench.records import make_record_id, record_metrics
+from tokbench.provenance import protocol_hash
+from tokbench.recording import RunResult, build_record, existing_result, open_store, store_result
+from tokbench.records import make_record_id
 from tokbench.runner import (
     ReconstructionRunner,
     RunOptions,
-    RunOutcome,
     build_judges,
     feature_judges,
     resolve_device,
 )
-from tokbench.store import AddResult, RecordStore, records_to_frame
-from tokbench.suites import SuiteConfig, load_suite
+from tokbench.suites import RECON_TRACK, SuiteConfig, load_suite
+from tokbench.tracks import TRACKS, TrackRequest
 
-RECORD_SCHEMA_VERSION = 1
+__all__ = ["RunResult", "evaluate", "evaluate_sweep", "sweep_specs", "with_arguments"]
+
 QUANTIZATION = "uint8-round-half-even"
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """The outcome of one evaluation: flat metrics, the full record, and what the store did."""
-
-    metrics: dict[str, float]
-    record: dict[str, Any]
-    stored: AddResult | None = None
-
-    def to_frame(self) -> pd.DataFrame:
-        """A one-row DataFrame of the record (model, dataset, protocol, one column per metric)."""
-        return records_to_frame([self.record])
 
 
 def evaluate(
@@ -80,6 +64,18 @@ def evaluate(
         device=device, batch_size=batch_size, limit=limit, seed=seed, on_error=on_error, progress=progress
     )
     suite_config = load_suite(suite)
+    if suite_config.track != RECON_TRACK:
+        request = TrackRequest(
+            model=model,
+            suite=suite_config,
+            data=data,
+            options=options,
+            store=None if store is None else Path(store),
+            force=force,
+            reference=None if reference is None else Path(reference),
+            cache_features=cache_features,
+        )
+        return TRACKS.get(suite_config.track)(request)
     built = build_model(model)
     run_model = _with_perturbation(built, suite_config)
     dataset = resolve_dataset(data or suite_config.dataset)
@@ -92,16 +88,11 @@ def evaluate(
     if reference is not None:
         protocol["reference"] = {"name": Path(reference).name, "sha256": file_sha256(Path(reference))}
     digest = protocol_hash(protocol)
-    record_store = RecordStore(Path(store)) if store is not None else None
+    record_store = open_store(store)
     record_id = make_record_id(suite_config.name, digest, built.spec)
-    if record_store is not None and not force:
-        existing = record_store.find(record_id, "reproduced")
-        if existing is not None:
-            return RunResult(
-                metrics=record_metrics(existing),
-                record=existing,
-                stored=AddResult(status="exists", path=record_store.path_for(existing), record_id=record_id),
-            )
+    existing = existing_result(record_store, record_id, force)
+    if existing is not None:
+        return existing
     featurising = feature_judges(suite_config, judges)
     caches = _feature_caches(featurising, protocol, resolve_device(device).type) if cache_features else {}
     features = JudgeFeatures(featurising, caches)
@@ -109,10 +100,8 @@ def evaluate(
         run_model, suite_config, dataset, preprocess, options, judges, features, {"reference": statistics}
     )
     outcome = runner.run()
-    record = _record(record_id, suite_config, digest, protocol, built, outcome, options)
-    is_main = int(os.environ.get("RANK", "0")) == 0
-    stored = record_store.add(record, force=force) if record_store is not None and is_main else None
-    return RunResult(metrics=outcome.metrics, record=record, stored=stored)
+    record = build_record(record_id, suite_config, digest, protocol, built, outcome, options)
+    return store_result(record_store, record, force)
 
 
 def _with_perturbation(built: BuiltModel, suite: SuiteConfig) -> BuiltModel:
@@ -199,51 +188,4 @@ def _protocol(
         "quantization": QUANTIZATION,
         "judges": {alias: judge.describe() for alias, judge in judges.items()},
         "metric_versions": {m.name: METRICS.get(m.name).implementation_version for m in suite.metrics},
-    }
-
-
-def _record(
-    record_id: str,
-    suite: SuiteConfig,
-    digest: str,
-    protocol: dict[str, Any],
-    built: BuiltModel,
-    outcome: RunOutcome,
-    options: RunOptions,
-) -> dict[str, Any]:
-    return {
-        "schema_version": RECORD_SCHEMA_VERSION,
-        "record_id": record_id,
-        "source": "reproduced",
-        "suite": {"name": suite.name, "version": suite.version, "config": suite.to_dict()},
-        "protocol_hash": digest,
-        "protocol": protocol,
-        "model": {
-            "name": built.name,
-            "spec": built.spec,
-            "kind": built.adapter.kind,
-            "arguments": built.arguments,
-            "adapter_version": type(built.adapter).version,
-            "weights_sha256": built.adapter.weights_sha256,
-        },
-        "dataset": {
-            "name": protocol["dataset"]["name"],
-            "manifest_hash": protocol["dataset"]["manifest_hash"],
-            "items_requested": outcome.items_requested,
-            "items_used": outcome.items_used,
-            "items_skipped": len(outcome.skipped),
-        },
-        "preprocess": protocol["preprocess"],
-        "metrics": outcome.metrics,
-        "not_applicable": outcome.not_applicable,
-        "skipped": outcome.skipped,
-        "run": {
-            "seed": options.seed,
-            "batch_size": options.batch_size,
-            "limit": options.limit,
-            "on_error": options.on_error,
-        },
-        "environment": environment(resolve_device(options.device)),
-        "timings": outcome.timings,
-        "created_at": utc_now(),
     }

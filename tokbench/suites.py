@@ -18,6 +18,7 @@ from tokbench.errors import ConfigError
 BUILTIN_SUITE_DIR = Path(__file__).parent / "tasks"
 SUITE_PATH_ENV = "TOKBENCH_SUITE_PATH"
 KINDS = ("tokenizer", "generator", "pruner")
+RECON_TRACK = "recon"
 
 
 @dataclass(frozen=True)
@@ -44,25 +45,31 @@ class SuiteConfig:
     name: str
     version: str
     kind: str
-    dataset: str
-    preprocess: dict[str, Any]
     metrics: tuple[MetricConfig, ...]
+    #: Dataset spec and preprocessing; required by the recon track, optional for others (gen).
+    dataset: str | None = None
+    preprocess: dict[str, Any] | None = None
     judges: dict[str, JudgeConfig] = field(default_factory=dict)
     description: str = ""
     #: pFID's codebook perturbation {alpha, beta, delta, seed} (tokbench.perturb), or None.
     perturbation: dict[str, Any] | None = None
+    #: How the suite runs (tokbench.tracks); "recon" is the reconstruction runner.
+    track: str = "recon"
+    #: Track-specific protocol settings (validated by the track), e.g. gen's sample count.
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration as plain JSON-able data (it enters the protocol hash).
 
-        ``perturbation`` appears only when set, so suites without it keep their hashes.
+        ``perturbation``, ``track`` and ``settings`` appear only when set (not default), so suites
+        without them keep their hashes.
         """
         resolved = {
             "name": self.name,
             "version": self.version,
             "kind": self.kind,
             "dataset": self.dataset,
-            "preprocess": dict(self.preprocess),
+            "preprocess": None if self.preprocess is None else dict(self.preprocess),
             "metrics": [{"name": m.name, "options": dict(m.options), "judge": m.judge} for m in self.metrics],
             "judges": {
                 alias: {"name": j.name, "options": dict(j.options)} for alias, j in self.judges.items()
@@ -70,6 +77,10 @@ class SuiteConfig:
         }
         if self.perturbation is not None:
             resolved["perturbation"] = dict(self.perturbation)
+        if self.track != RECON_TRACK:
+            resolved["track"] = self.track
+        if self.settings:
+            resolved["settings"] = dict(self.settings)
         return resolved
 
 
@@ -131,7 +142,12 @@ def _to_config(raw: dict[str, Any], source: str) -> SuiteConfig:
         raise ConfigError(
             f"suite {source!r}: unknown key(s) {', '.join(unknown)}; allowed: {sorted(allowed)}"
         )
-    optional = ("description", "judges", "perturbation")
+    track = raw.get("track", RECON_TRACK)
+    if not isinstance(track, str) or not track:
+        raise ConfigError(f"suite {source!r}: track must be a non-empty string, got {track!r}")
+    optional = {"description", "judges", "perturbation", "track", "settings"}
+    if track != RECON_TRACK:
+        optional |= {"dataset", "preprocess"}
     required = {f.name for f in fields(SuiteConfig) if f.name not in optional}
     missing = sorted(required - set(raw))
     if missing:
@@ -141,15 +157,20 @@ def _to_config(raw: dict[str, Any], source: str) -> SuiteConfig:
     version = raw["version"]
     if not isinstance(version, str) or not version:
         raise ConfigError(f"suite {source!r}: version must be a quoted non-empty string, got {version!r}")
-    preprocess = raw["preprocess"]
-    if not isinstance(preprocess, dict) or "name" not in preprocess:
+    preprocess = raw.get("preprocess")
+    if preprocess is not None and (not isinstance(preprocess, dict) or "name" not in preprocess):
         raise ConfigError(f"suite {source!r}: preprocess must be a mapping with a 'name'")
+    settings = raw.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise ConfigError(f"suite {source!r}: settings must be a mapping, got {type(settings).__name__}")
     config = SuiteConfig(
         name=str(raw["name"]),
         version=version,
         kind=raw["kind"],
-        dataset=str(raw["dataset"]),
-        preprocess=dict(preprocess),
+        dataset=None if raw.get("dataset") is None else str(raw["dataset"]),
+        preprocess=None if preprocess is None else dict(preprocess),
+        track=track,
+        settings=dict(settings),
         metrics=_metric_configs(raw["metrics"], source),
         judges=_judge_configs(raw.get("judges") or {}, source),
         description=str(raw.get("description", "")),

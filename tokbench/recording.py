@@ -1,0 +1,118 @@
+"""Turning a measured ``RunOutcome`` into a leaderboard record, and reusing or storing records.
+
+Every track (recon, gen, tokbench, prune, semantic) builds its record here so that all records share
+one shape: suite, protocol and its hash, model, dataset counts, metrics, skips, run options,
+environment and timings. Track-specific details go under ``extra`` keys at the top level.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tokbench.adapters.registry import BuiltModel
+from tokbench.provenance import environment, utc_now
+from tokbench.records import record_metrics
+from tokbench.runner import RunOptions, RunOutcome, resolve_device
+from tokbench.store import AddResult, RecordStore, records_to_frame
+from tokbench.suites import SuiteConfig
+
+RECORD_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of one evaluation: flat metrics, the full record, and what the store did."""
+
+    metrics: dict[str, float]
+    record: dict[str, Any]
+    stored: AddResult | None = None
+
+    def to_frame(self) -> pd.DataFrame:
+        """A one-row DataFrame of the record (model, dataset, protocol, one column per metric)."""
+        return records_to_frame([self.record])
+
+
+def open_store(store: str | Path | None) -> RecordStore | None:
+    """The leaderboard store at ``store``, or None when results are not stored."""
+    return RecordStore(Path(store)) if store is not None else None
+
+
+def existing_result(record_store: RecordStore | None, record_id: str, force: bool) -> RunResult | None:
+    """The stored result for ``record_id`` when it exists and ``force`` is not set (nothing re-runs)."""
+    if record_store is None or force:
+        return None
+    existing = record_store.find(record_id, "reproduced")
+    if existing is None:
+        return None
+    return RunResult(
+        metrics=record_metrics(existing),
+        record=existing,
+        stored=AddResult(status="exists", path=record_store.path_for(existing), record_id=record_id),
+    )
+
+
+def store_result(record_store: RecordStore | None, record: dict[str, Any], force: bool) -> RunResult:
+    """Add ``record`` to the store (rank 0 only under torchrun) and wrap it as a ``RunResult``."""
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    stored = record_store.add(record, force=force) if record_store is not None and is_main else None
+    return RunResult(metrics=record_metrics(record), record=record, stored=stored)
+
+
+def build_record(
+    record_id: str,
+    suite: SuiteConfig,
+    digest: str,
+    protocol: dict[str, Any],
+    built: BuiltModel,
+    outcome: RunOutcome,
+    options: RunOptions,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The record of one run; ``protocol["dataset"]`` names the data, ``extra`` adds top-level keys."""
+    dataset = protocol.get("dataset") or {}
+    record = {
+        "schema_version": RECORD_SCHEMA_VERSION,
+        "record_id": record_id,
+        "source": "reproduced",
+        "suite": {"name": suite.name, "version": suite.version, "config": suite.to_dict()},
+        "protocol_hash": digest,
+        "protocol": protocol,
+        "model": {
+            "name": built.name,
+            "spec": built.spec,
+            "kind": built.adapter.kind,
+            "arguments": built.arguments,
+            "adapter_version": type(built.adapter).version,
+            "weights_sha256": built.adapter.weights_sha256,
+        },
+        "dataset": {
+            "name": dataset.get("name", "(none)"),
+            "manifest_hash": dataset.get("manifest_hash"),
+            "items_requested": outcome.items_requested,
+            "items_used": outcome.items_used,
+            "items_skipped": len(outcome.skipped),
+        },
+        "preprocess": protocol.get("preprocess") or {},
+        "metrics": outcome.metrics,
+        "not_applicable": outcome.not_applicable,
+        "skipped": outcome.skipped,
+        "run": {
+            "seed": options.seed,
+            "batch_size": options.batch_size,
+            "limit": options.limit,
+            "on_error": options.on_error,
+        },
+        "environment": environment(resolve_device(options.device)),
+        "timings": outcome.timings,
+        "created_at": utc_now(),
+    }
+    clashes = sorted(set(extra or {}) & set(record))
+    if clashes:
+        raise ValueError(f"extra record keys {clashes} would overwrite standard record fields")
+    record.update(extra or {})
+    return record
