@@ -1,0 +1,60 @@
+"""The prune track end to end on the fixture with the tiny random VLM (one item per benchmark)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import tokbench
+from tokbench.cli import main
+from tokbench.errors import ConfigError
+
+
+def test_one_command_writes_a_record_with_scores_cost_and_the_unpruned_reference(
+    benchmark_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "record.json"
+    status = main(
+        [
+            "run", "--model", "pool:budget=64,vlm=tiny-random", "--suite", "prune",
+            "--data", str(benchmark_dir), "--limit", "1", "--store", str(tmp_path / "store"),
+            "--output-json", str(out),
+        ]
+    )  # fmt: skip
+    assert status == 0
+    record = json.loads(out.read_text())
+    metrics = record["metrics"]
+    for name in ("gqa", "mmb", "mme", "pope", "sqa", "textvqa"):
+        assert 0.0 <= metrics[name] <= (2000.0 if name == "mme" else 100.0)
+    assert metrics["tokens_kept"] == 64 and metrics["tokens_retained_pct"] == pytest.approx(100 * 64 / 576)
+    assert metrics["prefill_gflops"] > 0 and metrics["prefill_ms"] > 0 and metrics["kv_cache_mb"] > 0
+    assert "peak_memory_mb" in metrics or "peak_memory_mb" in record["not_applicable"]
+    pruning = record["pruning"]
+    assert pruning["random_weights"] is True and pruning["vlm"] == "tiny-random"
+    assert pruning["attention_implementation"] == {"vision": "sdpa", "text": "sdpa"}
+    assert pruning["groups"]["pope"] == "hallucination" and pruning["groups"]["textvqa"] == "ocr_document"
+    assert len(pruning["predictions"]) == record["dataset"]["items_used"] == 6
+    baseline = tokbench.evaluate(
+        "none:vlm=tiny-random", suite="prune", data=str(benchmark_dir), limit=1, store=tmp_path / "store"
+    )
+    assert baseline.stored is not None and baseline.stored.status == "exists"  # run once, reused
+    assert baseline.metrics["prefill_gflops"] > metrics["prefill_gflops"]
+    for name, value in baseline.metrics.items():
+        if name in ("gqa", "pope", "sqa", "mmb", "textvqa", "mme") and value > 0:
+            assert metrics[f"{name}_pct_of_unpruned"] == pytest.approx(100 * metrics[name] / value)
+
+
+def test_the_prune_suite_needs_data_and_a_pruner(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--data"):
+        tokbench.evaluate("pool:budget=64,vlm=tiny-random", suite="prune")
+    with pytest.raises(ConfigError, match="evaluates pruners"):
+        tokbench.evaluate("jpeg", suite="prune", data=str(tmp_path))
+
+
+def test_a_budget_above_the_visual_tokens_fails_clearly(benchmark_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="exceeds the 576 visual tokens"):
+        tokbench.evaluate(
+            "random:budget=1000,vlm=tiny-random", suite="prune", data=str(benchmark_dir), limit=1
+        )

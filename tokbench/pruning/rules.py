@@ -1,0 +1,268 @@
+"""Pure visual-token selection and merging rules, shared by the VLM pruners and ViT token reduction.
+
+Every function works on tensors only (no model, no I/O) and is deterministic given its inputs (and
+the generator for ``random_indices``). Conventions, stable across versions (functions are added,
+never renamed):
+
+- ``n`` tokens, ``keep`` tokens kept; index tensors are int64 and **sorted in original order**, so
+  a kept subsequence preserves the spatial/positional order of the tokens.
+- Batched inputs are ``B×N×D`` (tokens), ``B×N`` (scores); unbatched ``N×D`` / ``N`` work too where
+  stated. Merging rules return a ``MergeResult`` (tokens, sizes, the original index of the token
+  that represents each output slot).
+- Bad arguments raise ``tokbench.errors.ConfigError`` naming the argument and the value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from tokbench.errors import ConfigError
+
+__all__ = [
+    "MergeResult",
+    "check_keep",
+    "cls_attention_scores",
+    "divprune_indices",
+    "gather_tokens",
+    "pool_grid",
+    "pool_tokens",
+    "query_attention_scores",
+    "random_indices",
+    "tome_merge",
+    "tome_reduce",
+    "topk_indices",
+    "visionzip_merge",
+]
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """Merged tokens (``B×K×D``), how many originals each one averages (``B×K``, float), and the
+    original index of the token that stands for each slot (``B×K`` int64, increasing along K)."""
+
+    tokens: torch.Tensor
+    sizes: torch.Tensor
+    index: torch.Tensor
+
+
+def check_keep(n: int, keep: int, what: str = "tokens") -> int:
+    """Validate a kept-token count against ``n`` available tokens and return it."""
+    if isinstance(keep, bool) or not isinstance(keep, int):
+        raise ConfigError(f"keep must be an int number of {what}, got {keep!r}")
+    if keep < 1:
+        raise ConfigError(f"keep must be >= 1 (got {keep}); a budget of zero or fewer {what} is undefined")
+    if keep > n:
+        raise ConfigError(f"keep={keep} exceeds the {n} {what} available; use a budget <= {n}")
+    return keep
+
+
+def random_indices(n: int, keep: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``keep`` distinct indices of ``range(n)`` drawn uniformly, sorted (the random baseline)."""
+    check_keep(n, keep)
+    return torch.randperm(n, generator=generator)[:keep].sort().values
+
+
+def topk_indices(scores: torch.Tensor, keep: int) -> torch.Tensor:
+    """Indices of the ``keep`` largest scores along the last dim, sorted; ties go to the lower index."""
+    check_keep(scores.shape[-1], keep)
+    order = torch.argsort(scores, dim=-1, descending=True, stable=True)
+    return order[..., :keep].sort(dim=-1).values
+
+
+def gather_tokens(tokens: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """``tokens[b, indices[b]]`` for ``B×N×D`` tokens and ``B×K`` indices (or ``N×D`` and ``K``)."""
+    if tokens.dim() == 2:
+        return tokens[indices]
+    return torch.gather(tokens, 1, indices.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
+
+
+def cls_attention_scores(attentions: torch.Tensor, num_prefix: int = 1) -> torch.Tensor:
+    """Head-averaged attention of the [CLS] query (row 0) to each patch, ``B×N_patches``.
+
+    ``attentions`` is a vision encoder's ``B×H×(P+N)×(P+N)`` map with ``P = num_prefix`` leading
+    non-patch tokens; FasterVLM ([CLS] attention, Zhang et al. 2024, arXiv:2412.01818) and
+    VisionZip's dominant tokens rank patches with it.
+    """
+    return attentions[:, :, 0, num_prefix:].float().mean(dim=1)
+
+
+def query_attention_scores(
+    attentions: torch.Tensor, positions: torch.Tensor, query: int = -1
+) -> torch.Tensor:
+    """Head-averaged attention of query row ``query`` to the key ``positions``, ``B×len(positions)``.
+
+    FastV (Chen et al., ECCV 2024, arXiv:2403.06764) ranks visual tokens by the attention they get
+    from the last text token at layer K-1; ``attentions`` is the LLM's ``B×H×Q×K`` map.
+    """
+    return attentions[:, :, query, positions].float().mean(dim=1)
+
+
+def pool_grid(grid: tuple[int, int], keep: int) -> tuple[int, int]:
+    """Output grid ``(a, b)`` with ``a*b == keep``, ``a <= h``, ``b <= w`` and the aspect ratio
+    closest to the input grid's; raises when ``keep`` has no such factorisation."""
+    h, w = grid
+    check_keep(h * w, keep)
+    candidates = [(a, keep // a) for a in range(1, h + 1) if keep % a == 0 and keep // a <= w]
+    if not candidates:
+        raise ConfigError(f"keep={keep} cannot be laid out as an a×b grid within the {h}×{w} token grid")
+    return min(candidates, key=lambda ab: (abs(math.log(ab[0] / ab[1]) - math.log(h / w)), -ab[0]))
+
+
+def pool_tokens(tokens: torch.Tensor, grid: tuple[int, int], keep: int) -> torch.Tensor:
+    """Spatial average pooling of ``B×(h·w)×D`` row-major tokens to ``B×keep×D`` (row-major).
+
+    The plain-downsampling baseline that benchmark studies found competitive with many pruners
+    (e.g. Wen et al. 2025, "Token Pruning in Multimodal LLMs: are we solving the right problem?",
+    arXiv:2502.11501); adaptive average pooling to the grid from ``pool_grid``.
+    """
+    h, w = grid
+    if tokens.shape[1] != h * w:
+        raise ConfigError(f"pool_tokens: {tokens.shape[1]} tokens do not form the {h}×{w} grid")
+    a, b = pool_grid(grid, keep)
+    maps = tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], h, w)
+    pooled = F.adaptive_avg_pool2d(maps.float(), (a, b)).to(tokens.dtype)
+    return pooled.flatten(2).transpose(1, 2)
+
+
+def divprune_indices(features: torch.Tensor, keep: int) -> torch.Tensor:
+    """DivPrune (Alvar et al., CVPR 2025, arXiv:2503.02175): greedy max–min diversity selection.
+
+    Distance is ``1 - cosine similarity``. The first token is the one farthest from its nearest
+    neighbour; each next token maximises its minimum distance to the tokens already chosen.
+    ``features`` is ``N×D`` (one image); returns ``keep`` sorted indices.
+    """
+    n = features.shape[0]
+    check_keep(n, keep)
+    unit = F.normalize(features.double(), dim=-1)
+    distance = 1.0 - unit @ unit.T
+    if n == 1:
+        return torch.zeros(1, dtype=torch.long, device=features.device)
+    nearest = distance.masked_fill(torch.eye(n, dtype=torch.bool, device=features.device), math.inf)
+    chosen = [int(torch.argmax(nearest.min(dim=0).values))]
+    closest = distance[chosen[0]].clone()
+    closest[chosen[0]] = -math.inf
+    for _ in range(keep - 1):
+        pick = int(torch.argmax(closest))
+        chosen.append(pick)
+        closest = torch.minimum(closest, distance[pick])
+        closest[chosen] = -math.inf
+    return torch.tensor(sorted(chosen), dtype=torch.long, device=features.device)
+
+
+def visionzip_merge(
+    tokens: torch.Tensor, scores: torch.Tensor, keys: torch.Tensor, dominant: int, contextual: int
+) -> MergeResult:
+    """VisionZip (Yang et al., CVPR 2025, arXiv:2412.04467): dominant + merged contextual tokens.
+
+    The ``dominant`` tokens with the highest [CLS] ``scores`` (``B×N``) are kept; of the rest,
+    ``contextual`` targets are taken at a uniform stride, every other remaining token is assigned to
+    its most similar target by key dot product (``keys``: ``B×N×Dk``) and averaged into it. Output
+    order: dominant tokens in original order, then contextual tokens in original order.
+    """
+    b, n, _ = tokens.shape
+    check_keep(n, dominant + contextual)
+    if dominant < 0 or contextual < 0:
+        raise ConfigError(f"visionzip: dominant={dominant} and contextual={contextual} must be >= 0")
+    dom = topk_indices(scores, dominant) if dominant else scores.new_zeros((b, 0), dtype=torch.long)
+    rest_mask = torch.ones(b, n, dtype=torch.bool, device=tokens.device)
+    rest_mask.scatter_(1, dom, False)
+    rest = torch.nonzero(rest_mask)[:, 1].reshape(b, n - dominant)
+    out_tokens = [gather_tokens(tokens, dom)]
+    out_sizes = [tokens.new_ones(b, dominant, dtype=torch.float32)]
+    out_index = [dom]
+    if contextual:
+        step = (n - dominant) / contextual
+        target_slots = (torch.arange(contextual, device=tokens.device) * step).long()
+        targets = rest[:, target_slots]
+        other_slots = torch.ones(n - dominant, dtype=torch.bool, device=tokens.device)
+        other_slots[target_slots] = False
+        others = rest[:, other_slots]
+        similarity = gather_tokens(keys, others).float() @ gather_tokens(keys, targets).float().transpose(
+            1, 2
+        )
+        assign = similarity.argmax(dim=-1)
+        sums = gather_tokens(tokens, targets).float()
+        sums = sums.scatter_add(
+            1, assign.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]), gather_tokens(tokens, others).float()
+        )
+        counts = torch.ones(b, contextual, device=tokens.device).scatter_add(
+            1, assign, torch.ones_like(assign, dtype=torch.float32)
+        )
+        out_tokens.append((sums / counts.unsqueeze(-1)).to(tokens.dtype))
+        out_sizes.append(counts)
+        out_index.append(targets)
+    return MergeResult(torch.cat(out_tokens, 1), torch.cat(out_sizes, 1), torch.cat(out_index, 1))
+
+
+def tome_merge(
+    tokens: torch.Tensor,
+    r: int,
+    sizes: torch.Tensor | None = None,
+    metric: torch.Tensor | None = None,
+    protected: int = 0,
+) -> MergeResult:
+    """One round of ToMe bipartite soft matching (Bolya et al., ICLR 2023, arXiv:2210.09461).
+
+    Tokens alternate between sets A (even positions) and B (odd); each A token's most similar B
+    token (cosine of ``metric``, default the tokens) is its edge; the ``r`` most similar edges merge
+    their A token into the B token by a size-weighted average. The first ``protected`` tokens (e.g.
+    [CLS]) are never merged. Output keeps the surviving tokens in original order; ``index`` gives
+    their original positions (use it to map ``sizes`` for proportional attention).
+    """
+    b, n, d = tokens.shape
+    mergeable = n - protected
+    if r < 0 or r > mergeable // 2:
+        raise ConfigError(
+            f"tome_merge: r={r} must be in [0, {mergeable // 2}] for {mergeable} mergeable tokens"
+        )
+    if sizes is None:
+        sizes = tokens.new_ones(b, n, dtype=torch.float32)
+    index = torch.arange(n, device=tokens.device).expand(b, n)
+    if r == 0:
+        return MergeResult(tokens, sizes, index)
+    metric = tokens if metric is None else metric
+    unit = F.normalize(metric[:, protected:].float(), dim=-1)
+    a_pos = torch.arange(protected, n, 2, device=tokens.device)
+    b_pos = torch.arange(protected + 1, n, 2, device=tokens.device)
+    similarity = unit[:, 0::2] @ unit[:, 1::2].transpose(1, 2)
+    best, match = similarity.max(dim=-1)
+    order = torch.argsort(best, dim=-1, descending=True, stable=True)
+    merged_a = order[:, :r]
+    target_b = torch.gather(match, 1, merged_a)
+    weighted = tokens.float() * sizes.unsqueeze(-1)
+    src = gather_tokens(weighted, a_pos[merged_a])
+    dst_pos = b_pos[target_b]
+    weighted = weighted.scatter_add(1, dst_pos.unsqueeze(-1).expand(-1, -1, d), src)
+    new_sizes = sizes.scatter_add(1, dst_pos, torch.gather(sizes, 1, a_pos[merged_a]))
+    alive = torch.ones(b, n, dtype=torch.bool, device=tokens.device)
+    alive.scatter_(1, a_pos[merged_a], False)
+    kept = torch.nonzero(alive)[:, 1].reshape(b, n - r)
+    kept_sizes = torch.gather(new_sizes, 1, kept)
+    kept_tokens = (gather_tokens(weighted, kept) / kept_sizes.unsqueeze(-1)).to(tokens.dtype)
+    return MergeResult(kept_tokens, kept_sizes, kept)
+
+
+def tome_reduce(
+    tokens: torch.Tensor, keep: int, metric: torch.Tensor | None = None, protected: int = 0
+) -> MergeResult:
+    """Repeated ``tome_merge`` rounds (each removes at most half) until ``keep`` tokens remain.
+
+    ``index`` refers to positions in the input ``tokens``. Without ``metric`` each round matches on
+    the merged tokens themselves; a given ``metric`` follows the surviving tokens between rounds.
+    """
+    b, n, _ = tokens.shape
+    if keep <= protected:
+        raise ConfigError(f"tome_reduce: keep={keep} must exceed the {protected} protected tokens")
+    check_keep(n, keep)
+    sizes = tokens.new_ones(b, n, dtype=torch.float32)
+    index = torch.arange(n, device=tokens.device).expand(b, n)
+    while tokens.shape[1] > keep:
+        r = min(tokens.shape[1] - keep, (tokens.shape[1] - protected) // 2)
+        step = tome_merge(tokens, r, sizes, metric, protected)
+        metric = None if metric is None else gather_tokens(metric, step.index)
+        tokens, sizes, index = step.tokens, step.sizes, torch.gather(index, 1, step.index)
+    return MergeResult(tokens, sizes, index)
