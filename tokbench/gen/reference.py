@@ -1,0 +1,165 @@
+"""The reference batch of a ``gen`` run: ADM's ``.npz`` (``mu``/``sigma`` pool-3 statistics, optional
+``mu_s``/``sigma_s`` spatial statistics and ``arr_0`` images) or any statistics file ``stats_io`` reads.
+
+Everything is checked before sampling starts: the statistics' keys and feature width (by
+``tokbench.stats_io``), and the ``arr_0`` header (uint8 N×H×W×3). Reference activations for
+precision/recall come from ``arr_0`` images run through the judge (streamed in chunks from the zip
+member, cached on disk per reference sha256 and judge) or from clean-fid's ``feats`` array.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tokbench.errors import ConfigError
+from tokbench.features import FeatureCache
+from tokbench.judges.base import Judge
+from tokbench.judges.weights import cache_dir, file_sha256
+from tokbench.metrics.frechet import FeatureStatistics
+from tokbench.stats_io import load_statistics
+
+#: Where OpenAI's guided-diffusion README publishes the ImageNet reference batches.
+ADM_REFERENCE_URL = "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/ref_batches/imagenet/"
+REFERENCE_DIR_NAME = "references"
+
+
+@dataclass(frozen=True)
+class ReferenceBatch:
+    """A checked reference file: its statistics and what else it offers."""
+
+    path: Path
+    sha256: str
+    statistics: FeatureStatistics
+    #: ``"arr_0"`` (images), ``"feats"`` (features) or None: the source of reference activations.
+    activations: str | None
+    #: (N, H, W) of ``arr_0`` when present.
+    image_shape: tuple[int, int, int] | None
+    spatial: bool
+
+    def describe(self) -> dict[str, object]:
+        """Name, sha256 and contents, for the protocol."""
+        return {
+            "name": self.path.name,
+            "sha256": self.sha256,
+            "count": self.statistics.count,
+            "activations": self.activations,
+            "spatial_statistics": self.spatial,
+        }
+
+
+def find_reference(given: Path | None, default_name: str | None) -> Path:
+    """The reference file: ``given`` (``--reference``), else the suite's default name looked up in
+    the working directory and ``$TOKBENCH_CACHE/references``; a clear error when it is not there."""
+    if given is not None:
+        if not Path(given).is_file():
+            raise ConfigError(f"reference batch {given} does not exist (or is not a file)")
+        return Path(given)
+    if default_name is None:
+        raise ConfigError(
+            "the gen suite needs a reference batch (.npz with mu and sigma): pass --reference FILE.npz "
+            "(Python: reference=)"
+        )
+    places = [Path.cwd() / default_name, cache_dir() / REFERENCE_DIR_NAME / default_name]
+    for place in places:
+        if place.is_file():
+            return place
+    resolution = "512" if "512" in default_name else "256"
+    raise ConfigError(
+        f"reference batch {default_name} not found (looked in {', '.join(map(str, places))}). Download it "
+        f"from {ADM_REFERENCE_URL}{resolution}/{default_name} (OpenAI's guided-diffusion evaluations) and "
+        f"pass --reference PATH, or put it in {places[-1].parent}"
+    )
+
+
+def load_reference(path: Path, feature_dim: int) -> ReferenceBatch:
+    """Read and check a reference file; ``ConfigError`` naming the file and the problem."""
+    statistics = load_statistics(path, feature_dim=feature_dim)
+    with np.load(path, allow_pickle=False) as data:
+        files = set(data.files)
+        if "feats" in files and "arr_0" not in files:
+            shape = data["feats"].shape
+            if len(shape) != 2 or shape[1] != feature_dim:
+                raise ConfigError(
+                    f"reference batch {path}: 'feats' must be (n, {feature_dim}) judge features, got {shape}"
+                )
+    image_shape = _image_header(path) if "arr_0" in files else None
+    activations = "arr_0" if image_shape is not None else "feats" if "feats" in files else None
+    spatial = {"mu_s", "sigma_s"} <= files
+    return ReferenceBatch(path, file_sha256(path), statistics, activations, image_shape, spatial)
+
+
+def _open_images(archive: zipfile.ZipFile, path: Path) -> tuple[object, tuple[int, ...]]:
+    handle = archive.open("arr_0.npy")
+    version = np.lib.format.read_magic(handle)
+    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = reader(handle)
+    if dtype != np.uint8 or len(shape) != 4 or shape[3] != 3 or fortran_order or shape[0] < 1:
+        handle.close()
+        raise ConfigError(
+            f"reference batch {path}: 'arr_0' must be uint8 images N×H×W×3 (ADM's layout), got "
+            f"{dtype} {tuple(shape)}{' in Fortran order' if fortran_order else ''}"
+        )
+    return handle, tuple(shape)
+
+
+def _image_header(path: Path) -> tuple[int, int, int]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            handle, shape = _open_images(archive, path)
+            handle.close()
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise ConfigError(f"reference batch {path}: cannot read the header of 'arr_0': {error}") from None
+    return shape[0], shape[1], shape[2]
+
+
+def iter_images(path: Path, chunk: int) -> Iterator[torch.Tensor]:
+    """``arr_0`` as uint8 N×3×H×W tensors of at most ``chunk`` images, read without loading it whole."""
+    with zipfile.ZipFile(path) as archive:
+        handle, shape = _open_images(archive, path)
+        row_bytes = int(np.prod(shape[1:]))
+        with handle:
+            for start in range(0, shape[0], chunk):
+                count = min(chunk, shape[0] - start)
+                data = handle.read(count * row_bytes)
+                if len(data) != count * row_bytes:
+                    raise ConfigError(f"reference batch {path}: 'arr_0' ends early at image {start}")
+                array = np.frombuffer(data, dtype=np.uint8).reshape(count, *shape[1:])
+                yield torch.from_numpy(array.copy()).permute(0, 3, 1, 2).contiguous()
+
+
+def reference_activations(
+    reference: ReferenceBatch, judge: Judge, device: torch.device, batch_size: int, cache: bool = True
+) -> torch.Tensor | None:
+    """The judge's feature output for every reference image (``arr_0``), or the stored ``feats``;
+    None when the file has neither. ``arr_0`` features are cached per (reference, judge, device type)."""
+    if reference.activations is None:
+        return None
+    if reference.activations == "feats":
+        with np.load(reference.path, allow_pickle=False) as data:
+            return torch.from_numpy(np.asarray(data["feats"], dtype=np.float32))
+    output = judge.outputs[0]
+    store = None
+    if cache:
+        key = {"reference_sha256": reference.sha256, "judge": judge.describe(), "device": device.type}
+        store = FeatureCache.for_protocol(key, root=cache_dir() / "features" / "references")
+    count = reference.image_shape[0] if reference.image_shape else 0
+    ids = [f"arr_0:{i}" for i in range(count)]
+    cached = store.get(ids) if store is not None else None
+    if cached is not None:
+        return cached
+    rows = []
+    with torch.inference_mode():
+        for images in iter_images(reference.path, batch_size):
+            rows.append(judge(images.to(device))[output].detach().to("cpu", torch.float32).clone())
+    features = torch.cat(rows)
+    if store is not None and os.environ.get("RANK", "0") == "0":
+        store.put(ids, features)
+        store.save()
+    return features
