@@ -19,7 +19,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-import tokbench.models.titok as titok_module
+import tokbench.hub as hub_module
 from tokbench.adapters import build_model
 from tokbench.errors import ConfigError, WeightsError
 from tokbench.judges.weights import file_sha256
@@ -398,7 +398,7 @@ def test_hanging_network_is_bounded(
     def hang(*args: object, **kwargs: object) -> None:
         time.sleep(30)  # a DNS lookup or SYN that never answers
 
-    monkeypatch.setattr(titok_module.socket, "create_connection", hang)
+    monkeypatch.setattr(hub_module.socket, "create_connection", hang)
     assert "huggingface.co is unreachable" in _assert_fails_fast_naming_the_ways()
     assert [call[2]["local_files_only"] for call in fake_hub.calls] == [True, True]
 
@@ -406,7 +406,7 @@ def test_hanging_network_is_bounded(
 def test_hub_download_order_revision_and_cache(
     hub_env: Path, fake_hub: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(titok_module, "_reachable", lambda url, timeout: True)
+    monkeypatch.setattr(hub_module, "reachable", lambda url, timeout: True)
     fake_hub.files["pytorch_model.bin"] = tmp_path / "pytorch_model.bin"
     path, source = resolve_checkpoint(VARIANTS["b64"], None, revision="0123abc")
     assert (path, source) == (tmp_path / "pytorch_model.bin", "hub")

@@ -30,8 +30,8 @@ import torch
 
 from tokbench.adapters.base import Encoded, Tokenizer
 from tokbench.errors import ConfigError, WeightsError
+from tokbench.hub import HubModel, ResolvedFolder, resolve_model_folder
 from tokbench.judges.weights import file_sha256
-from tokbench.models.titok import _offline_reason as hub_offline_reason
 from tokbench.models.titok import load_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -39,9 +39,6 @@ logger = logging.getLogger(__name__)
 #: The diffusers release the embedded configs and the tests were checked with.
 TESTED_DIFFUSERS = "0.42.1"
 RANDOM_INIT_SEED = 0
-CONFIG_NAME = "config.json"
-#: Weight files of a diffusers model folder, in the order they are looked for.
-WEIGHT_FILENAMES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 #: Config keys that fix the architecture (the state dict layout) or the latent normalisation; keys
 #: absent from an older config.json take the default of the installed ``AutoencoderKL``.
 CHECKED_KEYS = (
@@ -188,117 +185,14 @@ def build_autoencoder(variant: VaeVariant, device: str | torch.device = "cpu") -
     return model.float()
 
 
-@dataclass(frozen=True)
-class ResolvedVae:
-    files: tuple[Path, ...]
-    config_file: Path | None
-    source: str
-    #: The hub commit the files came from, when they came from a hub snapshot.
-    commit: str | None = None
-
-
 def resolve_weights(
     variant: VaeVariant, weights: str | os.PathLike | None, revision: str | None
-) -> ResolvedVae:
+) -> ResolvedFolder:
     """Find the weights: a file, a folder (VAE folder, repository snapshot, hub cache) or the hub."""
-    if weights is None:
-        return _from_hub(variant, revision or variant.revision, cache_dir=None)
-    path = Path(weights).expanduser()
-    if path.is_file():
-        if revision is not None:
-            raise ConfigError(
-                f"sd-vae: revision={revision!r} applies to hub downloads, not to the file {path}"
-            )
-        return ResolvedVae((path,), None, f"file:{path}")
-    if path.is_dir():
-        cache = _hub_cache_root(path, variant)
-        if cache is not None:
-            return _from_hub(variant, revision or variant.revision, cache_dir=cache)
-        if revision is not None:
-            raise ConfigError(f"sd-vae: revision={revision!r} needs a hub cache directory, {path} is not one")
-        return _from_folder(path, variant)
-    raise WeightsError(
-        f"sd-vae {variant.name}: weights={str(weights)!r} is neither a file nor a directory. "
-        + how_to_supply(variant)
+    hub_model = HubModel(
+        f"sd-vae {variant.name}", variant.hub_id, variant.subfolder, how_to_supply(variant), variant.gated
     )
-
-
-def _hub_cache_root(path: Path, variant: VaeVariant) -> Path | None:
-    """The hub cache directory when ``path`` is an HF_HOME, a hub cache or a ``models--`` folder."""
-    repo_folder = "models--" + variant.hub_id.replace("/", "--")
-    if path.name == repo_folder:
-        return path.parent
-    for cache in (path, path / "hub"):
-        if (cache / repo_folder).is_dir():
-            return cache
-    return None
-
-
-def _from_folder(root: Path, variant: VaeVariant) -> ResolvedVae:
-    folders = [root / variant.subfolder, root] if variant.subfolder else [root]
-    for folder in folders:
-        for name in WEIGHT_FILENAMES:
-            if (folder / name).is_file():
-                config = folder / CONFIG_NAME
-                return ResolvedVae(
-                    (folder / name,), config if config.is_file() else None, f"directory:{folder}"
-                )
-    raise WeightsError(
-        f"sd-vae {variant.name}: no weights in {' or '.join(map(str, folders))} (looked for "
-        f"{', '.join(WEIGHT_FILENAMES)}). " + how_to_supply(variant)
-    )
-
-
-def _from_hub(variant: VaeVariant, revision: str | None, cache_dir: Path | None) -> ResolvedVae:
-    try:
-        import huggingface_hub
-        from huggingface_hub.utils import EntryNotFoundError
-    except ImportError:
-        raise WeightsError(
-            f"sd-vae {variant.name}: no weights given, and fetching {variant.hub_id} from the Hugging Face "
-            "hub needs the huggingface_hub package (pip install huggingface_hub). " + how_to_supply(variant)
-        ) from None
-    offline = "a local hub cache was given" if cache_dir is not None else hub_offline_reason()
-    home = os.environ.get("HF_HOME")
-    env_cache = str(cache_dir or os.environ.get("HF_HUB_CACHE") or (Path(home) / "hub" if home else ""))
-    prefix = f"{variant.subfolder}/" if variant.subfolder else ""
-
-    def download(filename: str) -> Path:
-        return Path(
-            huggingface_hub.hf_hub_download(
-                variant.hub_id,
-                prefix + filename,
-                revision=revision,
-                cache_dir=env_cache or None,
-                local_files_only=offline is not None,
-                endpoint=os.environ.get("HF_ENDPOINT"),
-            )
-        )
-
-    errors: list[str] = []
-    try:
-        config = download(CONFIG_NAME)
-        for filename in WEIGHT_FILENAMES:
-            try:
-                path = download(filename)
-            except EntryNotFoundError as exc:
-                errors.append(f"{prefix}{filename}: {type(exc).__name__}")
-                continue
-            return ResolvedVae((path,), config, f"hub:{variant.hub_id}", _snapshot_commit(path))
-    except Exception as exc:  # repository, revision, gate, access or connection
-        errors.append(f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
-    at = f" at revision {revision!r}" if revision else ""
-    state = f"is not in the local hub cache ({offline})" if offline else "could not be downloaded"
-    gate = " (a gated repository)" if variant.gated else ""
-    raise WeightsError(
-        f"sd-vae {variant.name}: no weights given and {variant.hub_id}{gate}{at} {state} "
-        f"[{'; '.join(errors)}]. " + how_to_supply(variant)
-    )
-
-
-def _snapshot_commit(path: Path) -> str | None:
-    match = re.search(r"[/\\]snapshots[/\\]([0-9a-f]{40})[/\\]", str(path))
-    return match.group(1) if match else None
+    return resolve_model_folder(hub_model, weights, revision)
 
 
 def check_config(variant: VaeVariant, config_file: Path) -> None:
@@ -333,7 +227,7 @@ def state_dict_to_current_keys(state: Mapping[str, torch.Tensor]) -> dict[str, t
     return {pattern.sub(lambda m: m[1] + _LEGACY_ATTENTION[m[2]] + m[3], k): v for k, v in state.items()}
 
 
-def load_autoencoder(variant: VaeVariant, resolved: ResolvedVae) -> torch.nn.Module:
+def load_autoencoder(variant: VaeVariant, resolved: ResolvedFolder) -> torch.nn.Module:
     """The variant's ``AutoencoderKL`` with the resolved weights, float32, eval mode."""
     if resolved.config_file is not None:
         check_config(variant, resolved.config_file)

@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlparse
 
 import torch
 
 from tokbench.adapters.base import Encoded, Tokenizer
 from tokbench.adapters.discrete import NOT_APPLICABLE, DiscreteTokenizer
 from tokbench.errors import ConfigError, WeightsError
+from tokbench.hub import offline_reason
 from tokbench.judges.weights import file_sha256
-from tokbench.judges.weights import offline as tokbench_offline
 from tokbench.models.titok_modules import (  # noqa: F401  (re-exported)
     GaussianPosterior,
     PixelDecoderConfig,
@@ -159,8 +156,6 @@ VARIANTS: dict[str, TiTokVariant] = {
 #: Weight files of a hub repository, in the order ``PyTorchModelHubMixin`` reads them.
 HUB_FILENAMES = ("model.safetensors", "pytorch_model.bin")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
-#: How long to wait for a TCP connection to the hub (or proxy) before treating it as offline.
-HUB_PROBE_SECONDS = 2.0
 RANDOM_INIT_SEED = 0
 
 
@@ -225,46 +220,6 @@ def _from_directory(root: Path, variant: TiTokVariant, revision: str | None) -> 
     )
 
 
-def _reachable(url: str, timeout: float) -> bool:
-    """Whether a TCP connection to ``url``'s host opens within ``timeout`` seconds.
-
-    Runs in a daemon thread so that a hanging DNS lookup (which ignores socket timeouts) cannot
-    block the caller.
-    """
-    parsed = urlparse(url if "://" in url else f"http://{url}")
-    if not parsed.hostname:
-        return False
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    opened: list[bool] = []
-
-    def probe() -> None:
-        try:
-            with socket.create_connection((parsed.hostname, port), timeout=timeout):
-                opened.append(True)
-        except OSError:
-            pass
-
-    thread = threading.Thread(target=probe, name="titok-hub-probe", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(opened)
-
-
-def _offline_reason() -> str | None:
-    """Why the hub cannot be reached now, or None when it can."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        return "HF_HUB_OFFLINE is set"
-    if tokbench_offline():
-        return "TOKBENCH_OFFLINE is set"
-    proxies = [
-        os.environ[k] for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy") if os.environ.get(k)
-    ]
-    target = proxies[0] if proxies else os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
-    if not _reachable(target, HUB_PROBE_SECONDS):
-        return f"{urlparse(target).hostname or target} is unreachable"
-    return None
-
-
 def _from_hub(variant: TiTokVariant, revision: str | None) -> Path:
     try:
         import huggingface_hub
@@ -274,7 +229,7 @@ def _from_hub(variant: TiTokVariant, revision: str | None) -> Path:
             f"titok {variant.name}: no weights given, and fetching {variant.hub_id} from the Hugging Face "
             "hub needs the huggingface_hub package (pip install huggingface_hub). " + how_to_supply(variant)
         ) from None
-    offline = _offline_reason()
+    offline = offline_reason()
     cache_dir = os.environ.get("HF_HUB_CACHE") or (
         str(Path(os.environ["HF_HOME"]) / "hub") if os.environ.get("HF_HOME") else None
     )
