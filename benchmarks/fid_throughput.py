@@ -30,7 +30,8 @@ Usage::
     python benchmarks/fid_throughput.py --quick    # smoke run (~5 min)
 
 ``--quick`` writes its report to ``/tmp/tokbench-bench-quick/RESULTS-quick.md``, the full run to
-``benchmarks/RESULTS.md``.
+``benchmarks/results/fid_throughput.md`` (summarised in ``benchmarks/RESULTS.md``). ``--rounds`` and
+``--calibration-rounds`` override the profile's round counts.
 
 Images and work files go to ``--root`` (default ``/tmp/tokbench-bench``), never into the repository.
 """
@@ -779,6 +780,8 @@ def main() -> None:
     parser.add_argument(
         "--batch-sizes", type=int, nargs="+", help="peers' batch sizes (4 8 32 64; quick: 8 32)"
     )
+    parser.add_argument("--rounds", type=int, help="interleaved cold-FID rounds (full: 2, quick: 1)")
+    parser.add_argument("--calibration-rounds", type=int, help="calibration rounds (full: 2, quick: 1)")
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -787,9 +790,14 @@ def main() -> None:
         return
     started = time.time()
     name = "quick" if args.quick else "full"
-    profile = PROFILES[name]
+    profile = dict(PROFILES[name])
+    if args.rounds is not None:
+        profile["rounds"] = args.rounds
+    if args.calibration_rounds is not None:
+        profile["calibration_rounds"] = args.calibration_rounds
     root = args.root or Path("/tmp/tokbench-bench" + ("-quick" if args.quick else ""))
-    output = args.output or (root / "RESULTS-quick.md" if args.quick else HERE / "RESULTS.md")
+    default_output = root / "RESULTS-quick.md" if args.quick else HERE / "results" / "fid_throughput.md"
+    output = args.output or default_output
     command = " ".join([Path(sys.executable).as_posix(), "benchmarks/fid_throughput.py", *sys.argv[1:]])
 
     sys.path.insert(0, str(HERE))
