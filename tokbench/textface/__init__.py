@@ -1,0 +1,1 @@
+"""TokBench text and face fidelity: annotated datasets, crops, the track and per-instance details."""
