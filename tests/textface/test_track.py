@@ -28,7 +28,7 @@ RESOLUTIONS = {
     256: "    - {resolution: 256, text: [0.02, 0.03, 0.04, 1.0], face: [0.1, 0.2, 0.3, 1.0]}",
     1024: "    - {resolution: 1024, text: [0.005, 0.01, 0.02, 1.0], face: [0.02, 0.05, 0.1, 1.0]}",
 }
-SUBSET = ("text-chelsea", "text-page", "faces-0", "faces-3")
+SUBSET = ("text-retina", "text-page", "faces-0", "faces-1")
 
 
 class _EmbeddedSubset(EmbeddedTokbenchDataset):
