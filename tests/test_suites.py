@@ -15,6 +15,12 @@ from tokbench.suites import SUITE_PATH_ENV, list_suites, load_suite
 GOLDEN = {
     ("recon", "2"): "f84065af897691bc0cdd2d4ad5ba0acea60b0bcc96aee9bbb8bd9b3620d98978",
     ("pfid", "1"): "771880d3b8f72f6c801e1fff42fe7880496acccca8117f297347ddf4df6b7858",
+    ("semantic", "1"): "0d82ae8aaf6c8448245817240c92d769744546bbaffae065be167e71d8cf4d5a",
+    ("vit-reduction", "1"): "2bc49e8f7048944b6168673b39ff245b4b471077953976e9d175734f6225660d",
+    ("prune", "1"): "76c0865e02e0ef4ce5ff9d2f438101dde636fc21ff4bf6078cf064f571de8888",
+    ("gen", "1"): "9dae0b18b4bcf88feb83dcd711bec482b02958465df78e75ce2ad3dd79ecb984",
+    ("tokbench", "1"): "ef142dea7a1da1bb4a067210c030ee4f33001ea41a0b70da3f446719e75a4b66",
+    ("tokbench-official", "1"): "d9e5832c6cc787749ae47b4037d777131e95e5256d495c25483b8700d5140f67",
 }
 
 

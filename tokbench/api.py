@@ -28,7 +28,7 @@ from tokbench.runner import (
     feature_judges,
     resolve_device,
 )
-from tokbench.suites import RECON_TRACK, SuiteConfig, load_suite
+from tokbench.suites import RECON_TRACK, SuiteConfig, load_suite, with_judge_options
 from tokbench.tracks import TRACKS, TrackRequest
 
 __all__ = ["RunResult", "evaluate", "evaluate_sweep", "sweep_specs", "with_arguments"]
@@ -51,6 +51,10 @@ def evaluate(
     progress: bool = False,
     reference: str | Path | None = None,
     cache_features: bool = True,
+    judge_options: dict[str, dict[str, Any]] | None = None,
+    num_samples: int | None = None,
+    work_dir: str | Path | None = None,
+    save_samples: bool = False,
 ) -> RunResult:
     """Evaluate ``model`` (a spec such as ``"jpeg:quality=30"`` or an adapter instance) on ``suite``.
 
@@ -59,11 +63,17 @@ def evaluate(
     not re-run (its record is returned) unless ``force`` is set. ``reference`` is a statistics
     file (``.npz`` with ``mu``/``sigma``) that replaces the originals as FID's real side.
     ``cache_features`` keeps judge features of the originals on disk for later runs.
+    ``judge_options`` overrides options of the suite's judges by alias (``{"clip": {"weights":
+    "random"}}``); they enter the protocol hash.
+    Generator suites (``gen``): ``num_samples`` overrides the suite's sample count, ``work_dir`` holds
+    the resumable shard files (default: the tokbench cache), ``save_samples`` also dumps the samples.
     """
     options = RunOptions(
         device=device, batch_size=batch_size, limit=limit, seed=seed, on_error=on_error, progress=progress
     )
     suite_config = load_suite(suite)
+    if judge_options:
+        suite_config = with_judge_options(suite_config, judge_options)
     if suite_config.track != RECON_TRACK:
         request = TrackRequest(
             model=model,
@@ -74,8 +84,15 @@ def evaluate(
             force=force,
             reference=None if reference is None else Path(reference),
             cache_features=cache_features,
+            num_samples=num_samples,
+            work_dir=None if work_dir is None else Path(work_dir),
+            save_samples=save_samples,
         )
         return TRACKS.get(suite_config.track)(request)
+    if num_samples is not None or work_dir is not None or save_samples:
+        raise ConfigError(
+            f"num_samples, work_dir and save_samples apply to generator suites, not to {suite_config.name!r}"
+        )
     built = build_model(model)
     run_model = _with_perturbation(built, suite_config)
     dataset = resolve_dataset(data or suite_config.dataset)

@@ -57,6 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--reference", type=Path, help="precomputed real-image statistics (.npz with mu, sigma) for FID"
     )
+    run.add_argument("--num-samples", type=int, help="generator suites: samples to draw (default: suite's)")
+    run.add_argument(
+        "--work-dir", type=Path, help="generator suites: resumable shard directory (default: tokbench cache)"
+    )
+    run.add_argument(
+        "--save-samples", action="store_true", help="generator suites: also dump samples in the work dir"
+    )
+    run.add_argument(
+        "--judge-option",
+        action="append",
+        default=[],
+        metavar="ALIAS.KEY=VALUE",
+        help="override a suite judge's option, e.g. clip.weights=random (recorded in the protocol)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     listing = commands.add_parser("list", help="list registered names")
@@ -124,6 +138,24 @@ def parse_sweep(items: list[str]) -> dict[str, list[str]]:
     return sweep
 
 
+def parse_judge_options(items: list[str]) -> dict[str, dict[str, object]]:
+    """``["clip.weights=random"]`` → ``{"clip": {"weights": "random"}}``; values are read as YAML scalars."""
+    import yaml
+
+    options: dict[str, dict[str, object]] = {}
+    for item in items:
+        target, sep, value = item.partition("=")
+        alias, dot, key = target.strip().partition(".")
+        if not sep or not dot or not alias or not key:
+            raise ConfigError(f"--judge-option {item!r} is not ALIAS.KEY=VALUE (e.g. clip.weights=random)")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError:
+            parsed = value
+        options.setdefault(alias, {})[key.strip()] = parsed
+    return options
+
+
 def _run(args: argparse.Namespace) -> int:
     from tokbench.api import evaluate, sweep_specs, with_arguments
 
@@ -146,6 +178,10 @@ def _run(args: argparse.Namespace) -> int:
             force=args.force,
             progress=not args.quiet,
             reference=args.reference,
+            judge_options=parse_judge_options(args.judge_option),
+            num_samples=args.num_samples,
+            work_dir=args.work_dir,
+            save_samples=args.save_samples,
         )
         results.append(result)
         if is_main:

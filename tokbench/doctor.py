@@ -39,10 +39,14 @@ def run_checks(store_root: Path | None = None) -> list[Check]:
 def _judge_checks() -> list[Check]:
     """Each judge's weights: where they resolve offline, or how to get them."""
     from tokbench.judges import inception, lpips
+    from tokbench.judges.face import DLIB_RESNET
+    from tokbench.judges.ocr import EASYOCR_ENGLISH_G2
 
     judges = {  # name: (weights files, whether every file is needed or any one will do)
         "judge inception-v3-tf": (inception.WEIGHTS_SPECS, False),
         "judge lpips (alex, vgg16)": (lpips.weights_specs(), True),
+        "judge easyocr-en-g2": ((EASYOCR_ENGLISH_G2,), True),
+        "judge dlib-resnet-v1": ((DLIB_RESNET,), True),
     }
     checks = []
     for name, (specs, needs_all) in judges.items():

@@ -119,6 +119,9 @@ def build_metrics(
         kwargs = dict(config.options)
         if config.judge is not None and "judge" in accepted:
             kwargs["judge"] = judges[config.judge]
+        width = getattr(judges.get(config.judge or ""), "feature_dim", None)  # judges that declare it
+        if width is not None and "feature_dim" in accepted:
+            kwargs.setdefault("feature_dim", width)  # a suite's explicit feature_dim still wins
         kwargs.update({k: v for k, v in (injected or {}).items() if k in accepted and v is not None})
         try:
             metrics[config.name] = cls(**kwargs)
@@ -151,6 +154,9 @@ class _ShardState:
     items_used: int
     encode_seconds: float
     decode_seconds: float
+    #: Sum of ``Encoded.num_tokens`` over the images whose batch reported it, and their count.
+    token_sum: int = 0
+    token_images: int = 0
 
 
 class ReconstructionRunner:
@@ -181,7 +187,8 @@ class ReconstructionRunner:
         self.device = resolve_device(options.device)
         self.judges = judges or {}
         self.features = features or JudgeFeatures(feature_judges(suite, self.judges))
-        self.injected = injected or {}
+        # class names of a labelled dataset (classfolder:PATH) for metrics that take them (zero-shot)
+        self.injected = {**(injected or {}), "class_names": dataset.class_names()}
         self.metrics = build_metrics(suite, self.judges, self.injected)
         self.metric_judges = {m.name: m.judge for m in suite.metrics}
         self.shard = _ShardState({}, [], {}, 0, 0.0, 0.0)
@@ -241,6 +248,9 @@ class ReconstructionRunner:
         decode_seconds = sum(s.decode_seconds for s in shards)
         values["encode_seconds_per_image"] = encode_seconds / used
         values["decode_seconds_per_image"] = decode_seconds / used
+        token_images = sum(s.token_images for s in shards)
+        if token_images:  # the model's token count, so rate curves can use tokens as well as bits
+            values["num_tokens"] = sum(s.token_sum for s in shards) / token_images
         return RunOutcome(
             metrics=values,
             items_requested=requested,
@@ -298,7 +308,7 @@ class ReconstructionRunner:
             for position, entry in enumerate(batch):  # find the items the model fails on
                 self._run_single(entry, images[position : position + 1])
             return
-        self._update_metrics(ids, images, reconstructions, bits)
+        self._update_metrics(ids, images, reconstructions, bits, batch_labels(batch))
 
     def _run_single(self, entry: tuple[int, ImageItem], image: torch.Tensor) -> None:
         index, item = entry
@@ -307,7 +317,7 @@ class ReconstructionRunner:
         except AdapterOutputError as error:
             self._skip_or_raise(index, item.id, error)
             return
-        self._update_metrics([item.id], image, reconstruction, bits)
+        self._update_metrics([item.id], image, reconstruction, bits, batch_labels([entry]))
 
     def _reconstruct(self, images: torch.Tensor, ids: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
         started = self._synchronized_clock()
@@ -322,6 +332,15 @@ class ReconstructionRunner:
         decoded_at = self._synchronized_clock()
         check_images(reconstructions, images.shape, self.model.spec, ids)
         bits = check_bits(encoded.bits, len(ids), self.model.spec, ids)
+        if encoded.num_tokens is not None:
+            count = encoded.num_tokens
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise AdapterOutputError(
+                    f"model {self.model.spec}: Encoded.num_tokens must be an int >= 0 or None, got "
+                    f"{encoded.num_tokens!r} (items {_short_ids(ids)})"
+                )
+            self.shard.token_sum += encoded.num_tokens * len(ids)
+            self.shard.token_images += len(ids)
         self.shard.encode_seconds += encoded_at - started
         self.shard.decode_seconds += decoded_at - encoded_at
         return reconstructions, bits
@@ -332,15 +351,31 @@ class ReconstructionRunner:
         return time.perf_counter()
 
     def _update_metrics(
-        self, ids: list[str], images: torch.Tensor, reconstructions: torch.Tensor, bits: torch.Tensor | None
+        self,
+        ids: list[str],
+        images: torch.Tensor,
+        reconstructions: torch.Tensor,
+        bits: torch.Tensor | None,
+        labels: torch.Tensor | None = None,
     ) -> None:
         originals = quantize_uint8(images)
         reconstructed = quantize_uint8(reconstructions.to(self.device))
-        batch: dict[str, Any] = {"originals": originals, "reconstructions": reconstructed, "bits": bits}
+        batch: dict[str, Any] = {
+            "originals": originals,
+            "reconstructions": reconstructed,
+            "bits": bits,
+            "labels": labels,
+        }
         judged = self.features.batch_fields(ids, originals, reconstructed)
         for name, metric in self.metrics.items():
             fields = {**batch, **judged.get(self.metric_judges[name], {})}
             missing = [key for key in metric.inputs if fields.get(key) is None]
+            if missing == ["labels"]:
+                self.shard.not_applicable[name] = (
+                    f"dataset {self.dataset.name!r} has no class labels (use a labelled dataset such as "
+                    "classfolder:PATH)"
+                )
+                continue
             if missing:
                 self.shard.not_applicable[name] = f"model {self.model.spec} provides no {', '.join(missing)}"
                 continue
@@ -384,6 +419,14 @@ def check_bits(bits: Any, count: int, model: str, ids: list[str]) -> torch.Tenso
     if not torch.isfinite(bits).all() or (bits < 0).any():
         raise AdapterOutputError(f"{where}: Encoded.bits must be finite and non-negative")
     return bits
+
+
+def batch_labels(batch: Sequence[tuple[int, ImageItem]]) -> torch.Tensor | None:
+    """The items' class labels as an int64 tensor, or None unless every item has one."""
+    labels = [item.label for _, item in batch]
+    if any(label is None for label in labels):
+        return None
+    return torch.tensor(labels, dtype=torch.int64)
 
 
 def _short_ids(ids: list[str], limit: int = 3) -> str:

@@ -7,7 +7,7 @@ raise, and nothing in a suite file is executed.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,25 @@ class SuiteConfig:
         if self.settings:
             resolved["settings"] = dict(self.settings)
         return resolved
+
+
+def with_judge_options(suite: SuiteConfig, overrides: dict[str, dict[str, Any]]) -> SuiteConfig:
+    """``suite`` with some judge options replaced, e.g. ``{"clip": {"weights": "random"}}``.
+
+    The overrides become part of the resolved config, hence of the protocol hash. An alias the suite
+    does not declare raises ``ConfigError`` naming the declared ones.
+    """
+    unknown = sorted(set(overrides) - set(suite.judges))
+    if unknown:
+        raise ConfigError(
+            f"suite {suite.name!r} has no judge {', '.join(map(repr, unknown))}; "
+            f"its judges are {', '.join(suite.judges) or '(none)'}"
+        )
+    judges = {
+        alias: JudgeConfig(name=config.name, options={**config.options, **overrides.get(alias, {})})
+        for alias, config in suite.judges.items()
+    }
+    return replace(suite, judges=judges)
 
 
 def suite_search_path() -> list[Path]:

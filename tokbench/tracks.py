@@ -34,9 +34,18 @@ class TrackRequest:
     force: bool = False
     reference: Path | None = None
     cache_features: bool = True
+    #: Generator suites: samples to draw (overrides the suite's ``num_samples``), the directory of
+    #: resumable shard files (default: the tokbench cache) and whether to dump the samples there.
+    num_samples: int | None = None
+    work_dir: Path | None = None
+    save_samples: bool = False
 
 
 TrackFunction = Callable[[TrackRequest], "RunResult"]
 
 #: Track name → ``"module:function"`` (lazy) taking a ``TrackRequest`` and returning a ``RunResult``.
 TRACKS: Registry[TrackFunction] = Registry("track")
+TRACKS.register("prune", "tokbench.pruning.track:run")
+TRACKS.register("gen", "tokbench.gen.track:run")
+TRACKS.register("vit-reduction", "tokbench.semantic.vit_track:run")
+TRACKS.register("tokbench", "tokbench.textface.track:run")

@@ -25,9 +25,13 @@ def lpips_judge():
 def _make(name: str, lpips_judge) -> Metric:
     """A registered metric with what its constructor needs injected (a judge for LPIPS)."""
     cls = METRICS.get(name)
-    if "judge" in inspect.signature(cls.__init__).parameters:
-        return cls(judge=lpips_judge)
-    return cls()
+    parameters = inspect.signature(cls.__init__).parameters
+    kwargs = {}
+    if "judge" in parameters and parameters["judge"].default is inspect.Parameter.empty:
+        kwargs["judge"] = lpips_judge  # an optional judge (zero-shot) is left out: features are scores
+    if "feature_dim" in parameters:
+        kwargs["feature_dim"] = FEATURE_DIM  # the runner gives the judge's width (FD-CLIP: 512 by default)
+    return cls(**kwargs)
 
 
 def _batch(inputs: tuple[str, ...], n: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -40,8 +44,22 @@ def _batch(inputs: tuple[str, ...], n: int, generator: torch.Generator) -> list[
         "real_features": torch.rand((n, FEATURE_DIM), generator=generator),
         "fake_features": torch.rand((n, FEATURE_DIM), generator=generator) + 0.05,
         "fake_logits": torch.randn((n, 1008), generator=generator) * 3,
+        "labels": torch.randint(0, FEATURE_DIM, (n,), generator=generator),
+        "text_features": torch.rand((n, FEATURE_DIM), generator=generator) - 0.4,
+        "text_targets": [_word(generator) for _ in range(n)],
+        "text_predictions": [_word(generator) for _ in range(n)],
+        "text_ratios": torch.rand(n, generator=generator, dtype=torch.float64) * 0.06,
+        "face_original_embeddings": torch.randn((n, 128), generator=generator),
+        "face_reconstructed_embeddings": torch.randn((n, 128), generator=generator),
+        "face_ratios": torch.rand(n, generator=generator, dtype=torch.float64) * 0.4,
     }
     return [fields[name] for name in inputs]
+
+
+def _word(generator: torch.Generator) -> str:
+    """A short random string over a few letters (so some predictions match their targets)."""
+    length = int(torch.randint(0, 4, (1,), generator=generator))
+    return "".join("abA"[int(i)] for i in torch.randint(0, 3, (length,), generator=generator))
 
 
 def _batches(inputs: tuple[str, ...], sizes: list[int]) -> list[list[torch.Tensor]]:
@@ -50,7 +68,10 @@ def _batches(inputs: tuple[str, ...], sizes: list[int]) -> list[list[torch.Tenso
 
 
 def _concat(batches: list[list[torch.Tensor]]) -> list[torch.Tensor]:
-    return [torch.cat(parts) for parts in zip(*batches, strict=True)]
+    return [
+        torch.cat(parts) if isinstance(parts[0], torch.Tensor) else [x for part in parts for x in part]
+        for parts in zip(*batches, strict=True)
+    ]
 
 
 def _assert_close(a: dict[str, float], b: dict[str, float]) -> None:

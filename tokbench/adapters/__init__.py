@@ -1,6 +1,6 @@
 """Adapter contracts, the model registry and spec parsing."""
 
-from tokbench.adapters.base import Adapter, Encoded, Generator, Pruner, Tokenizer
+from tokbench.adapters.base import Adapter, Encoded, Generator, Pruner, Tokenizer, VariableLengthTokenizer
 from tokbench.adapters.registry import MODELS, BuiltModel, build_model, register_model
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "Generator",
     "Pruner",
     "Tokenizer",
+    "VariableLengthTokenizer",
     "build_model",
     "register_model",
 ]

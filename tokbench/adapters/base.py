@@ -6,11 +6,15 @@ that need another range convert inside themselves. The runner owns batching, ord
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+
+from tokbench.errors import ConfigError
 
 
 class Adapter:
@@ -61,21 +65,186 @@ class Tokenizer(Adapter, ABC):
         """Decode to a float32 N×3×H×W batch in [0, 1], one image per input, in order."""
 
 
+class VariableLengthTokenizer(ABC):
+    """Mixin for tokenizers whose ordered 1-D token sequence can be cut to its first ``num_tokens``
+    tokens (FlexTok, One-D-Piece, ...), so that ``--sweep num_tokens=8,16,...`` traces a rate curve.
+
+    A subclass takes ``num_tokens`` as a constructor argument (checked with ``check_num_tokens``),
+    declares the counts it supports and its codebook size, and returns from ``encode`` an
+    ``Encoded`` with ``num_tokens`` and ``bits=self.token_bits(n)`` (tokens × log2(codebook size)).
+    """
+
+    #: The token counts the tokenizer can keep, e.g. ``range(1, 257)`` or ``(1, 2, 4, ..., 256)``.
+    supported_num_tokens: ClassVar[Sequence[int]] = ()
+    num_tokens: int
+
+    @property
+    @abstractmethod
+    def codebook_size(self) -> int:
+        """Number of codebook entries a token indexes (its size is log2 of this, in bits)."""
+
+    def check_num_tokens(self, value: int) -> int:
+        """``value`` when it is a supported token count, else a ConfigError listing the choices."""
+        if isinstance(value, bool) or not isinstance(value, int) or value not in self.supported_num_tokens:
+            choices = self.supported_num_tokens
+            shown = (
+                f"an integer in [{choices.start}, {choices.stop - 1}]"
+                if isinstance(choices, range) and choices.step == 1
+                else ", ".join(map(str, choices))
+            )
+            raise ConfigError(f"{type(self).__name__}: num_tokens must be {shown}, got {value!r}")
+        return value
+
+    def token_bits(self, count: int) -> torch.Tensor:
+        """Bits of each of ``count`` images: ``num_tokens × log2(codebook_size)`` (float64, shape N)."""
+        return torch.full((count,), self.num_tokens * math.log2(self.codebook_size), dtype=torch.float64)
+
+
 class Generator(Adapter, ABC):
-    """Samples images from class labels or prompts (AR, masked, diffusion)."""
+    """Samples images from class labels or prompts (AR, masked, diffusion).
+
+    Sampling settings (guidance scale, steps, sampler, ...) are constructor arguments, so they are
+    part of the model spec (``dit:guidance_scale=1.5,steps=250``) and are validated when the model is
+    built, before any sampling; ``sampling_settings`` names them for records. The runner gives one
+    seed per image, so an image depends only on its condition and its seed, never on batching.
+    """
 
     kind: ClassVar[str] = "generator"
+    #: Names of the constructor arguments that are sampling settings (recorded with every run).
+    sampling_settings: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def num_classes(self) -> int | None:
+        """Number of class labels a class-conditional generator accepts (0 … n-1); None otherwise."""
+        return None
+
+    def settings(self) -> dict[str, Any]:
+        """The sampling settings in use, ``{name: value}`` for every name in ``sampling_settings``."""
+        return {name: getattr(self, name) for name in self.sampling_settings}
 
     @abstractmethod
-    def sample(self, conditions: list[Any], seed: int) -> torch.Tensor:
-        """Return one float32 3×H×W image in [0, 1] per condition, stacked as N×3×H×W."""
+    def sample(self, conditions: list[Any], seeds: list[int]) -> torch.Tensor:
+        """Return one float32 3×H×W image in [0, 1] per condition, stacked as N×3×H×W; image i is
+        drawn from ``seeds[i]`` alone (its own random generator)."""
 
 
-class Pruner(Adapter, ABC):
-    """Reduces the visual tokens a vision-language model sees."""
+class Pruner(Adapter):
+    """Reduces the visual tokens a vision-language model sees, at one of two insertion points.
+
+    *pre-LLM* pruners override ``reduce``: after the projector they select or merge the visual
+    tokens (``PreLLMContext`` holds the projected tokens, the vision features, the vision encoder's
+    attention maps and keys when ``needs_attention``, and the text query). *intra-LLM* pruners
+    override ``schedule`` and ``select_in_layer``: at decoder layer K they drop visual tokens using
+    the LLM's own attention (FastV, PyramidDrop). ``budget`` is a token count (``64``) or a ratio of
+    the visual tokens (``0.25``); the host resolves it with ``resolve_budget``. ``vlm`` overrides
+    the suite's host VLM (e.g. ``vlm=tiny-random`` for an offline smoke run).
+    """
 
     kind: ClassVar[str] = "pruner"
+    #: "pre-llm" or "intra-llm": where the host applies the pruner.
+    stage: ClassVar[str] = "pre-llm"
+    training_free: ClassVar[bool] = True
+    #: Needs attention maps (the host then runs eager attention and records it).
+    needs_attention: ClassVar[bool] = False
+    #: Needs the text query (its token embeddings are in the context).
+    needs_text_query: ClassVar[bool] = False
+    #: Outputs merged (averaged) tokens rather than a subset of the originals.
+    merges_tokens: ClassVar[bool] = False
 
-    @abstractmethod
-    def select(self, visual_tokens: torch.Tensor, context: dict[str, Any], budget: int) -> torch.Tensor:
-        """Return the indices (N×budget, int64) of the visual tokens to keep."""
+    def __init__(self, budget: int | float | str = 576, vlm: str | None = None):
+        self.budget = parse_budget(budget)
+        #: The host VLM (hub id, local directory or ``tiny-random``); None → the suite's ``vlm`` setting.
+        self.vlm = vlm
+
+    def reduce(self, context: PreLLMContext, keep: int) -> ReducedTokens:
+        """Pre-LLM: return ``keep`` visual tokens per image (selected or merged)."""
+        raise NotImplementedError(f"{type(self).__name__} is an intra-LLM pruner; it has no reduce()")
+
+    def schedule(self, num_layers: int, keep: int) -> list[tuple[int, int]]:
+        """Intra-LLM: ``(layer, visual tokens kept from that layer on)`` pairs, layers increasing."""
+        return []
+
+    def select_in_layer(self, context: LayerContext, keep: int) -> torch.Tensor:
+        """Intra-LLM: indices (``B×keep``, sorted) into the visual tokens still present."""
+        raise NotImplementedError(f"{type(self).__name__} is a pre-LLM pruner; it has no select_in_layer()")
+
+
+@dataclass(frozen=True)
+class PreLLMContext:
+    """What a pre-LLM pruner sees for a batch of images (after the projector)."""
+
+    #: B×N×D projected visual tokens (what the LLM would receive).
+    tokens: torch.Tensor
+    #: B×N×Dv vision features at the selected vision layer (before the projector).
+    vision_features: torch.Tensor
+    #: (rows, cols) of the patch grid, row-major.
+    grid: tuple[int, int]
+    #: B×H×(P+N)×(P+N) attention of the selected vision layer (P prefix tokens, e.g. [CLS]) or None.
+    vision_attentions: torch.Tensor | None = None
+    #: B×(P+N)×Dk keys of the selected vision layer, or None.
+    vision_keys: torch.Tensor | None = None
+    #: Number of prefix tokens ([CLS]) in ``vision_attentions``/``vision_keys``.
+    num_prefix: int = 1
+    #: B×T×D embeddings of the text tokens of the prompt.
+    text_embeddings: torch.Tensor | None = None
+    generator: torch.Generator | None = None
+
+
+@dataclass(frozen=True)
+class LayerContext:
+    """What an intra-LLM pruner sees at the decoder layer where it drops tokens."""
+
+    layer: int
+    #: B×H×Q×K attention of the previous decoder layer over the current sequence.
+    attentions: torch.Tensor
+    #: Positions (in the current sequence) of the visual tokens still present, increasing.
+    visual_positions: torch.Tensor
+    #: B×Q×D hidden states entering the layer.
+    hidden_states: torch.Tensor
+
+
+@dataclass(frozen=True)
+class ReducedTokens:
+    """A pre-LLM pruner's output: ``B×K×D`` tokens and, per slot, the original index it stands for."""
+
+    tokens: torch.Tensor
+    index: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A token budget: an absolute ``count`` or a ``ratio`` of the visual tokens (exactly one set)."""
+
+    count: int | None = None
+    ratio: float | None = None
+
+    def __str__(self) -> str:
+        return str(self.count) if self.count is not None else f"{self.ratio:g}"
+
+
+def parse_budget(value: int | float | str) -> Budget:
+    """``64`` / ``"64"`` → 64 tokens; ``0.25`` / ``"0.25"`` → a quarter of the visual tokens."""
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        raise ConfigError(f"budget={value!r} is not a token count (64) or a ratio (0.25)") from None
+    if number <= 0:
+        raise ConfigError(f"budget={value!r} must be positive: a token count >= 1 or a ratio in (0, 1]")
+    if number < 1 or (number == 1 and "." in text):
+        return Budget(ratio=number)
+    if number != int(number):
+        raise ConfigError(f"budget={value!r}: a token count must be a whole number, a ratio at most 1")
+    return Budget(count=int(number))
+
+
+def resolve_budget(budget: Budget, available: int) -> int:
+    """The kept-token count for ``available`` visual tokens; a count above ``available`` raises."""
+    if budget.count is not None:
+        if budget.count > available:
+            raise ConfigError(
+                f"budget={budget.count} exceeds the {available} visual tokens of this model; "
+                f"use budget <= {available} or a ratio such as 0.25"
+            )
+        return budget.count
+    return max(1, round(float(budget.ratio) * available))

@@ -28,6 +28,19 @@ _BUILTIN_MODELS = {
     "webp": "tokbench.models.codecs:WebP",
     "titok": "tokbench.models.titok:TiTok",
     "sd-vae": "tokbench.models.diffusers_vae:DiffusersVae",
+    "dit": "tokbench.models.dit:DiT",  # class-conditional generator (suite gen)
+    "prefix-dct": "tokbench.models.prefix_dct:PrefixDct",
+    "diffusers-vq": "tokbench.models.diffusers_vq:DiffusersVq",
+    # VLM visual-token pruners (suite prune; tokbench.pruning)
+    "none": "tokbench.pruning.pruners:NoPruning",
+    "random": "tokbench.pruning.pruners:RandomPruning",
+    "pool": "tokbench.pruning.pruners:Pool",
+    "cls-attn": "tokbench.pruning.pruners:ClsAttention",
+    "divprune": "tokbench.pruning.pruners:DivPrune",
+    "visionzip": "tokbench.pruning.pruners:VisionZip",
+    "tome": "tokbench.pruning.pruners:ToMe",
+    "fastv": "tokbench.pruning.pruners:FastV",
+    "pdrop": "tokbench.pruning.pruners:PyramidDrop",
 }
 for _key, _target in _BUILTIN_MODELS.items():
     MODELS.register(_key, _target)

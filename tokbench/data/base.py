@@ -25,6 +25,8 @@ class ImageItem:
     id: str
     source: str
     load: Callable[[], Image.Image] = field(compare=False, repr=False)
+    #: Class label (an index into the dataset's ``class_names()``), or None for unlabelled data.
+    label: int | None = None
 
 
 class Dataset(ABC):
@@ -39,6 +41,10 @@ class Dataset(ABC):
     @abstractmethod
     def manifest(self) -> dict[str, Any]:
         """A JSON-able description of the items (ids, sources, sha256) that pins the data."""
+
+    def class_names(self) -> tuple[str, ...] | None:
+        """Class names indexed by the items' labels, or None when the dataset has no labels."""
+        return None
 
     def manifest_hash(self) -> str:
         """sha256 of the canonical JSON of the manifest."""

@@ -8,6 +8,9 @@ from tokbench.registry import Registry
 _BUILTIN_DATASETS = {
     "embedded": "tokbench.data.embedded:EmbeddedDataset",
     "folder": "tokbench.data.folder:FolderDataset",
+    "classfolder": "tokbench.data.classfolder:ClassFolderDataset",
+    "tokbench-embedded": "tokbench.textface.embedded:EmbeddedTokbenchDataset",
+    "tokbench": "tokbench.textface.dataset:TokbenchDataset",
 }
 
 DATASETS: Registry[type[Dataset]] = Registry("dataset", base=Dataset, entry_point_group="tokbench.datasets")

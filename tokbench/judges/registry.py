@@ -10,5 +10,10 @@ for _key, _target in {
     "inception-v3-tf": "tokbench.judges.inception:InceptionV3TF",
     "lpips-alex": "tokbench.judges.lpips:LpipsAlex",
     "lpips-vgg16": "tokbench.judges.lpips:LpipsVgg16",
+    "easyocr-en-g2": "tokbench.judges.ocr:EasyOcrEnglish",
+    "doctr-parseq": "tokbench.judges.ocr:DoctrParseq",
+    "dlib-resnet-v1": "tokbench.judges.face:DlibResnetFace",
+    "insightface-glintr100": "tokbench.judges.face:InsightfaceGlintr100",
+    "clip": "tokbench.judges.clip:ClipJudge",
 }.items():
     JUDGES.register(_key, _target)

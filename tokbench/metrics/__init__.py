@@ -15,6 +15,12 @@ for _key, _target in {
     "kid": "tokbench.metrics.kid:KernelInceptionDistance",
     "precision-recall": "tokbench.metrics.precision_recall:PrecisionRecall",
     "inception-score": "tokbench.metrics.inception_score:InceptionScore",
+    "clip-cosine": "tokbench.metrics.semantic:ClipEmbeddingCosine",
+    "fd-clip": "tokbench.metrics.semantic:FrechetClipDistance",
+    "zero-shot": "tokbench.metrics.semantic:ZeroShotAccuracy",
+    "clip-score": "tokbench.metrics.semantic:ClipScore",
+    "text-fidelity": "tokbench.metrics.text_face:TextFidelity",
+    "face-fidelity": "tokbench.metrics.text_face:FaceFidelity",
 }.items():
     METRICS.register(_key, _target)
 

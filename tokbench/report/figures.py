@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
@@ -200,6 +201,58 @@ def tokbench_bucket_figure(
     return figure
 
 
+_RESOLUTION_KEY = re.compile(r"^(t_acc|t_ned|f_sim)_(\d+)_(small|medium|large|mean)$")
+
+
+def tokbench_resolutions(record: dict) -> list[int]:
+    """The resolutions of a reproduced TokBench record (keys ``t_acc_<R>_<bucket>``), ascending."""
+    return sorted({int(m.group(2)) for key in record["metrics"] if (m := _RESOLUTION_KEY.match(key))})
+
+
+def tokbench_resolution_view(record: dict, resolution: int, label: str | None = None) -> dict:
+    """A copy of ``record`` whose metrics are its ``<metric>_<resolution>_<bucket>`` values renamed
+    ``<metric>_<bucket>`` (the shape of the published per-resolution rows); ``label`` renames the model."""
+    metrics = {
+        f"{m.group(1)}_{m.group(3)}": value
+        for key, value in record["metrics"].items()
+        if (m := _RESOLUTION_KEY.match(key)) and int(m.group(2)) == resolution
+    }
+    model = {**record["model"], **({"name": label, "spec": label} if label else {})}
+    return {**record, "metrics": metrics, "model": model}
+
+
+def tokbench_bucket_figures(records: list[dict]) -> list[tuple[str, go.Figure]]:
+    """Bucket bars: one figure of the records with plain ``t_acc_small`` keys, and one per resolution
+    of reproduced multi-resolution records, each with its title suffix (``" @ 256px"``)."""
+    plain = [
+        r
+        for r in records
+        if any(k.rsplit("_", 1)[-1] in _BUCKETS and not _RESOLUTION_KEY.match(k) for k in r["metrics"])
+    ]
+    groups = [("", plain)] if plain else []
+    for resolution in sorted({res for r in records for res in tokbench_resolutions(r)}):
+        views = [
+            tokbench_resolution_view(r, resolution) for r in records if resolution in tokbench_resolutions(r)
+        ]
+        groups.append((f" @ {resolution}px", views))
+    return [(suffix, tokbench_bucket_figure(group)) for suffix, group in groups]
+
+
+def tokbench_comparison_records(reproduced: list[dict], reported: list[dict], resolution: int) -> list[dict]:
+    """Reproduced views and reported rows at one resolution, labelled ``name · reproduced|reported``."""
+    rows = [
+        tokbench_resolution_view(r, resolution, f"{r['model']['name']} · reproduced")
+        for r in reproduced
+        if resolution in tokbench_resolutions(r)
+    ]
+    for record in reported:
+        place = record.get("preprocess") or record.get("protocol") or {}
+        if place.get("resolution") == resolution:
+            name = f"{record['model']['name']} · reported"
+            rows.append({**record, "model": {**record["model"], "name": name, "spec": name}})
+    return rows
+
+
 @dataclass(frozen=True)
 class CorrelationPoint:
     """One tokenizer–generator pair: x (e.g. rFID) and y (gFID); ``group`` names the protocol pair."""
@@ -251,4 +304,46 @@ def rank_correlation_figure(points: list[CorrelationPoint], x: str, y: str) -> g
     figure.update_layout(
         height=420, hovermode="closest", showlegend=True, legend={"orientation": "h", "y": -0.25}
     )
+    return figure
+
+
+#: x axes of the ViT token-reduction curves (``tokbench.semantic.vit_track`` records).
+REDUCTION_AXES = ("tokens_kept", "encoder_gflops")
+
+
+def token_reduction_figure(records: list[dict]) -> go.Figure:
+    """Accuracy against tokens kept and against measured image-encoder GFLOPs, one curve per pruner.
+
+    The accuracy is zero-shot top-1 when any record has it (labelled data), else the cosine of the
+    reduced and full image embeddings.
+    """
+    y = "zs_top1" if any(record_metric(r, "zs_top1") is not None for r in records) else "clip_cosine"
+    names = sorted({record["model"]["name"] for record in records})
+    figure = make_subplots(rows=1, cols=len(REDUCTION_AXES), shared_yaxes=True, horizontal_spacing=0.06)
+    for column, x in enumerate(REDUCTION_AXES, start=1):
+        families, _ = _family_points(records, x, y)
+        for index, name in enumerate(names):
+            points = families.get(name)
+            if not points:
+                continue
+            color = _PALETTE[index % len(_PALETTE)]
+            figure.add_trace(
+                go.Scatter(
+                    x=[point.x for point in points],
+                    y=[point.y for point in points],
+                    hovertext=[point.hover for point in points],
+                    hoverinfo="text",
+                    mode="lines+markers",
+                    name=html.escape(name),
+                    legendgroup=html.escape(name),
+                    showlegend=column == 1,
+                    line={"color": color},
+                    marker={"color": color, "size": 8},
+                ),
+                row=1,
+                col=column,
+            )
+        figure.update_xaxes(title_text=html.escape(x.replace("_", " ")), row=1, col=column)
+    figure.update_yaxes(title_text=html.escape(y), row=1, col=1)
+    figure.update_layout(height=_ROW_HEIGHT_PX + 60, hovermode="closest")
     return figure

@@ -13,7 +13,13 @@ from pathlib import Path
 import plotly.offline
 
 from tokbench.errors import ConfigError, StoreError
-from tokbench.report.figures import format_metric, rate_distortion_figure, record_metric
+from tokbench.report.figures import (
+    format_metric,
+    rate_distortion_figure,
+    record_metric,
+    token_reduction_figure,
+)
+from tokbench.report.rate_quality import has_token_sweeps, rate_quality_figure
 
 _RATE_METRIC = "bits_per_pixel"
 _CI_SUFFIX = "_ci95"
@@ -100,6 +106,22 @@ def _protocol_section(records: list[dict]) -> str:
         f"<h2>suite version {html.escape(_suite_versions(records))} · "
         f"protocol <code>{html.escape(protocol_hash)}</code></h2>"
     )
+    if has_token_sweeps(records):  # token-count sweeps: quality vs tokens and bytes, Pareto front marked
+        sweep = rate_quality_figure(records).to_html(
+            include_plotlyjs=False,
+            full_html=False,
+            div_id=f"rq-{html.escape(protocol_hash[:16])}",
+            config={"displaylogo": False},
+        )
+        figure_html += "\n<h3>rate–quality: tokens and bytes per image</h3>\n" + sweep
+    if any(record_metric(record, "encoder_gflops") is not None for record in records):  # ViT reduction
+        curves = token_reduction_figure(records).to_html(
+            include_plotlyjs=False,
+            full_html=False,
+            div_id=f"tr-{html.escape(protocol_hash[:16])}",
+            config={"displaylogo": False},
+        )
+        figure_html += "\n<h3>ViT token reduction: accuracy vs tokens kept and FLOPs</h3>\n" + curves
     return "\n".join(["<section>", heading, figure_html, _table(records), "</section>"])
 
 

@@ -41,8 +41,9 @@ from tokbench.report.figures import (
     rank_correlation_figure,
     rate_distortion_figure,
     record_metric,
-    tokbench_bucket_figure,
+    tokbench_bucket_figures,
 )
+from tokbench.report.rate_quality import has_token_sweeps, rate_quality_figure
 from tokbench.report.site_html import (
     RATE_METRICS,
     Column,
@@ -55,9 +56,11 @@ from tokbench.report.site_html import (
     protocol_label,
     reported_label,
     safe_url,
+    spreadsheet_safe,
     version_key,
 )
 from tokbench.report.site_pages import leaderboard_table, protocol_card, record_body
+from tokbench.report.site_tokbench import tokbench_section
 from tokbench.store import RecordStore
 
 __all__ = [
@@ -73,7 +76,7 @@ __all__ = [
 ]
 
 MARKER = ".tokbench-site"
-DEFAULT_PRIMARY = {"recon": "psnr", "tokbench": "t_acc_mean", "pfid": "pfid", "gen": "gfid"}
+DEFAULT_PRIMARY = {"recon": "psnr", "tokbench": "t_acc_256_mean", "pfid": "pfid", "gen": "gfid"}
 _ASSETS = ("site.css", "site.js")
 _REPORTED_NOTE = (
     '<p class="muted">Copied exactly from papers, official repositories and project pages, each row '
@@ -186,19 +189,37 @@ def correlation_points(
     """
     points = []
     for gen in gen_records:
-        tokenizer = gen["model"].get("arguments", {}).get("tokenizer")
+        tokenizer = gen["model"].get("arguments", {}).get("tokenizer") or gen.get("generation", {}).get(
+            "tokenizer"
+        )  # reproduced gen records name it under generation.tokenizer, e.g. "sd-vae:variant=sd-ft-ema"
         y = record_metric(gen, y_metric)
         if tokenizer is None or y is None or not math.isfinite(y):
             continue
         for tok in x_records:
             x = record_metric(tok, x_metric)
-            named = tokenizer in (tok["model"]["name"], tok["model"]["spec"])
+            if x is None and tok["suite"]["name"] == _FID_SUITES.get(x_metric):
+                x = record_metric(tok, "fid")  # reproduced recon/pfid records keep the metric's key
+            named = _names_tokenizer(tokenizer, tok["model"])
             if tok["source"] != gen["source"] or not named or x is None or not math.isfinite(x):
                 continue
             x_label, y_label = protocol_label(tok), protocol_label(gen)
             group = x_label if x_label == y_label else f"{x_label} × {y_label}"
             points.append(CorrelationPoint(f"{tokenizer} → {gen['model']['name']}", x, y, group))
     return points
+
+
+#: The suite whose reproduced ``fid`` is the correlation's x metric.
+_FID_SUITES = {"rfid": "recon", "pfid": "pfid"}
+
+
+def _names_tokenizer(tokenizer: str, model: dict) -> bool:
+    """Whether ``tokenizer`` (a name, a spec, or ``name:key=value,...``) names this record's model."""
+    if tokenizer in (model["name"], model["spec"]):
+        return True
+    name, _, text = tokenizer.partition(":")
+    pairs = [item.partition("=") for item in text.split(",")] if text else []
+    arguments = model.get("arguments") or {}
+    return bool(pairs) and name == model["name"] and all(str(arguments.get(k)) == v for k, _, v in pairs)
 
 
 # --- the whole site -----------------------------------------------------------------------------------
@@ -267,7 +288,7 @@ class _Site:
 
     def write_exports(self, stem: str, rows: list[dict]) -> None:
         self.write(f"{stem}.json", json.dumps(rows, indent=1, allow_nan=False, ensure_ascii=False) + "\n")
-        self.write(f"{stem}.csv", pd.DataFrame(rows).to_csv(index=False))
+        self.write(f"{stem}.csv", pd.DataFrame(rows).map(spreadsheet_safe).to_csv(index=False))
 
 
 def _write_site(records: list[dict], root: Path) -> None:
@@ -355,8 +376,8 @@ def _write_suite(site: _Site, suite: str, members: list[dict]) -> None:
         parts.append(_reproduced_section(site, group, stem))
         if index == 0:
             parts.append(_reported_section(site, [r for r in members if r["source"] == "reported"], suite))
-            if suite == "gen":
-                parts.append(_correlation_section(site))
+            if suite in ("gen", "tokbench"):
+                parts.append(_correlation_section(site) if suite == "gen" else tokbench_section(site))
         page_name = main if index == 0 else f"{stem}.html"
         site.write(page_name, site.page(f"tokbench · {suite}", "\n".join(parts), current=suite))
 
@@ -417,7 +438,10 @@ def _figures(site: _Site, records: list[dict], label: str) -> str:
     quality = [k for k in keys if metric_direction(k) == "higher" and not is_bucket(k)]
     quality += [k for k in keys if k in ("rfid", "pfid", "gfid")]
     blocks = []
+    sweeps = has_token_sweeps(records)
     for x in RATE_METRICS:
+        if x == "num_tokens" and sweeps:  # drawn below beside bytes per image, with the Pareto front
+            continue
         plotted = [r for r in records if (v := record_metric(r, x)) is not None and math.isfinite(v)]
         if len(plotted) < 2:
             continue
@@ -428,10 +452,13 @@ def _figures(site: _Site, records: list[dict], label: str) -> str:
     text = ""
     if blocks:
         text = f'<h3>{esc(label)}: rate–distortion</h3><div class="figures">{"".join(blocks)}</div>'
+    if sweeps:
+        heading = f"<h3>{esc(label)}: quality vs tokens and bytes per image</h3>"
+        text += heading + _figure_html(site, rate_quality_figure(records), None)
     bucketed = [r for r in records if any(is_bucket(k) for k in r["metrics"])]
     if bucketed:
-        figure = tokbench_bucket_figure(bucketed)
-        text += f"<h3>{esc(label)}: bucket bars</h3>" + _figure_html(site, figure, None)
+        for suffix, figure in tokbench_bucket_figures(bucketed):
+            text += f"<h3>{esc(label + suffix)}: bucket bars</h3>" + _figure_html(site, figure, None)
     return text
 
 

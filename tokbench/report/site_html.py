@@ -14,9 +14,13 @@ from dataclasses import dataclass
 
 from tokbench.report.figures import record_metric
 
-RATE_METRICS = ("bits_per_pixel", "num_tokens", "tokens_kept")
+RATE_METRICS = ("bits_per_pixel", "num_tokens", "tokens_kept", "encoder_gflops")
 LOWER_IS_BETTER = {"rfid", "gfid", "pfid", "fid", "kid", "lpips", "bits_per_pixel", "bytes_per_image"}
+# semantic suite and ViT token reduction (tokbench.metrics.semantic)
+LOWER_IS_BETTER |= {"fd_clip", "zs_top1_drop", "zs_top5_drop", "encoder_gflops"}
 HIGHER_IS_BETTER = {"psnr", "ssim", "ms_ssim", "gqa", "mmb", "mme", "pope", "sqa", "vqav2", "textvqa"}
+HIGHER_IS_BETTER |= {"clip_cosine", "clip_score", "zs_top1", "zs_top5"}
+HIGHER_IS_BETTER |= {"zs_top1_reference", "zs_top5_reference"}
 _HIGHER_PREFIXES = ("t_acc", "t_ned", "f_sim")
 _BUCKET_ORDER = {"small": 0, "medium": 1, "large": 2, "mean": 3}
 _PREFERRED_ORDER = ("psnr", "ssim", "ms_ssim", "lpips", "rfid", "pfid", "gfid", "t_acc", "t_ned", "f_sim")
@@ -48,6 +52,18 @@ def escape_script_json(value: object) -> str:
     """
     text = value if isinstance(value, str) else json.dumps(value, allow_nan=False)
     return re.sub("[<>&\u2028\u2029]", lambda match: _SCRIPT_ESCAPES[match.group(0)], text)
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A CSV cell that spreadsheets will not run as a formula: text starting with ``= + - @``, tab or
+    carriage return gets a leading ``'``; numbers (including text such as ``-inf`` or ``-1.5``) stay."""
+    if not isinstance(value, str) or not value or value[0] not in "=+-@\t\r":
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value
 
 
 def safe_url(url: object) -> str | None:
