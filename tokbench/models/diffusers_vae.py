@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import logging
 import os
 import re
@@ -32,6 +31,7 @@ from tokbench.adapters.base import Encoded, Tokenizer
 from tokbench.errors import ConfigError, WeightsError
 from tokbench.hub import HubModel, ResolvedFolder, resolve_model_folder
 from tokbench.judges.weights import file_sha256
+from tokbench.models.diffusers_loading import load_state_strictly, read_config
 from tokbench.models.titok import load_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -197,12 +197,7 @@ def resolve_weights(
 
 def check_config(variant: VaeVariant, config_file: Path) -> None:
     """Raise ``WeightsError`` unless ``config_file`` describes the variant's architecture and factors."""
-    try:
-        found = json.loads(config_file.read_text())
-    except (OSError, ValueError) as exc:
-        raise WeightsError(f"sd-vae {variant.name}: cannot read {config_file}: {exc}") from None
-    if not isinstance(found, Mapping):
-        raise WeightsError(f"sd-vae {variant.name}: {config_file} does not hold a JSON object")
+    found = read_config(f"sd-vae {variant.name}", config_file)
     mismatched = []
     defaults = inspect.signature(import_diffusers().AutoencoderKL.__init__).parameters
     for key in CHECKED_KEYS:
@@ -235,26 +230,15 @@ def load_autoencoder(variant: VaeVariant, resolved: ResolvedFolder) -> torch.nn.
     for path in resolved.files:
         state.update(load_checkpoint(path))
     model = build_autoencoder(variant, device="meta")  # no random init: every tensor is replaced
-    state = state_dict_to_current_keys(state)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != tuple(expected[k].shape))
-    if missing or unexpected or wrong:
-        detail = "; ".join(
-            f"{label}: {', '.join(keys[:3])}{' …' if len(keys) > 3 else ''} ({len(keys)})"
-            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
-            if keys
-        )
-        raise WeightsError(
-            f"sd-vae {variant.name}: {', '.join(map(str, resolved.files))} is not a diffusers AutoencoderKL "
-            f"state dict of the {variant.name} architecture [{detail}]. " + how_to_supply(variant)
-        )
-    model.load_state_dict({k: v.float().contiguous() for k, v in state.items()}, strict=True, assign=True)
-    left = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
-    if left:  # a tensor outside the state dict (none in diffusers' AutoencoderKL today)
-        raise WeightsError(f"sd-vae {variant.name}: the weights leave {', '.join(left[:3])} unset")
-    return model
+    what = f"a diffusers AutoencoderKL state dict of the {variant.name} architecture"
+    return load_state_strictly(
+        model,
+        state_dict_to_current_keys(state),
+        f"sd-vae {variant.name}",
+        resolved.files,
+        what,
+        how_to_supply(variant),
+    )
 
 
 def files_sha256(paths: tuple[Path, ...]) -> str:

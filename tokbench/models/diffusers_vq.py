@@ -22,7 +22,6 @@ Tokens are the nearest codebook entries of the encoder output by Euclidean dista
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import math
 from collections.abc import Mapping
@@ -37,6 +36,7 @@ from tokbench.adapters.base import Encoded, Tokenizer
 from tokbench.adapters.discrete import DiscreteTokenizer
 from tokbench.errors import ConfigError, WeightsError
 from tokbench.hub import HubModel, ResolvedFolder, resolve_model_folder
+from tokbench.models.diffusers_loading import load_state_strictly, read_config
 from tokbench.models.diffusers_vae import TESTED_DIFFUSERS, files_sha256, state_dict_to_current_keys
 from tokbench.models.titok import load_checkpoint
 
@@ -169,12 +169,7 @@ def build_vq_model(variant: VqVariant, device: str | torch.device = "cpu") -> to
 
 def check_config(variant: VqVariant, config_file: Path) -> None:
     """Raise ``WeightsError`` unless ``config_file`` describes the variant's architecture."""
-    try:
-        found = json.loads(config_file.read_text())
-    except (OSError, ValueError) as exc:
-        raise WeightsError(f"diffusers-vq {variant.name}: cannot read {config_file}: {exc}") from None
-    if not isinstance(found, Mapping):
-        raise WeightsError(f"diffusers-vq {variant.name}: {config_file} does not hold a JSON object")
+    found = read_config(f"diffusers-vq {variant.name}", config_file)
     defaults = inspect.signature(_vq_model_class().__init__).parameters
 
     def effective(config: Mapping[str, Any], key: str) -> Any:
@@ -202,26 +197,15 @@ def load_vq_model(variant: VqVariant, resolved: ResolvedFolder) -> torch.nn.Modu
     state: dict[str, torch.Tensor] = {}
     for path in resolved.files:
         state.update(load_checkpoint(path))
-    state = state_dict_to_current_keys(state)
-    model = build_vq_model(variant, device="meta")
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != tuple(expected[k].shape))
-    if missing or unexpected or wrong:
-        detail = "; ".join(
-            f"{label}: {', '.join(keys[:3])}{' …' if len(keys) > 3 else ''} ({len(keys)})"
-            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
-            if keys
-        )
-        raise WeightsError(
-            f"diffusers-vq {variant.name}: {', '.join(map(str, resolved.files))} is not a diffusers VQModel "
-            f"state dict of the {variant.name} architecture [{detail}]. " + how_to_supply(variant)
-        )
-    model.load_state_dict({k: v.float().contiguous() for k, v in state.items()}, strict=True, assign=True)
-    left = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
-    if left:
-        raise WeightsError(f"diffusers-vq {variant.name}: the weights leave {', '.join(left[:3])} unset")
-    return model
+    what = f"a diffusers VQModel state dict of the {variant.name} architecture"
+    return load_state_strictly(
+        build_vq_model(variant, device="meta"),
+        state_dict_to_current_keys(state),
+        f"diffusers-vq {variant.name}",
+        resolved.files,
+        what,
+        how_to_supply(variant),
+    )
 
 
 class DiffusersVq(Tokenizer, DiscreteTokenizer):

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import logging
 import math
 import os
@@ -37,6 +36,7 @@ import torch
 from tokbench.adapters.base import Generator
 from tokbench.errors import ConfigError, WeightsError
 from tokbench.hub import HubModel, ResolvedFolder, resolve_model_folder
+from tokbench.models.diffusers_loading import load_state_strictly, read_config
 from tokbench.models.diffusers_vae import VARIANTS as VAE_VARIANTS
 from tokbench.models.diffusers_vae import (
     VaeVariant,
@@ -183,10 +183,7 @@ def resolve_files(
 def load_transformer(variant: DiTVariant, weights: Path, config_file: Path | None) -> torch.nn.Module:
     """The variant's ``DiTTransformer2DModel`` with the given weights (config and keys checked)."""
     if config_file is not None:
-        try:
-            found = json.loads(config_file.read_text())
-        except (OSError, ValueError) as exc:
-            raise WeightsError(f"dit {variant.name}: cannot read {config_file}: {exc}") from None
+        found = read_config(f"dit {variant.name}", config_file)
         defaults = inspect.signature(import_diffusers().DiTTransformer2DModel.__init__).parameters
         values = {key: found.get(key, defaults[key].default) for key in CHECKED_KEYS}  # absent: default
         wrong = [
@@ -199,29 +196,17 @@ def load_transformer(variant: DiTVariant, weights: Path, config_file: Path | Non
                 f"dit {variant.name}: {config_file} is not the DiT-XL/2 {variant.resolution} transformer: "
                 f"{', '.join(wrong)}. Pick the matching variant, or " + how_to_supply(variant)
             )
-    state = load_checkpoint(weights)
-    expected = build_transformer(variant.transformer, device="meta").state_dict()  # shapes only
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    wrong_shape = sorted(k for k in set(expected) & set(state) if state[k].shape != expected[k].shape)
-    if missing or unexpected or wrong_shape:
-        detail = "; ".join(
-            f"{label}: {', '.join(keys[:3])}{' …' if len(keys) > 3 else ''} ({len(keys)})"
-            for label, keys in (
-                ("missing", missing),
-                ("unexpected", unexpected),
-                ("wrong shape", wrong_shape),
-            )
-            if keys
-        )
-        raise WeightsError(
-            f"dit {variant.name}: {weights} is not a DiTTransformer2DModel state dict of the "
-            f"{variant.name} architecture [{detail}]. " + how_to_supply(variant)
-        )
     # Built on the CPU, not on ``meta``: the sin-cos position table is a non-persistent buffer that
     # no state dict holds. Its random weights are replaced by the file's.
-    model = build_transformer(variant.transformer)
-    model.load_state_dict({k: v.float().contiguous() for k, v in state.items()}, strict=True, assign=True)
-    return model
+    what = f"a DiTTransformer2DModel state dict of the {variant.name} architecture"
+    return load_state_strictly(
+        build_transformer(variant.transformer),
+        load_checkpoint(weights),
+        f"dit {variant.name}",
+        (weights,),
+        what,
+        how_to_supply(variant),
+    )
 
 
 def build_transformer(config: Mapping[str, Any], device: str | torch.device = "cpu") -> torch.nn.Module:
