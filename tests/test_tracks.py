@@ -10,7 +10,7 @@ import tokbench
 from tokbench.adapters.registry import build_model
 from tokbench.errors import ConfigError, RegistryError
 from tokbench.provenance import protocol_hash
-from tokbench.recording import RunResult, build_record, existing_result, open_store, store_result
+from tokbench.recording import RunResult, build_record, claim_record, store_result
 from tokbench.records import make_record_id
 from tokbench.runner import RunOptions, RunOutcome
 from tokbench.suites import SUITE_PATH_ENV, load_suite
@@ -31,12 +31,11 @@ def _echo_track(request: TrackRequest) -> RunResult:
     """A track that records what it was asked: the settings become a metric."""
     built = build_model(request.model)
     protocol = {"suite": request.suite.to_dict()}
-    digest = protocol_hash(protocol)
-    record_id = make_record_id(request.suite.name, digest, built.spec)
-    record_store = open_store(request.store)
-    existing = existing_result(record_store, record_id, request.force)
-    if existing is not None:
-        return existing
+    slot = claim_record(request.suite.name, protocol, built.spec, request.store, request.force)
+    if slot.existing is not None:
+        return slot.existing
+    assert slot.digest == protocol_hash(protocol)
+    assert slot.record_id == make_record_id(request.suite.name, slot.digest, built.spec)
     outcome = RunOutcome(
         metrics={"samples": float(request.suite.settings["samples"])},
         items_requested=10,
@@ -46,9 +45,16 @@ def _echo_track(request: TrackRequest) -> RunResult:
         timings={"total_seconds": 0.0},
     )
     record = build_record(
-        record_id, request.suite, digest, protocol, built, outcome, request.options, extra={"echo": True}
+        slot.record_id,
+        request.suite,
+        slot.digest,
+        protocol,
+        built,
+        outcome,
+        request.options,
+        extra={"echo": True},
     )
-    return store_result(record_store, record, request.force)
+    return store_result(slot.store, record, request.force)
 
 
 @pytest.fixture

@@ -18,9 +18,12 @@ from tokbench.features import FeatureCache, JudgeFeatures
 from tokbench.judges.base import Judge
 from tokbench.judges.weights import file_sha256
 from tokbench.metrics import METRICS
-from tokbench.provenance import protocol_hash
-from tokbench.recording import RunResult, build_record, existing_result, open_store, store_result
-from tokbench.records import make_record_id
+from tokbench.recording import (
+    RunResult,
+    build_record,
+    claim_record,
+    store_result,
+)
 from tokbench.runner import (
     ReconstructionRunner,
     RunOptions,
@@ -104,12 +107,10 @@ def evaluate(
         protocol["perturbation"] = run_model.adapter.describe()
     if reference is not None:
         protocol["reference"] = {"name": Path(reference).name, "sha256": file_sha256(Path(reference))}
-    digest = protocol_hash(protocol)
-    record_store = open_store(store)
-    record_id = make_record_id(suite_config.name, digest, built.spec)
-    existing = existing_result(record_store, record_id, force)
-    if existing is not None:
-        return existing
+    slot = claim_record(suite_config.name, protocol, built.spec, store, force)
+    if slot.existing is not None:
+        return slot.existing
+    digest, record_id, record_store = slot.digest, slot.record_id, slot.store
     featurising = feature_judges(suite_config, judges)
     caches = _feature_caches(featurising, protocol, resolve_device(device).type) if cache_features else {}
     features = JudgeFeatures(featurising, caches)

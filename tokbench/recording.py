@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 
 from tokbench.adapters.registry import BuiltModel
-from tokbench.provenance import environment, utc_now
-from tokbench.records import record_metrics
+from tokbench.provenance import environment, protocol_hash, utc_now
+from tokbench.records import make_record_id, record_metrics
 from tokbench.runner import RunOptions, RunOutcome, resolve_device
 from tokbench.store import AddResult, RecordStore, records_to_frame
 from tokbench.suites import SuiteConfig
@@ -40,6 +40,27 @@ class RunResult:
 def open_store(store: str | Path | None) -> RecordStore | None:
     """The leaderboard store at ``store``, or None when results are not stored."""
     return RecordStore(Path(store)) if store is not None else None
+
+
+@dataclass(frozen=True)
+class RecordSlot:
+    """Where a run's record goes: its protocol hash, record id and store, and what the store holds."""
+
+    digest: str
+    record_id: str
+    store: RecordStore | None
+    existing: RunResult | None
+
+
+def claim_record(
+    suite_name: str, protocol: dict[str, Any], model_spec: str, store: str | Path | None, force: bool
+) -> RecordSlot:
+    """Hash ``protocol``, name the record, open ``store``, and find a stored result to reuse (unless
+    ``force``): every track starts its run with this, so identical runs are never repeated."""
+    digest = protocol_hash(protocol)
+    record_id = make_record_id(suite_name, digest, model_spec)
+    record_store = open_store(store)
+    return RecordSlot(digest, record_id, record_store, existing_result(record_store, record_id, force))
 
 
 def existing_result(record_store: RecordStore | None, record_id: str, force: bool) -> RunResult | None:

@@ -37,9 +37,12 @@ from tokbench.judges.registry import JUDGES
 from tokbench.judges.weights import cache_dir
 from tokbench.metrics import METRICS
 from tokbench.metrics.base import Metric
-from tokbench.provenance import protocol_hash
-from tokbench.recording import RunResult, build_record, existing_result, open_store, store_result
-from tokbench.records import make_record_id
+from tokbench.recording import (
+    RunResult,
+    build_record,
+    claim_record,
+    store_result,
+)
 from tokbench.runner import RunOutcome, build_metrics, check_images, exact_float32, resolve_device
 from tokbench.tensors import quantize_uint8
 from tokbench.tracks import TrackRequest
@@ -99,12 +102,10 @@ def run(request: TrackRequest) -> RunResult:
         "judges": {judge_alias: judge.describe()},
         "metric_versions": {m.name: METRICS.get(m.name).implementation_version for m in suite.metrics},
     }
-    digest = protocol_hash(protocol)
-    record_id = make_record_id(suite.name, digest, built.spec)
-    record_store = open_store(request.store)
-    existing = existing_result(record_store, record_id, request.force)
-    if existing is not None:
-        return existing
+    slot = claim_record(suite.name, protocol, built.spec, request.store, request.force)
+    if slot.existing is not None:
+        return slot.existing
+    digest, record_id, record_store = slot.digest, slot.record_id, slot.store
 
     metrics = build_metrics(suite, {judge_alias: judge}, {"reference": reference.statistics})
     not_applicable.update(_static_not_applicable(metrics, judge, reference))

@@ -19,14 +19,17 @@ import torch
 from tokbench.adapters.base import Pruner, resolve_budget
 from tokbench.adapters.registry import build_model
 from tokbench.errors import ConfigError, DataError
-from tokbench.provenance import protocol_hash
 from tokbench.pruning import cost
 from tokbench.pruning.benchmarks import GROUPS, READERS, Item, read_benchmark, score_benchmark
 from tokbench.pruning.host import LlavaHost
 from tokbench.pruning.pruners import NoPruning
 from tokbench.pruning.vlms import load_host
-from tokbench.recording import RunResult, build_record, existing_result, open_store, store_result
-from tokbench.records import make_record_id
+from tokbench.recording import (
+    RunResult,
+    build_record,
+    claim_record,
+    store_result,
+)
 from tokbench.runner import RunOptions, RunOutcome, resolve_device
 from tokbench.tracks import TrackRequest
 
@@ -113,12 +116,10 @@ def run(request: TrackRequest) -> RunResult:
         "items": {name: len(found) for name, found in items.items()},
         "decoding": {"greedy": True, "max_new_tokens": settings.max_new_tokens, "batch_size": 1},
     }
-    digest = protocol_hash(protocol)
-    record_store = open_store(request.store)
-    record_id = make_record_id(request.suite.name, digest, built.spec)
-    existing = existing_result(record_store, record_id, request.force)
-    if existing is not None:
-        return existing
+    slot = claim_record(request.suite.name, protocol, built.spec, request.store, request.force)
+    if slot.existing is not None:
+        return slot.existing
+    digest, record_id, record_store = slot.digest, slot.record_id, slot.store
     device = resolve_device(request.options.device)
     host = load_host(vlm, device, request.options.seed)
     attention = host.configure_for(pruner)

@@ -25,10 +25,13 @@ from tokbench.data.preprocess import build_preprocess
 from tokbench.data.registry import resolve_dataset
 from tokbench.errors import ConfigError, DataError
 from tokbench.metrics import METRICS
-from tokbench.provenance import protocol_hash
 from tokbench.pruning.cost import measured_flops
-from tokbench.recording import RunResult, build_record, existing_result, open_store, store_result
-from tokbench.records import make_record_id
+from tokbench.recording import (
+    RunResult,
+    build_record,
+    claim_record,
+    store_result,
+)
 from tokbench.runner import RunOptions, RunOutcome, batch_labels, build_judges, build_metrics, resolve_device
 from tokbench.semantic.vit_reduction import check_visual, encode_image_reduced, num_patches
 from tokbench.suites import SuiteConfig
@@ -106,12 +109,10 @@ def run(request: TrackRequest) -> RunResult:
         "metric_versions": {m.name: METRICS.get(m.name).implementation_version for m in suite.metrics},
         "reduction": {"layer": settings.layer, "patches": patches, "keep": keep},
     }
-    digest = protocol_hash(protocol)
-    record_store = open_store(request.store)
-    record_id = make_record_id(suite.name, digest, built.spec)
-    existing = existing_result(record_store, record_id, request.force)
-    if existing is not None:
-        return existing
+    slot = claim_record(suite.name, protocol, built.spec, request.store, request.force)
+    if slot.existing is not None:
+        return slot.existing
+    digest, record_id, record_store = slot.digest, slot.record_id, slot.store
     measure = _Measure(suite, judges, dataset.class_names(), settings, pruner, keep, options, device)
     outcome = measure.run(items, preprocess)
     record = build_record(

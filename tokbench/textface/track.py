@@ -37,9 +37,12 @@ from tokbench.metrics.text_face import (
     check_edges,
     normalized_edit_similarity,
 )
-from tokbench.provenance import protocol_hash
-from tokbench.recording import RunResult, build_record, existing_result, open_store, store_result
-from tokbench.records import make_record_id
+from tokbench.recording import (
+    RunResult,
+    build_record,
+    claim_record,
+    store_result,
+)
 from tokbench.runner import RunOutcome, build_judges, check_images, exact_float32, resolve_device
 from tokbench.textface.annotations import AnnotatedImage
 from tokbench.textface.crops import crop_text
@@ -120,12 +123,10 @@ def run(request: TrackRequest) -> RunResult:
         "judges": {alias: judge.describe() for alias, judge in judges.items()},
         "metric_versions": {m.name: METRICS.get(m.name).implementation_version for m in suite.metrics},
     }
-    digest = protocol_hash(protocol)
-    record_id = make_record_id(suite.name, digest, built.spec)
-    record_store = open_store(request.store)
-    existing = existing_result(record_store, record_id, request.force)
-    if existing is not None:
-        return existing
+    slot = claim_record(suite.name, protocol, built.spec, request.store, request.force)
+    if slot.existing is not None:
+        return slot.existing
+    digest, record_id, record_store = slot.digest, slot.record_id, slot.store
     evaluation = _Evaluation(built.adapter, built.spec, resolutions, ocr, face, device, options.on_error)
     outcome = evaluation.run(images, options.batch_size)
     extra = evaluation.summary()
