@@ -35,6 +35,7 @@ from tokbench.metrics.text_face import (
     TextFidelity,
     bucket_of,
     check_edges,
+    cosine_similarity,
     normalized_edit_similarity,
 )
 from tokbench.recording import (
@@ -368,7 +369,7 @@ class _Evaluation:
             originals = torch.cat([original_faces[i] for i in faces])
             ratios = [annotated.faces[i].ratio for i in faces]
             self.face_metrics[resolution.side].update(originals, rebuilt_embeddings, ratios)
-            similarity = torch.nn.functional.cosine_similarity(originals, rebuilt_embeddings, dim=1)
+            similarity = cosine_similarity(originals.double(), rebuilt_embeddings.double())  # as the metric
             for index, value in zip(faces, similarity.tolist(), strict=True):
                 self.rows.append(self._row(annotated, "face", index, resolution, None, {"sim": value}, None))
         self.seconds["face_seconds"] += time.perf_counter() - clock
