@@ -105,12 +105,16 @@ def feature_judges(suite: SuiteConfig, judges: dict[str, Judge]) -> dict[str, Ju
 
 
 def build_metrics(
-    suite: SuiteConfig, judges: dict[str, Judge], injected: dict[str, Any] | None = None
+    suite: SuiteConfig,
+    judges: dict[str, Judge],
+    injected: dict[str, Any] | None = None,
+    inject_judges: set[str] | None = None,
 ) -> dict[str, Metric]:
     """Instantiate the suite's metrics with their options, their judge and any injected arguments.
 
     ``injected`` maps constructor argument names (e.g. ``reference`` statistics) to values given to
-    every metric whose constructor accepts them.
+    every metric whose constructor accepts them; with ``inject_judges``, only to the metrics scored by
+    those judges (reference statistics belong to one feature space).
     """
     metrics = {}
     for config in suite.metrics:
@@ -122,7 +126,8 @@ def build_metrics(
         width = getattr(judges.get(config.judge or ""), "feature_dim", None)  # judges that declare it
         if width is not None and "feature_dim" in accepted:
             kwargs.setdefault("feature_dim", width)  # a suite's explicit feature_dim still wins
-        kwargs.update({k: v for k, v in (injected or {}).items() if k in accepted and v is not None})
+        if inject_judges is None or config.judge in inject_judges:
+            kwargs.update({k: v for k, v in (injected or {}).items() if k in accepted and v is not None})
         try:
             metrics[config.name] = cls(**kwargs)
         except TypeError as exc:

@@ -136,12 +136,13 @@ class ProjectionJudge(Judge):
 
 
 def judges_with_projection() -> Registry[type[Judge]]:
-    """A judge registry for the gen track holding ``projection`` and the real Inception."""
+    """A judge registry for the gen track holding ``projection``, the real Inception and CLIP."""
     from tokbench.judges.registry import JUDGES
 
     judges: Registry[type[Judge]] = Registry("judge", base=Judge)
     judges.register("projection", ProjectionJudge)
     judges.register("inception-v3-tf", JUDGES.get("inception-v3-tf"))
+    judges.register("clip", JUDGES.get("clip"))
     return judges
 
 

@@ -99,3 +99,33 @@ def test_judge_options_are_parsed_and_checked() -> None:
     }
     with pytest.raises(ConfigError, match=r"has no judge 'clp'; its judges are clip"):
         with_judge_options(suite, {"clp": {"weights": "random"}})
+
+
+BESIDE_FID = """include: {parent}
+name: {parent}-clip
+version: t1
+preprocess: {{name: imagenet-center-crop, resolution: 32}}
+judges:
+  inception: {{name: inception-v3-tf, options: {{resize: clean}}}}
+  clip: {{name: clip, options: {{model: {clip}, pretrained: null, weights: random}}}}
+metrics:
+  - {{name: fid, judge: inception}}
+  - {{name: fd-clip, judge: clip}}
+{extra}"""
+
+
+@pytest.mark.parametrize("parent", ["recon", "pfid"])
+def test_fd_clip_beside_fid_in_recon_and_pfid(
+    parent: str, tmp_path: Path, tiny_model: str, tiny_titok, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's recipe: a suite that includes recon (or pfid) and adds a CLIP judge reports
+    FD-CLIP beside Inception-FID in one run (pfid keeps its perturbation)."""
+    extra = "perturbation: {alpha: 0.5, beta: 1.0, delta: 8, seed: 0}\n" if parent == "pfid" else ""
+    (tmp_path / f"{parent}-clip.yaml").write_text(BESIDE_FID.format(parent=parent, clip=tiny_model, extra=extra))
+    monkeypatch.setenv("TOKBENCH_SUITE_PATH", str(tmp_path))
+    result = tokbench.evaluate(tiny_titok(), f"{parent}-clip", limit=3, cache_features=False)
+    assert result.metrics["fid_count"] == result.metrics["fd_clip_count"] == 3
+    assert result.metrics["fid"] > 0 and result.metrics["fd_clip"] > 0
+    assert set(result.record["protocol"]["judges"]) == {"inception", "clip"}
+    perturbation = result.record["protocol"].get("perturbation")
+    assert (perturbation is not None) == (parent == "pfid")

@@ -8,6 +8,10 @@ resumes from its finished shards. Rank 0 then streams every shard, in shard orde
 states, so the numbers are the same whether the shards were made in one run or several, by one
 process or many. Metric keys follow the reported ``gen`` rows: ``gfid`` (and ``gfid_count``),
 ``inception_score`` (``_std``), ``precision``, ``recall``.
+
+A suite may score with several judges (e.g. FD-CLIP beside gFID). The reference file's statistics
+(``mu``/``sigma``, and ``feats``) belong to the *primary* judge, the one that scores ``fid`` (or the
+only judge); every other judge featurises the reference's ``arr_0`` images itself (cached).
 """
 
 from __future__ import annotations
@@ -56,6 +60,25 @@ RENAMES = {"fid": "gfid", "fid_count": "gfid_count"}
 SFID = "sfid"
 
 
+@dataclass(frozen=True)
+class _Judges:
+    """The run's judges by alias; ``primary`` owns the reference file's statistics."""
+
+    by_alias: dict[str, Judge]
+    primary: str
+
+    def key(self, alias: str, output: str) -> str:
+        """A judge output's name in shard files: plain for the primary judge, ``alias.output`` else."""
+        return output if alias == self.primary else f"{alias}.{output}"
+
+    def shard_outputs(self) -> tuple[str, ...]:
+        """Every judge output a shard file holds."""
+        return tuple(self.key(a, o) for a, judge in self.by_alias.items() for o in judge.outputs)
+
+    def describe(self) -> dict[str, Any]:
+        return {alias: judge.describe() for alias, judge in self.by_alias.items()}
+
+
 @dataclass
 class _RankWork:
     """What one process did: shards generated or found, and its time."""
@@ -82,9 +105,9 @@ def run(request: TrackRequest) -> RunResult:
         )
     settings = GenSettings.from_suite(suite.settings, request.num_samples)
     device = _rank_device(resolve_device(options.device))
-    judge_alias, judge_options = _feature_judge(suite)
-    judge, not_applicable = _build_judge(suite.judges[judge_alias].name, judge_options, device)
-    reference = load_reference(find_reference(request.reference, settings.reference), _feature_dim(judge))
+    judges, not_applicable = _build_judges(suite, device)
+    primary = judges.by_alias[judges.primary]
+    reference = load_reference(find_reference(request.reference, settings.reference), _feature_dim(primary))
     built = _describe_model(build_model(request.model), settings)
     generator: Generator = built.adapter  # checked by _describe_model
 
@@ -99,7 +122,7 @@ def run(request: TrackRequest) -> RunResult:
         "sampling": settings.describe(options.seed),
         "reference": reference.describe(),
         "quantization": QUANTIZATION,
-        "judges": {judge_alias: judge.describe()},
+        "judges": judges.describe(),
         "metric_versions": {m.name: METRICS.get(m.name).implementation_version for m in suite.metrics},
     }
     slot = claim_record(suite.name, protocol, built.spec, request.store, request.force)
@@ -107,14 +130,17 @@ def run(request: TrackRequest) -> RunResult:
         return slot.existing
     digest, record_id, record_store = slot.digest, slot.record_id, slot.store
 
-    metrics = build_metrics(suite, {judge_alias: judge}, {"reference": reference.statistics})
-    not_applicable.update(_static_not_applicable(metrics, judge, reference))
+    metrics = build_metrics(
+        suite, judges.by_alias, {"reference": reference.statistics}, inject_judges={judges.primary}
+    )
+    not_applicable.update(_static_not_applicable(suite, metrics, judges, reference))
     parts = {
         "sampling": settings.describe(options.seed),
         "model": built.spec,
         "settings": generator.settings(),
         "weights_sha256": generator.weights_sha256,
-        "judge": judge.describe(),
+        "judge": primary.describe(),
+        **({"other_judges": judges.describe()} if len(judges.by_alias) > 1 else {}),
         "quantization": QUANTIZATION,
         "device": device.type,
         "batch_size": options.batch_size,
@@ -124,15 +150,15 @@ def run(request: TrackRequest) -> RunResult:
         logger.warning(
             "gen: %s has no weights sha256; its shards are identified by its spec only", built.spec
         )
-    shards = ShardStore(request.work_dir or cache_dir() / "gen", key, parts, judge.outputs)
+    shards = ShardStore(request.work_dir or cache_dir() / "gen", key, parts, judges.shard_outputs())
 
     started = time.perf_counter()
     context = distributed.current(device)
-    work = _generate(generator, judge, shards, settings, request, context, device, built.spec)
+    work = _generate(generator, judges, shards, settings, request, context, device, built.spec)
     gathered = context.gather(work)
     outcome = None
     if gathered is not None:
-        outcome = _score(metrics, shards, settings, reference, judge, request, device, not_applicable)
+        outcome = _score(suite, metrics, shards, settings, reference, judges, request, device, not_applicable)
         outcome.timings = _timings(gathered, time.perf_counter() - started, settings.num_samples)
     outcome = context.broadcast(outcome)
     extra = {
@@ -150,13 +176,24 @@ def _rank_device(device: torch.device) -> torch.device:
     return device
 
 
-def _feature_judge(suite) -> tuple[str, dict[str, Any]]:
+def _build_judges(suite, device: torch.device) -> tuple[_Judges, dict[str, str]]:
+    """Every judge the suite's metrics use, and the metrics made not applicable by a missing part."""
     aliases = sorted({m.judge for m in suite.metrics if m.judge})
-    if len(aliases) != 1:
+    if not aliases:
+        raise ConfigError(f"suite {suite.name!r}: the gen track needs metrics with a judge")
+    fid_judges = [m.judge for m in suite.metrics if m.name == "fid" and m.judge]
+    primary = fid_judges[0] if fid_judges else aliases[0] if len(aliases) == 1 else None
+    if primary is None:
         raise ConfigError(
-            f"suite {suite.name!r}: the gen track scores every metric with one judge, got {aliases or 'none'}"
+            f"suite {suite.name!r} scores with judges {aliases} but has no 'fid' metric: the reference "
+            "file's statistics belong to the judge of 'fid', so a multi-judge gen suite needs one"
         )
-    return aliases[0], dict(suite.judges[aliases[0]].options)
+    built, not_applicable = {}, {}
+    for alias in aliases:
+        config = suite.judges[alias]
+        built[alias], missing = _build_judge(config.name, dict(config.options), device)
+        not_applicable.update(missing)
+    return _Judges(built, primary), not_applicable
 
 
 def _build_judge(name: str, options: dict[str, Any], device: torch.device) -> tuple[Judge, dict[str, str]]:
@@ -205,16 +242,25 @@ def _describe_model(built: BuiltModel, settings: GenSettings) -> BuiltModel:
 
 
 def _static_not_applicable(
-    metrics: dict[str, Metric], judge: Judge, reference: ReferenceBatch
+    suite, metrics: dict[str, Metric], judges: _Judges, reference: ReferenceBatch
 ) -> dict[str, str]:
-    """Metrics that cannot be computed with this judge and reference, with the reason."""
+    """Metrics that cannot be computed with these judges and this reference, with the reason."""
     reasons = {}
-    if "precision-recall" in metrics and reference.activations is None:
-        reasons["precision-recall"] = (
-            f"reference {reference.path.name} has no activations ('arr_0' images or 'feats')"
-        )
+    for config in suite.metrics:
+        if "real_features" not in metrics[config.name].inputs:
+            continue
+        if config.judge == judges.primary and reference.activations is None:
+            reasons[config.name] = (
+                f"reference {reference.path.name} has no activations ('arr_0' images or 'feats')"
+            )
+        elif config.judge != judges.primary and reference.activations != "arr_0":
+            reasons[config.name] = (
+                f"reference {reference.path.name} has no 'arr_0' images for judge {config.judge!r} "
+                "to featurise"
+            )
+    primary = judges.by_alias[judges.primary]
     reasons[SFID] = (
-        f"judge {judge.describe()['name']} gives no spatial (mixed_6/conv) features for sFID"
+        f"judge {primary.describe()['name']} gives no spatial (mixed_6/conv) features for sFID"
         if reference.spatial
         else f"reference {reference.path.name} has no spatial statistics (mu_s, sigma_s)"
     )
@@ -223,7 +269,7 @@ def _static_not_applicable(
 
 def _generate(
     generator: Generator,
-    judge: Judge,
+    judges: _Judges,
     shards: ShardStore,
     settings: GenSettings,
     request: TrackRequest,
@@ -247,14 +293,14 @@ def _generate(
     generator.to(device)
     with exact_float32(), torch.inference_mode(), progress:
         for shard in todo:
-            _run_shard(generator, judge, shards, settings, request, shard, work, spec, progress)
+            _run_shard(generator, judges, shards, settings, request, shard, work, spec, progress)
             work.generated.append(shard)
     return work
 
 
 def _run_shard(
     generator: Generator,
-    judge: Judge,
+    judges: _Judges,
     shards: ShardStore,
     settings: GenSettings,
     request: TrackRequest,
@@ -265,7 +311,7 @@ def _run_shard(
 ) -> None:
     indices = settings.shard_range(shard)
     labels = [settings.class_of(i) for i in indices]
-    outputs: dict[str, list[np.ndarray]] = {name: [] for name in judge.outputs}
+    outputs: dict[str, list[np.ndarray]] = {name: [] for name in judges.shard_outputs()}
     dumps = []
     step = request.options.batch_size
     for start in range(0, len(indices), step):
@@ -276,9 +322,11 @@ def _run_shard(
         _check_samples(images, len(batch), spec, batch)
         sampled = time.perf_counter()
         quantized = quantize_uint8(images)
-        judged = judge(quantized.to(getattr(judge, "device", quantized.device)))
-        for name in judge.outputs:
-            outputs[name].append(judged[name].detach().to("cpu", torch.float32).numpy())
+        for alias, judge in judges.by_alias.items():
+            judged = judge(quantized.to(getattr(judge, "device", quantized.device)))
+            for name in judge.outputs:
+                rows = judged[name].detach().to("cpu", torch.float32).numpy()
+                outputs[judges.key(alias, name)].append(rows)
         if request.save_samples:
             dumps.append(quantized.permute(0, 2, 3, 1).cpu().numpy())
         work.sample_seconds += sampled - began
@@ -299,27 +347,30 @@ def _check_samples(images: Any, count: int, spec: str, indices: range) -> None:
 
 
 def _score(
+    suite,
     metrics: dict[str, Metric],
     shards: ShardStore,
     settings: GenSettings,
     reference: ReferenceBatch,
-    judge: Judge,
+    judges: _Judges,
     request: TrackRequest,
     device: torch.device,
     not_applicable: dict[str, str],
 ) -> RunOutcome:
     """Stream every shard, in order, into the metric states and compute them (rank 0)."""
-    width = _feature_dim(judge)
-    empty = torch.empty(0, width)
-    real = None
-    if any("real_features" in m.inputs for n, m in metrics.items() if n not in not_applicable):
+    judge_of = {config.name: config.judge for config in suite.metrics}
+    live = {name: metric for name, metric in metrics.items() if name not in not_applicable}
+    for alias in sorted(
+        {judge_of[name] for name, metric in live.items() if "real_features" in metric.inputs}
+    ):
+        judge = judges.by_alias[alias]
         real = reference_activations(
             reference, judge, device, request.options.batch_size, cache=request.cache_features
         )
-    fields_real = {"real_features": real, "fake_features": empty}
-    for name, metric in metrics.items():
-        if name not in not_applicable and "real_features" in metric.inputs:
-            metric.update(*(fields_real[key] for key in metric.inputs))
+        fields_real = {"real_features": real, "fake_features": torch.empty(0, _feature_dim(judge))}
+        for name, metric in live.items():
+            if judge_of[name] == alias and "real_features" in metric.inputs:
+                metric.update(*(fields_real[key] for key in metric.inputs))
     for shard in range(settings.num_shards):
         arrays = shards.load(shard, settings.shard_range(shard))
         if arrays is None:
@@ -327,15 +378,12 @@ def _score(
                 f"gen: shard {shard} is missing from {shards.directory} after sampling (was it deleted?); "
                 "run again to regenerate it"
             )
-        fields = {"real_features": empty, "fake_features": torch.from_numpy(arrays[judge.outputs[0]])}
-        if LOGITS_OUTPUT in arrays:
-            fields["fake_logits"] = torch.from_numpy(arrays[LOGITS_OUTPUT])
         for name, metric in metrics.items():
+            fields = _shard_fields(arrays, judges, judge_of[name])
             missing = [key for key in metric.inputs if key not in fields]
             if missing:
-                not_applicable.setdefault(
-                    name, f"judge {judge.describe()['name']} gives no {', '.join(missing)}"
-                )
+                judge_name = judges.by_alias[judge_of[name]].describe()["name"]
+                not_applicable.setdefault(name, f"judge {judge_name} gives no {', '.join(missing)}")
             if name not in not_applicable:
                 metric.update(*(fields[key] for key in metric.inputs))
     values: dict[str, float] = {}
@@ -351,6 +399,19 @@ def _score(
         timings={},
         metric_versions={name: type(m).implementation_version for name, m in metrics.items()},
     )
+
+
+def _shard_fields(arrays: dict[str, np.ndarray], judges: _Judges, alias: str) -> dict[str, torch.Tensor]:
+    """A shard's generated-side metric inputs from judge ``alias``."""
+    judge = judges.by_alias[alias]
+    fields = {
+        "real_features": torch.empty(0, _feature_dim(judge)),
+        "fake_features": torch.from_numpy(arrays[judges.key(alias, judge.outputs[0])]),
+    }
+    logits = judges.key(alias, LOGITS_OUTPUT)
+    if logits in arrays:
+        fields["fake_logits"] = torch.from_numpy(arrays[logits])
+    return fields
 
 
 def _timings(works: list[_RankWork], total: float, count: int) -> dict[str, float]:
