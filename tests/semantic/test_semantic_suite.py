@@ -121,7 +121,9 @@ def test_fd_clip_beside_fid_in_recon_and_pfid(
     """The README's recipe: a suite that includes recon (or pfid) and adds a CLIP judge reports
     FD-CLIP beside Inception-FID in one run (pfid keeps its perturbation)."""
     extra = "perturbation: {alpha: 0.5, beta: 1.0, delta: 8, seed: 0}\n" if parent == "pfid" else ""
-    (tmp_path / f"{parent}-clip.yaml").write_text(BESIDE_FID.format(parent=parent, clip=tiny_model, extra=extra))
+    (tmp_path / f"{parent}-clip.yaml").write_text(
+        BESIDE_FID.format(parent=parent, clip=tiny_model, extra=extra)
+    )
     monkeypatch.setenv("TOKBENCH_SUITE_PATH", str(tmp_path))
     result = tokbench.evaluate(tiny_titok(), f"{parent}-clip", limit=3, cache_features=False)
     assert result.metrics["fid_count"] == result.metrics["fd_clip_count"] == 3
