@@ -14,19 +14,24 @@ from tokbench.errors import WeightsError
 from tokbench.judges.base import Judge
 from tokbench.registry import Registry
 
-TINY_SUITE = """
+#: The head of the tiny gen suites (8 samples of 4 classes in shards of 3); judges and metrics follow.
+SUITE_HEAD = """
 name: {name}
 version: "1"
 kind: generator
 track: gen
 settings: {{num_samples: 8, num_classes: 4, shard_size: 3}}
-judges:
+"""
+TINY_SUITE = (
+    SUITE_HEAD
+    + """judges:
   inception: {{name: {judge}, options: {{{options}outputs: [pool3, logits_unbiased]}}}}
 metrics:
   - {{name: fid, judge: inception}}
   - {{name: inception-score, judge: inception, options: {{splits: 2}}}}
   - {{name: precision-recall, judge: inception, options: {{k: 3}}}}
 """
+)
 
 
 def tiny_modules(layers: int = 1, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from gen_fixtures import SUITE_HEAD
 
 import tokbench
 from tokbench.errors import ConfigError
@@ -15,18 +16,15 @@ from tokbench.metrics.frechet import frechet_distance, statistics_from_features
 
 CLIP = "ViT-S-32"  # a real open_clip config (384-d), random weights: cheap and offline
 
-TWO_JUDGES = """
-name: {name}
-version: "1"
-kind: generator
-track: gen
-settings: {{num_samples: 8, num_classes: 4, shard_size: 3}}
-judges:
+TWO_JUDGES = (
+    SUITE_HEAD
+    + """judges:
   inception: {{name: projection, options: {{outputs: [pool3]}}}}
   clip: {{name: clip, options: {{model: {clip}, pretrained: null, weights: random}}}}
 metrics:
 {metrics}
 """
+)
 BESIDE = "  - {name: fid, judge: inception}\n  - {name: fd-clip, judge: clip}\n"
 
 
