@@ -378,8 +378,9 @@ def _score(
                 f"gen: shard {shard} is missing from {shards.directory} after sampling (was it deleted?); "
                 "run again to regenerate it"
             )
+        fields_of = {alias: _shard_fields(arrays, judges, alias) for alias in judges.by_alias}
         for name, metric in metrics.items():
-            fields = _shard_fields(arrays, judges, judge_of[name])
+            fields = fields_of[judge_of[name]]
             missing = [key for key in metric.inputs if key not in fields]
             if missing:
                 judge_name = judges.by_alias[judge_of[name]].describe()["name"]
