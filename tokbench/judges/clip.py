@@ -57,7 +57,7 @@ def _open_clip() -> Any:
         import open_clip
     except ImportError:
         raise ConfigError(
-            "the CLIP judge needs open_clip: pip install 'tokbench[semantic]' (open-clip-torch==3.3.0)"
+            f"the CLIP judge needs open_clip: {ClipJudge.install_hint} (open-clip-torch==3.3.0)"
         ) from None
     return open_clip
 
@@ -221,6 +221,14 @@ class ClipJudge(Judge):
 
     name: ClassVar[str] = "clip"
     outputs: ClassVar[tuple[str, ...]] = ("embedding",)
+    # feature_dim stays None on the class: an instance sets its model's embedding width.
+    weights_source: ClassVar[str] = (
+        f"downloaded by open_clip into the Hugging Face cache on first use (default {DEFAULT_MODEL} / "
+        f"{DEFAULT_PRETRAINED}), or ${WEIGHTS_DIR_ENV}/open_clip-<model>-<tag>.safetensors, or judge "
+        "option weights=PATH"
+    )
+    python_modules: ClassVar[tuple[str, ...]] = ("open_clip",)
+    install_hint: ClassVar[str] = "pip install 'tokbench[semantic]'"
 
     def __init__(
         self,
@@ -236,12 +244,13 @@ class ClipJudge(Judge):
         self.model_name = model
         self.pretrained = pretrained
         source = open_clip.get_pretrained_cfg(model, pretrained) if pretrained is not None else {}
-        self.weights_source = RANDOM_WEIGHTS
+        #: Where this instance's weights were found: random, explicit, env, cache or download.
+        self.resolved_from = RANDOM_WEIGHTS
         self.weights_sha256: str | None = None
         path: Path | None = None
         if not random_weights:
             explicit = Path(weights) if weights is not None else None
-            path, self.weights_source = resolve_clip_weights(model, pretrained or "(none)", explicit)
+            path, self.resolved_from = resolve_clip_weights(model, pretrained or "(none)", explicit)
             self.weights_sha256 = file_sha256(path)
             pinned = _pinned_sha256(source)
             if pinned is not None and self.weights_sha256 != pinned:
@@ -281,9 +290,9 @@ class ClipJudge(Judge):
             "open_clip_version": _open_clip().__version__,
             "model": self.model_name,
             "pretrained": self.pretrained,
-            "weights": RANDOM_WEIGHTS if self.weights_source == RANDOM_WEIGHTS else "file",
+            "weights": RANDOM_WEIGHTS if self.resolved_from == RANDOM_WEIGHTS else "file",
             "weights_sha256": self.weights_sha256,
-            **({"random_seed": RANDOM_SEED} if self.weights_source == RANDOM_WEIGHTS else {}),
+            **({"random_seed": RANDOM_SEED} if self.resolved_from == RANDOM_WEIGHTS else {}),
             "preprocess": {
                 k: list(v) if isinstance(v, tuple) else v for k, v in self.preprocess_config.items()
             },

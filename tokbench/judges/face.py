@@ -133,15 +133,23 @@ class DlibResnetFace(FaceEmbedder):
     """dlib's ResNet-29 face descriptor (128-d) on 150×150 chips."""
 
     name = "dlib-resnet-v1"
+    feature_dim = 128
     chip_size = 150
     template = DLIB_TEMPLATE_150
+    python_modules = ("dlib", "cv2")
+    install_hint = "pip install dlib-bin==20.0.1.post1 opencv-python-headless"
+
+    @classmethod
+    def weights_specs(cls) -> tuple[WeightsSpec, ...]:
+        """dlib's ResNet model file, bundled in ``face-recognition-models``."""
+        return (DLIB_RESNET,)
 
     def __init__(self, weights: str | None = None) -> None:
         super().__init__()
         try:
             import dlib
         except ImportError:
-            raise ConfigError("judge dlib-resnet-v1 needs dlib: pip install dlib-bin==20.0.1.post1") from None
+            raise ConfigError(f"judge dlib-resnet-v1 needs dlib: {self.install_hint}") from None
         self.resolved = resolve_weights(DLIB_RESNET, None if weights is None else Path(weights))
         self.model = dlib.face_recognition_model_v1(str(self.resolved.path))
 
@@ -174,8 +182,15 @@ class InsightfaceGlintr100(FaceEmbedder):
     """
 
     name = "insightface-glintr100"
+    feature_dim = 512
     chip_size = 112
     template = ARCFACE_TEMPLATE_112
+    weights_source = (
+        f"{GLINTR100_FILE} of insightface's antelopev2 pack, downloaded into the tokbench cache on first "
+        f"use ({ANTELOPEV2_URL}), or found in ${WEIGHTS_DIR_ENV} or ~/.insightface/models/antelopev2"
+    )
+    python_modules = ("onnxruntime", "cv2")
+    install_hint = "pip install onnxruntime opencv-python-headless"
 
     def __init__(self, weights: str | None = None) -> None:
         super().__init__()
@@ -184,7 +199,7 @@ class InsightfaceGlintr100(FaceEmbedder):
         except ImportError:
             raise ConfigError(
                 "judge insightface-glintr100 (TokBench's official face model) needs onnxruntime: "
-                "pip install onnxruntime (offline, use the default judge dlib-resnet-v1)"
+                f"{self.install_hint} (offline, use the default judge dlib-resnet-v1)"
             ) from None
         self.path = locate_glintr100(None if weights is None else Path(weights))
         self.weights_sha256 = file_sha256(self.path)

@@ -148,6 +148,14 @@ class InceptionV3TF(Judge):
     name: ClassVar[str] = "inception-v3-tf"
     #: The default; an instance lists what it was asked for (``pool3`` first), see ``__init__``.
     outputs: ClassVar[tuple[str, ...]] = DEFAULT_OUTPUTS
+    feature_dim: ClassVar[int | None] = FEATURE_DIM
+    #: The TorchScript file or either name of the state dict: any one gives the network.
+    weights_need_all: ClassVar[bool] = False
+
+    @classmethod
+    def weights_specs(cls) -> tuple[WeightsSpec, ...]:
+        """The TorchScript port and the state dict under its two names (logits need the state dict)."""
+        return WEIGHTS_SPECS
 
     def __init__(
         self,

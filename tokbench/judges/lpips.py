@@ -287,6 +287,11 @@ class LpipsJudge(Judge):
     backbone_weights: ClassVar[WeightsSpec]
     heads_weights: ClassVar[WeightsSpec]
 
+    @classmethod
+    def weights_specs(cls) -> tuple[WeightsSpec, ...]:
+        """The backbone checkpoint and the linear heads; both are needed."""
+        return (cls.backbone_weights, cls.heads_weights)
+
     def __init__(self, backbone_path: Path | None = None, heads_path: Path | None = None) -> None:
         """Resolve and load the weights; explicit paths override the installed packages."""
         super().__init__()
@@ -384,11 +389,6 @@ class LpipsVgg16(LpipsJudge):
     heads_weights = VGG_HEADS
 
 
-def weights_specs() -> tuple[WeightsSpec, ...]:
-    """Every weights file the LPIPS judges read (for ``tokbench doctor``)."""
-    return (ALEXNET_BACKBONE, VGG16_BACKBONE, ALEX_HEADS, VGG_HEADS)
-
-
 __all__ = [
     "ALEXNET_BACKBONE",
     "ALEX_HEADS",
@@ -407,5 +407,4 @@ __all__ = [
     "tensors_sha256",
     "uint8_levels",
     "unit_normalise",
-    "weights_specs",
 ]

