@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -31,6 +34,41 @@ def test_offline_flags_and_unreachable_endpoint(monkeypatch: pytest.MonkeyPatch)
     assert hub.offline_reason() == "127.0.0.1 is unreachable"
     assert time.monotonic() - start < hub.HUB_PROBE_SECONDS + 1
     assert not hub.reachable("", 0.1)
+
+
+def test_probe_connects_to_the_host_and_default_port() -> None:
+    calls: list[tuple[tuple[str, int], float]] = []
+
+    def connect(address: tuple[str, int], timeout: float) -> contextlib.nullcontext[None]:
+        calls.append((address, timeout))
+        return contextlib.nullcontext()
+
+    assert hub.reachable("https://hub.example", 0.5, connect=connect)
+    assert hub.reachable("http://hub.example", 0.5, connect=connect)
+    assert hub.reachable("proxy.example:3128", 0.5, connect=connect)
+    assert calls == [(("hub.example", 443), 0.5), (("hub.example", 80), 0.5), (("proxy.example", 3128), 0.5)]
+
+
+def test_a_hanging_probe_is_bounded_and_its_thread_ends_when_released() -> None:
+    started, released = threading.Event(), threading.Event()
+    probes: list[threading.Thread] = []
+
+    def hang(address: tuple[str, int], timeout: float) -> NoReturn:
+        probes.append(threading.current_thread())
+        started.set()
+        released.wait()
+        raise OSError("no answer")
+
+    start = time.monotonic()
+    try:
+        assert not hub.reachable("https://hub.example", 0.2, connect=hang)
+        assert time.monotonic() - start < 2
+        assert started.wait(timeout=5) and probes[0].is_alive()  # returned while the lookup hangs
+    finally:
+        released.set()
+        for probe in probes:
+            probe.join(timeout=5)
+    assert not probes[0].is_alive()
 
 
 def test_cache_layout_helpers(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ import os
 import re
 import socket
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -27,11 +29,15 @@ CONFIG_NAME = "config.json"
 DIFFUSERS_WEIGHT_FILENAMES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 
 
-def reachable(url: str, timeout: float) -> bool:
+#: Opens a TCP connection to ``(host, port)`` within a timeout in seconds, or raises OSError.
+Connect = Callable[[tuple[str, int], float], AbstractContextManager[object]]
+
+
+def reachable(url: str, timeout: float, connect: Connect = socket.create_connection) -> bool:
     """Whether a TCP connection to ``url``'s host opens within ``timeout`` seconds.
 
-    Runs in a daemon thread so that a hanging DNS lookup (which ignores socket timeouts) cannot
-    block the caller.
+    ``connect`` runs in a daemon thread so that a hanging DNS lookup (which ignores socket timeouts)
+    cannot block the caller; tests pass their own instead of patching the ``socket`` module.
     """
     parsed = urlparse(url if "://" in url else f"http://{url}")
     if not parsed.hostname:
@@ -41,7 +47,7 @@ def reachable(url: str, timeout: float) -> bool:
 
     def probe() -> None:
         try:
-            with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            with connect((parsed.hostname, port), timeout):
                 opened.append(True)
         except OSError:
             pass

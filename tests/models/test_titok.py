@@ -6,13 +6,16 @@ Reference data: ``shared/reference/titok`` (see its README for what each tensor 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
+import threading
 import time
 import types
 from pathlib import Path
 from types import SimpleNamespace
+from typing import NoReturn
 
 import pytest
 import torch
@@ -395,11 +398,23 @@ def test_missing_huggingface_hub_says_how_to_install(hub_env: Path, monkeypatch:
 def test_hanging_network_is_bounded(
     hub_env: Path, fake_hub: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def hang(*args: object, **kwargs: object) -> None:
-        time.sleep(30)  # a DNS lookup or SYN that never answers
+    answered = threading.Event()
+    probes: list[threading.Thread] = []
 
-    monkeypatch.setattr(hub_module.socket, "create_connection", hang)
-    assert "huggingface.co is unreachable" in _assert_fails_fast_naming_the_ways()
+    def hang(address: tuple[str, int], timeout: float) -> NoReturn:
+        probes.append(threading.current_thread())
+        answered.wait()  # a DNS lookup or SYN that never answers while the test runs
+        raise OSError(f"{address} did not answer")
+
+    # The probe's connect is injected into this module's lookup of reachable; the socket module is untouched.
+    monkeypatch.setattr(hub_module, "reachable", functools.partial(hub_module.reachable, connect=hang))
+    try:
+        assert "huggingface.co is unreachable" in _assert_fails_fast_naming_the_ways()
+    finally:
+        answered.set()
+        for probe in probes:
+            probe.join(timeout=5)
+    assert len(probes) == 1 and not probes[0].is_alive()  # the probe ended with the test
     assert [call[2]["local_files_only"] for call in fake_hub.calls] == [True, True]
 
 
