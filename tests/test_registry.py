@@ -61,3 +61,14 @@ def test_miss_lists_suggestions_and_available_names() -> None:
 def test_invalid_keys_are_refused(key: str) -> None:
     with pytest.raises(RegistryError, match="invalid"):
         Registry("thing").register(key, Child)
+
+
+def test_unregister_removes_an_entry_so_the_key_can_be_reused() -> None:
+    registry: Registry[type] = Registry("thing")
+    registry.register("child", Child)
+    registry.unregister("child")
+    assert registry.names() == []
+    registry.register("child", Base)  # no longer a conflict
+    assert registry.get("child") is Base
+    with pytest.raises(RegistryError, match="unknown thing 'absent'"):
+        registry.unregister("absent")

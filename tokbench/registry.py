@@ -56,6 +56,14 @@ class Registry(Generic[T]):
                 raise RegistryError(f"{self.kind} {key!r} is already registered to {existing!r}")
             self._entries[key] = target
 
+    def unregister(self, key: str) -> None:
+        """Remove ``key`` (e.g. an entry a test registered); an unknown key raises RegistryError."""
+        self._load_plugins()  # else a plugin removed before the first lookup would come back
+        with self._lock:
+            if key not in self._entries:
+                raise RegistryError(self._miss_message(key))
+            del self._entries[key]
+
     def _materialise_matches(self, lazy: str, target: T | str) -> bool:
         # A built-in class registering itself by decorator when its lazy string is imported.
         return not isinstance(target, str) and f"{target.__module__}:{target.__qualname__}" == lazy
