@@ -27,7 +27,7 @@ metrics:
 def suites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "tinyrecon.yaml").write_text(SUITE.format(name="tinyrecon", perturbation=""))
     for name, alpha in (("tinypfid0", 0.0), ("tinypfid", 0.5)):
-        perturbation = f"perturbation: {{alpha: {alpha}, beta: 1.0, delta: 8, seed: 3}}"
+        perturbation = f"settings: {{perturbation: {{alpha: {alpha}, beta: 1.0, delta: 8, seed: 3}}}}"
         (tmp_path / f"{name}.yaml").write_text(SUITE.format(name=name, perturbation=perturbation))
     monkeypatch.setenv(SUITE_PATH_ENV, str(tmp_path))
 
@@ -42,5 +42,10 @@ def test_alpha_zero_is_rfid_and_batching_does_not_matter(suites: None, tiny_tito
     assert perturbed[0].metrics["fid"] == pytest.approx(perturbed[1].metrics["fid"], rel=1e-12)
     assert perturbed[0].metrics["fid"] != pytest.approx(rfid, rel=1e-6)
     record = perturbed[0].record
-    assert record["suite"]["config"]["perturbation"] == {"alpha": 0.5, "beta": 1.0, "delta": 8, "seed": 3}
+    assert record["suite"]["config"]["settings"]["perturbation"] == {
+        "alpha": 0.5,
+        "beta": 1.0,
+        "delta": 8,
+        "seed": 3,
+    }
     assert record["protocol"]["perturbation"]["scheme"] == "tokbench-pfid/1"

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from tokbench.data.base import sha256_json
 from tokbench.errors import ConfigError
+from tokbench.hashing import sha256_json
 from tokbench.suites import SUITE_PATH_ENV, list_suites, load_suite
 
 #: (suite, version) → sha256 of the resolved config. A failure here means a suite file changed:
 #: bump its ``version`` (old records keep their protocol), then update this table.
 GOLDEN = {
     ("recon", "2"): "f84065af897691bc0cdd2d4ad5ba0acea60b0bcc96aee9bbb8bd9b3620d98978",
-    ("pfid", "1"): "771880d3b8f72f6c801e1fff42fe7880496acccca8117f297347ddf4df6b7858",
+    ("pfid", "2"): "47b1136fb2487ed7fb45981cec47f4198d348fe200c34b98d3aebe4c63b519f6",
     ("semantic", "1"): "0d82ae8aaf6c8448245817240c92d769744546bbaffae065be167e71d8cf4d5a",
     ("vit-reduction", "1"): "2bc49e8f7048944b6168673b39ff245b4b471077953976e9d175734f6225660d",
     ("prune", "1"): "76c0865e02e0ef4ce5ff9d2f438101dde636fc21ff4bf6078cf064f571de8888",
@@ -72,9 +72,21 @@ def test_include_cycle_is_detected(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         ("kind: painter", "kind must be one of"),
         ("version: 3", "version must be a quoted"),
         ("metrics: []", "metrics must be a non-empty list"),
-        ("metrics: [{name: fid, judge: inception}]", "undeclared judge\\(s\\) inception"),
+        (
+            "metrics: [{name: fid, judge: inception}]",
+            "uses judge 'inception', which the suite does not declare",
+        ),
         ("metrics: [{name: psnr, weight: 2}]", "each metric is a mapping"),
         ("judges: [inception]", "judges must be a mapping"),
+        (
+            "metrics: [{name: psnr}, {name: no-such-metric}]",
+            r"bad\.yaml.*metric #2 .*unknown metric 'no-such-metric'",
+        ),
+        ("metrics: [{name: pnsr}]", "Did you mean psnr"),
+        ("judges: {x: {name: no-such-judge}}", r"bad\.yaml.*judge 'x': unknown judge 'no-such-judge'"),
+        ("metrics: [{name: psnr}, {name: psnr}]", "record key 'psnr' is also metric #1's"),
+        ("metrics: [{name: psnr, key: PSNR}]", "must be snake_case"),
+        ("primary: Not-A-Key", "primary must be a record key"),
     ],
 )
 def test_bad_suite_files_fail_loudly(
@@ -93,3 +105,33 @@ def test_invalid_yaml_and_unknown_suite(tmp_path: Path, monkeypatch: pytest.Monk
         load_suite("broken")
     with pytest.raises(ConfigError, match=r"unknown suite 'nope'.*recon"):
         load_suite("nope")
+
+
+def test_two_fids_under_their_own_keys_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    judges = "judges: {inception: {name: inception-v3-tf}, clip: {name: clip}}\n"
+    metrics = "metrics: [{name: fid, judge: inception}, {name: fid, judge: clip, key: fd_clip}]\n"
+    _write(tmp_path, "twofids", BASE.replace("name: base", "name: twofids") + judges + metrics)
+    monkeypatch.setenv(SUITE_PATH_ENV, str(tmp_path))
+    suite = load_suite("twofids")
+    assert suite.record_keys() == {"fid": "fid", "fd_clip": "fid"}
+    assert "key" not in suite.to_dict()["metrics"][1]  # record keys name results; they are not hashed
+
+
+#: Record keys of each suite's metric entries, pinned like GOLDEN: keys name the numbers of a
+#: version, so renaming one needs a version bump even though keys are not part of the hash.
+RECORD_KEYS = {
+    ("recon", "2"): ["psnr", "ssim", "ms_ssim", "lpips", "fid", "kid", "bits_per_pixel", "bytes_per_image"],
+    ("pfid", "2"): ["fid", "kid"],
+    ("semantic", "1"): ["clip_cosine", "fd_clip", "zs_top1"],
+    ("vit-reduction", "1"): ["clip_cosine", "zs_top1"],
+    ("prune", "1"): ["gqa", "mmb", "mme", "pope", "sqa", "textvqa"],
+    ("gen", "1"): ["gfid", "inception_score", "precision"],
+    ("tokbench", "1"): ["t_acc_mean", "f_sim_mean"],
+    ("tokbench-official", "1"): ["t_acc_mean", "f_sim_mean"],
+}
+
+
+@pytest.mark.parametrize("name", list_suites())
+def test_every_suite_pins_its_record_keys(name: str) -> None:
+    config = load_suite(name)
+    assert list(config.record_keys()) == RECORD_KEYS[(config.name, config.version)]

@@ -26,6 +26,10 @@ class DataError(TokbenchError):
     """An unreadable, corrupt or unusable dataset item."""
 
 
+class EmptyRunError(DataError):
+    """A run in which no item could be evaluated (every item was skipped, or there were none)."""
+
+
 class AdapterOutputError(TokbenchError):
     """A model returned something that breaks the adapter contract (shape, dtype, range, NaN/Inf)."""
 

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from tokbench.data.base import sha256_json
+from tokbench.hashing import sha256_json
 from tokbench.judges.base import Judge
 from tokbench.judges.weights import cache_dir
 

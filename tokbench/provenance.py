@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from tokbench.data.base import sha256_json
+from tokbench.hashing import sha256_json
 
 
 def protocol_hash(protocol: dict[str, Any]) -> str:

@@ -17,9 +17,10 @@ import pandas as pd
 from tokbench.adapters.registry import BuiltModel
 from tokbench.provenance import environment, protocol_hash, utc_now
 from tokbench.records import make_record_id, record_metrics
-from tokbench.runner import RunOptions, RunOutcome, resolve_device
 from tokbench.store import AddResult, RecordStore, records_to_frame
 from tokbench.suites import SuiteConfig
+from tokbench.tracks.base import RunOptions, RunOutcome
+from tokbench.tracks.scoring import resolve_device
 
 RECORD_SCHEMA_VERSION = 1
 
@@ -92,15 +93,21 @@ def build_record(
     built: BuiltModel,
     outcome: RunOutcome,
     options: RunOptions,
-    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The record of one run; ``protocol["dataset"]`` names the data, ``extra`` adds top-level keys."""
+    """The record of one run; ``protocol["dataset"]`` names the data, ``outcome.extra`` adds the
+    track's top-level sections, ``outcome.metric_info`` each metric key's label, unit and direction."""
     dataset = protocol.get("dataset") or {}
     record = {
         "schema_version": RECORD_SCHEMA_VERSION,
         "record_id": record_id,
         "source": "reproduced",
-        "suite": {"name": suite.name, "version": suite.version, "config": suite.to_dict()},
+        "suite": {
+            "name": suite.name,
+            "version": suite.version,
+            "config": suite.to_dict(),
+            "primary": suite.primary,
+            "record_keys": suite.record_keys(),
+        },
         "protocol_hash": digest,
         "protocol": protocol,
         "model": {
@@ -120,6 +127,7 @@ def build_record(
         },
         "preprocess": protocol.get("preprocess") or {},
         "metrics": outcome.metrics,
+        "metric_info": outcome.metric_info,
         "not_applicable": outcome.not_applicable,
         "skipped": outcome.skipped,
         "run": {
@@ -132,8 +140,8 @@ def build_record(
         "timings": outcome.timings,
         "created_at": utc_now(),
     }
-    clashes = sorted(set(extra or {}) & set(record))
+    clashes = sorted(set(outcome.extra) & set(record))
     if clashes:
         raise ValueError(f"extra record keys {clashes} would overwrite standard record fields")
-    record.update(extra or {})
+    record.update(outcome.extra)
     return record

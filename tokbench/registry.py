@@ -61,7 +61,7 @@ class Registry(Generic[T]):
         self._load_plugins()  # else a plugin removed before the first lookup would come back
         with self._lock:
             if key not in self._entries:
-                raise RegistryError(self._miss_message(key))
+                raise RegistryError(self.miss_message(key))
             del self._entries[key]
 
     def _materialise_matches(self, lazy: str, target: T | str) -> bool:
@@ -82,7 +82,7 @@ class Registry(Generic[T]):
         self._load_plugins()
         with self._lock:
             if key not in self._entries:
-                raise RegistryError(self._miss_message(key))
+                raise RegistryError(self.miss_message(key))
             entry = self._entries[key]
             if isinstance(entry, str):
                 entry = import_attr(entry)
@@ -96,7 +96,8 @@ class Registry(Generic[T]):
                 f"{self.kind} {key!r} resolves to {obj!r}, which is not a subclass of {self.base.__name__}"
             )
 
-    def _miss_message(self, key: str) -> str:
+    def miss_message(self, key: str) -> str:
+        """The message for an unknown key: close matches and the available names."""
         names = sorted(self._entries)
         close = difflib.get_close_matches(key, names, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""

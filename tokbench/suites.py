@@ -7,7 +7,9 @@ raise, and nothing in a suite file is executed.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,10 @@ from tokbench.errors import ConfigError
 
 BUILTIN_SUITE_DIR = Path(__file__).parent / "tasks"
 SUITE_PATH_ENV = "TOKBENCH_SUITE_PATH"
+SUITE_ENTRY_POINT_GROUP = "tokbench.suites"
 KINDS = ("tokenizer", "generator", "pruner")
 RECON_TRACK = "recon"
+RECORD_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,20 @@ class MetricConfig:
     name: str
     options: dict[str, Any] = field(default_factory=dict)
     judge: str | None = None
+    #: The record key of the metric's primary output (default: the metric class's ``key``); its other
+    #: outputs are renamed with it (``fid`` → ``fd_clip``, ``fid_count`` → ``fd_clip_count``).
+    key: str | None = None
+
+    def record_key(self) -> str:
+        """The key under which this entry's primary output is recorded."""
+        return self.key or default_record_key(self.name)
+
+
+def default_record_key(metric: str) -> str:
+    """The record key a registered metric's primary output has unless a suite renames it."""
+    from tokbench.metrics import METRICS
+
+    return getattr(METRICS.get(metric), "key", "") or metric.replace("-", "_")
 
 
 @dataclass(frozen=True)
@@ -51,18 +69,19 @@ class SuiteConfig:
     preprocess: dict[str, Any] | None = None
     judges: dict[str, JudgeConfig] = field(default_factory=dict)
     description: str = ""
-    #: pFID's codebook perturbation {alpha, beta, delta, seed} (tokbench.perturb), or None.
-    perturbation: dict[str, Any] | None = None
-    #: How the suite runs (tokbench.tracks); "recon" is the reconstruction runner.
+    #: How the suite runs (tokbench.tracks); "recon" is the reconstruction track.
     track: str = "recon"
     #: Track-specific protocol settings (validated by the track), e.g. gen's sample count.
     settings: dict[str, Any] = field(default_factory=dict)
+    #: The record key that ranks the suite's leaderboard (e.g. ``psnr``), or None.
+    primary: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration as plain JSON-able data (it enters the protocol hash).
 
-        ``perturbation``, ``track`` and ``settings`` appear only when set (not default), so suites
-        without them keep their hashes.
+        ``track`` and ``settings`` appear only when set (not default), so suites without them keep
+        their hashes. Record keys and ``primary`` name results without changing them, so they stay
+        out of the hash (``record_keys`` lists them; a test pins them per suite version).
         """
         resolved = {
             "name": self.name,
@@ -75,13 +94,15 @@ class SuiteConfig:
                 alias: {"name": j.name, "options": dict(j.options)} for alias, j in self.judges.items()
             },
         }
-        if self.perturbation is not None:
-            resolved["perturbation"] = dict(self.perturbation)
         if self.track != RECON_TRACK:
             resolved["track"] = self.track
         if self.settings:
             resolved["settings"] = dict(self.settings)
         return resolved
+
+    def record_keys(self) -> dict[str, str]:
+        """Record key of each metric entry's primary output → the metric's registry name."""
+        return {m.record_key(): m.name for m in self.metrics}
 
 
 def with_judge_options(suite: SuiteConfig, overrides: dict[str, dict[str, Any]]) -> SuiteConfig:
@@ -104,9 +125,21 @@ def with_judge_options(suite: SuiteConfig, overrides: dict[str, dict[str, Any]])
 
 
 def suite_search_path() -> list[Path]:
-    """Directories searched for ``<name>.yaml``: ``$TOKBENCH_SUITE_PATH`` entries, then built-ins."""
+    """Directories searched for ``<name>.yaml``: ``$TOKBENCH_SUITE_PATH`` entries, directories that
+    packages register in the ``tokbench.suites`` entry-point group, then the built-ins."""
     extra = [Path(p) for p in os.environ.get(SUITE_PATH_ENV, "").split(os.pathsep) if p]
-    return [*extra, BUILTIN_SUITE_DIR]
+    return [*extra, *plugin_suite_dirs(), BUILTIN_SUITE_DIR]
+
+
+def plugin_suite_dirs() -> list[Path]:
+    """Suite directories of installed plugins: each ``tokbench.suites`` entry point names a package
+    (its folder holds the YAML files) or a ``module:attr`` that is a path."""
+    directories = []
+    for entry_point in entry_points(group=SUITE_ENTRY_POINT_GROUP):
+        target = entry_point.load()
+        location = getattr(target, "__file__", None)
+        directories.append(Path(location).parent if location else Path(target))
+    return directories
 
 
 def list_suites() -> list[str]:
@@ -127,9 +160,10 @@ def find_suite_file(name: str) -> Path:
 
 
 def load_suite(name: str) -> SuiteConfig:
-    """Load, merge includes and validate a suite."""
-    raw = _load_with_includes(find_suite_file(name), chain=())
-    return _to_config(raw, source=name)
+    """Load, merge includes and validate a suite (errors name the file and the entry)."""
+    path = find_suite_file(name)
+    raw = _load_with_includes(path, chain=())
+    return _to_config(raw, source=f"{name} ({path})" if Path(name) != path else str(path))
 
 
 def _load_with_includes(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
@@ -164,7 +198,7 @@ def _to_config(raw: dict[str, Any], source: str) -> SuiteConfig:
     track = raw.get("track", RECON_TRACK)
     if not isinstance(track, str) or not track:
         raise ConfigError(f"suite {source!r}: track must be a non-empty string, got {track!r}")
-    optional = {"description", "judges", "perturbation", "track", "settings"}
+    optional = {"description", "judges", "track", "settings", "primary"}
     if track != RECON_TRACK:
         optional |= {"dataset", "preprocess"}
     required = {f.name for f in fields(SuiteConfig) if f.name not in optional}
@@ -193,39 +227,41 @@ def _to_config(raw: dict[str, Any], source: str) -> SuiteConfig:
         metrics=_metric_configs(raw["metrics"], source),
         judges=_judge_configs(raw.get("judges") or {}, source),
         description=str(raw.get("description", "")),
-        perturbation=_perturbation(raw.get("perturbation"), raw["kind"], source),
+        primary=None if raw.get("primary") is None else str(raw["primary"]),
     )
-    unknown_judges = sorted({m.judge for m in config.metrics if m.judge} - set(config.judges))
-    if unknown_judges:
-        raise ConfigError(
-            f"suite {source!r}: metrics use undeclared judge(s) {', '.join(unknown_judges)}; "
-            f"declared: {', '.join(config.judges) or '(none)'}"
-        )
+    _check_references(config, source)
     return config
 
 
-PERTURBATION_KEYS = ("alpha", "beta", "delta", "seed")
+def _check_references(config: SuiteConfig, source: str) -> None:
+    """Every metric and judge exists, every metric's judge is declared, record keys are unique."""
+    from tokbench.judges.registry import JUDGES
+    from tokbench.metrics import METRICS
 
-
-def _perturbation(entry: Any, kind: str, source: str) -> dict[str, Any] | None:
-    """The ``perturbation`` mapping, validated by ``CodebookPerturbation``; all four keys required."""
-    if entry is None:
-        return None
-    if kind != "tokenizer":
-        raise ConfigError(f"suite {source!r}: perturbation applies to tokenizer suites, not {kind!r}")
-    if not isinstance(entry, dict) or set(entry) != set(PERTURBATION_KEYS):
-        got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
+    for alias, judge in config.judges.items():
+        if judge.name not in JUDGES:
+            raise ConfigError(f"suite {source!r}, judge {alias!r}: {JUDGES.miss_message(judge.name)}")
+    keys: dict[str, int] = {}
+    for position, metric in enumerate(config.metrics, start=1):
+        where = f"suite {source!r}, metric #{position} ({metric.name!r})"
+        if metric.name not in METRICS:
+            raise ConfigError(f"{where}: {METRICS.miss_message(metric.name)}")
+        if metric.judge is not None and metric.judge not in config.judges:
+            raise ConfigError(
+                f"{where} uses judge {metric.judge!r}, which the suite does not declare; "
+                f"declared: {', '.join(config.judges) or '(none)'}"
+            )
+        key = metric.record_key()
+        if key in keys:
+            raise ConfigError(
+                f"{where}: record key {key!r} is also metric #{keys[key]}'s; give one of them "
+                "'key: <name>' (e.g. {name: fid, judge: clip, key: fd_clip})"
+            )
+        keys[key] = position
+    if config.primary is not None and not RECORD_KEY.match(config.primary):
         raise ConfigError(
-            f"suite {source!r}: perturbation must be a mapping with exactly the keys "
-            f"{', '.join(PERTURBATION_KEYS)}; got {got}"
+            f"suite {source!r}: primary must be a record key (snake_case), got {config.primary!r}"
         )
-    from tokbench.perturb import CodebookPerturbation
-
-    try:
-        checked = CodebookPerturbation(**entry)
-    except ConfigError as exc:
-        raise ConfigError(f"suite {source!r}: {exc}") from None
-    return {key: getattr(checked, key) for key in PERTURBATION_KEYS}
 
 
 def _judge_configs(entries: Any, source: str) -> dict[str, JudgeConfig]:
@@ -249,10 +285,20 @@ def _metric_configs(entries: Any, source: str) -> tuple[MetricConfig, ...]:
         raise ConfigError(f"suite {source!r}: metrics must be a non-empty list")
     configs = []
     for entry in entries:
-        if not isinstance(entry, dict) or "name" not in entry or set(entry) - {"name", "options", "judge"}:
+        if (
+            not isinstance(entry, dict)
+            or "name" not in entry
+            or set(entry) - {"name", "options", "judge", "key"}
+        ):
             raise ConfigError(
-                f"suite {source!r}: each metric is a mapping with 'name' and optional 'options' and "
-                f"'judge', got {entry!r}"
+                f"suite {source!r}: each metric is a mapping with 'name' and optional 'options', "
+                f"'judge' and 'key', got {entry!r}"
+            )
+        key = entry.get("key")
+        if key is not None and not (isinstance(key, str) and RECORD_KEY.match(key)):
+            raise ConfigError(
+                f"suite {source!r}: key of metric {entry['name']!r} must be snake_case "
+                f"(letters, digits, '_'), got {key!r}"
             )
         options = entry.get("options") or {}
         if not isinstance(options, dict):
@@ -260,7 +306,10 @@ def _metric_configs(entries: Any, source: str) -> tuple[MetricConfig, ...]:
         judge = entry.get("judge")
         configs.append(
             MetricConfig(
-                name=str(entry["name"]), options=dict(options), judge=None if judge is None else str(judge)
+                name=str(entry["name"]),
+                options=dict(options),
+                judge=None if judge is None else str(judge),
+                key=key,
             )
         )
     return tuple(configs)

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from tokbench.data import embedded
-from tokbench.data.base import sha256_json
 from tokbench.data.decode import rgb_pixels_sha256
 from tokbench.data.embedded import EmbeddedDataset, crop_boxes
 from tokbench.data.registry import resolve_dataset
 from tokbench.errors import DataError
+from tokbench.hashing import sha256_json
 
 # Changes only when the checked-in manifest changes; then bump the manifest version and this value.
 MANIFEST_SHA256 = "831716b47695ebab612240c501b7470dcf2e278253e2ef8c71ac66808cc64ac5"

@@ -3,7 +3,7 @@ reference batch and a small gen suite (8 samples of 4 classes in shards of 3).""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from gen_fixtures import (
     TINY_SUITE,
     CountingGenerator,
     ProjectionJudge,
-    judges_with_projection,
+    register_projection,
     tiny_modules,
     write_reference,
 )
@@ -75,9 +75,10 @@ def reference_writer() -> Callable[..., Path]:
 
 
 @pytest.fixture
-def projection_judge(gen_env: Path, monkeypatch: pytest.MonkeyPatch) -> type[ProjectionJudge]:
+def projection_judge(gen_env: Path) -> Iterator[type[ProjectionJudge]]:
     """Let the gen track build ``projection`` (suite ``tinyproj``) besides the real judges."""
-    from tokbench.gen import track
+    from tokbench.judges.registry import JUDGES
 
-    monkeypatch.setattr(track, "JUDGES", judges_with_projection())
-    return ProjectionJudge
+    register_projection()
+    yield ProjectionJudge
+    JUDGES.unregister("projection")

@@ -12,7 +12,6 @@ import torch
 from tokbench.adapters.base import Generator
 from tokbench.errors import WeightsError
 from tokbench.judges.base import Judge
-from tokbench.registry import Registry
 
 #: The head of the tiny gen suites (8 samples of 4 classes in shards of 3); judges and metrics follow.
 SUITE_HEAD = """
@@ -27,7 +26,7 @@ TINY_SUITE = (
     + """judges:
   inception: {{name: {judge}, options: {{{options}outputs: [pool3, logits_unbiased]}}}}
 metrics:
-  - {{name: fid, judge: inception}}
+  - {{name: fid, judge: inception, key: gfid}}
   - {{name: inception-score, judge: inception, options: {{splits: 2}}}}
   - {{name: precision-recall, judge: inception, options: {{k: 3}}}}
 """
@@ -140,15 +139,11 @@ class ProjectionJudge(Judge):
         return result
 
 
-def judges_with_projection() -> Registry[type[Judge]]:
-    """A judge registry for the gen track holding ``projection``, the real Inception and CLIP."""
+def register_projection() -> None:
+    """Make ``projection`` a judge of the global registry (a fresh process, or a test that removes it)."""
     from tokbench.judges.registry import JUDGES
 
-    judges: Registry[type[Judge]] = Registry("judge", base=Judge)
-    judges.register("projection", ProjectionJudge)
-    judges.register("inception-v3-tf", JUDGES.get("inception-v3-tf"))
-    judges.register("clip", JUDGES.get("clip"))
-    return judges
+    JUDGES.register("projection", ProjectionJudge)
 
 
 class NoiseGenerator(Generator):

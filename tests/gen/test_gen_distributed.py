@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from gen_fixtures import TINY_SUITE, NoiseGenerator, judges_with_projection, write_reference
+from gen_fixtures import TINY_SUITE, NoiseGenerator, register_projection, write_reference
 
 import tokbench
 from tokbench.gen.shards import rank_shards
@@ -27,9 +27,6 @@ def test_ranks_take_disjoint_shards_that_cover_the_run() -> None:
 
 
 def _evaluate(root: Path, work: str):
-    from tokbench.gen import track
-
-    track.JUDGES = judges_with_projection()  # a fresh process: point the track at the stand-in judge
     return tokbench.evaluate(
         NoiseGenerator(), "tinyproj", reference=root / "ref.npz", work_dir=root / work, batch_size=8
     )
@@ -40,6 +37,7 @@ def _worker(rank: int, root: str, port: int) -> None:
         RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
     )
     torch.set_num_threads(1)
+    register_projection()  # a fresh process: the stand-in judge is registered here too
     result = _evaluate(Path(root), "shared")
     payload = {"metrics": result.metrics, "generation": result.record["generation"]}
     (Path(root) / f"rank{rank}.json").write_text(json.dumps(payload))
@@ -53,7 +51,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one(gen_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_gloo_processes_match_one(gen_env: Path, projection_judge) -> None:
     write_reference(gen_env / "ref.npz", images=5)
     (gen_env / "suites" / "tinyproj.yaml").write_text(
         TINY_SUITE.format(name="tinyproj", judge="projection", options="")
@@ -63,8 +61,8 @@ def test_two_gloo_processes_match_one(gen_env: Path, monkeypatch: pytest.MonkeyP
     (run,) = [p for p in (gen_env / "shared").iterdir() if p.is_dir()]
     assert sorted(p.name for p in run.glob("shard-*.npz")) == [f"shard-{k:05d}.npz" for k in range(3)]
     assert ranks[0]["generation"]["shards"]["generated"] == [0, 1, 2]  # merged over both ranks
-    assert ranks[1]["generation"]["shards"]["generated"] == [1]  # rank 1 only made shard 1
-    assert ranks[0]["metrics"] == ranks[1]["metrics"]  # rank 0's outcome is broadcast
+    assert ranks[0]["generation"]["shards"]["resumed"] == []  # each shard made once, by its rank
+    assert ranks[0] == ranks[1]  # rank 0's outcome is broadcast
 
     single = _evaluate(gen_env, "single")
     for key, value in single.metrics.items():

@@ -15,7 +15,7 @@ import pytest
 
 import tokbench
 from tokbench.errors import ConfigError
-from tokbench.judges.weights import file_sha256
+from tokbench.hashing import file_sha256
 from tokbench.records import validate_record
 
 RECORDED_SETTINGS = {"guidance_scale": 1.5, "steps": 2, "sampler": "ddpm", "guidance_channels": 3}
@@ -38,7 +38,7 @@ def test_end_to_end_with_inception_records_every_setting(gen_env: Path, tiny_dit
     assert result.metrics["gfid_count"] == 8 and math.isfinite(result.metrics["gfid"])
     assert result.metrics["gfid"] > 0
     assert 0.0 <= result.metrics["precision"] <= 1.0 and 0.0 <= result.metrics["recall"] <= 1.0
-    assert "TOKBENCH_OFFLINE" in record["not_applicable"]["inception-score"]  # no logits offline
+    assert "TOKBENCH_OFFLINE" in record["not_applicable"]["inception_score"]  # no logits offline
     assert "no spatial statistics" in record["not_applicable"]["sfid"]
 
     protocol = record["protocol"]
@@ -113,7 +113,7 @@ def test_inception_score_when_the_judge_has_logits(proj_env: Path, tiny_dit) -> 
     result = _run(proj_env, tiny_dit(), "w")
     assert set(result.metrics) >= {"gfid", "gfid_count", "inception_score", "inception_score_std"}
     assert result.metrics["inception_score"] >= 1.0
-    assert "inception-score" not in result.record["not_applicable"]
+    assert "inception_score" not in result.record["not_applicable"]
     suite = (proj_env / "suites" / "tinyproj.yaml").read_text()
     (proj_env / "suites" / "nologits.yaml").write_text(
         suite.replace("tinyproj", "nologits").replace("outputs:", "logits_available: false, outputs:")
@@ -121,7 +121,7 @@ def test_inception_score_when_the_judge_has_logits(proj_env: Path, tiny_dit) -> 
     offline = tokbench.evaluate(
         tiny_dit(), "nologits", reference=proj_env / "ref.npz", work_dir=proj_env / "w"
     )
-    assert "no classifier weights" in offline.record["not_applicable"]["inception-score"]
+    assert "no classifier weights" in offline.record["not_applicable"]["inception_score"]
     assert "inception_score" not in offline.metrics
     assert offline.metrics["gfid"] == pytest.approx(result.metrics["gfid"], rel=1e-12)  # same features
 

@@ -19,7 +19,7 @@ from safetensors.torch import save_file  # noqa: E402
 
 from tokbench.adapters import build_model  # noqa: E402
 from tokbench.errors import ConfigError, WeightsError  # noqa: E402
-from tokbench.judges.weights import file_sha256  # noqa: E402
+from tokbench.hashing import file_sha256  # noqa: E402
 from tokbench.models.diffusers_vae import (  # noqa: E402
     VARIANTS,
     DiffusersVae,

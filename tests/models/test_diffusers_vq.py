@@ -20,7 +20,7 @@ from safetensors.torch import save_file  # noqa: E402
 from tokbench.adapters import build_model  # noqa: E402
 from tokbench.adapters.discrete import require_discrete  # noqa: E402
 from tokbench.errors import ConfigError, WeightsError  # noqa: E402
-from tokbench.judges.weights import file_sha256  # noqa: E402
+from tokbench.hashing import file_sha256  # noqa: E402
 from tokbench.models.diffusers_vq import VARIANTS, DiffusersVq  # noqa: E402
 from tokbench.perturb import CodebookPerturbation, PerturbedTokenizer  # noqa: E402
 

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 import tokbench.hub as hub_module
 from tokbench.adapters import build_model
 from tokbench.errors import ConfigError, WeightsError
-from tokbench.judges.weights import file_sha256
+from tokbench.hashing import file_sha256
 from tokbench.models.titok import (
     VARIANTS,
     PixelDecoderConfig,

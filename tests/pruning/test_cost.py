@@ -7,6 +7,7 @@ import time
 import torch
 from PIL import Image
 
+from tokbench.flops import measured_flops
 from tokbench.pruning import cost, pruners
 from tokbench.pruning.host import LlavaHost
 
@@ -20,7 +21,7 @@ def test_analytic_flops_match_the_flop_counter_under_eager_attention(tiny_host: 
     pixels, ids = _inputs(tiny_host)
     for pruner, keep in ((pruners.NoPruning(), 576), (pruners.Pool(64), 64), (pruners.FastV(64), 64)):
         holder: dict = {}
-        counted = cost.measured_flops(
+        counted = measured_flops(
             lambda p=pruner, k=keep, h=holder: h.update(p=tiny_host.prefill(pixels, ids, p, k))
         )
         analytic = cost.prefill_flops(tiny_host.model.config, holder["p"].sequence_per_layer)

@@ -89,7 +89,7 @@ def test_weights_dir_is_searched_by_model_and_tag(tmp_path: Path, monkeypatch: p
 def test_a_weights_file_round_trips_with_its_sha256(tiny_model: str, tmp_path: Path) -> None:
     from safetensors.torch import save_file
 
-    from tokbench.judges.weights import file_sha256
+    from tokbench.hashing import file_sha256
 
     source = ClipJudge(tiny_model, None, weights="random")
     path = tmp_path / "tiny.safetensors"

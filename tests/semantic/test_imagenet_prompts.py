@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tokbench.errors import ConfigError
-from tokbench.semantic.imagenet_prompts import (
+from tokbench.vocabulary.imagenet import (
     OPENAI_IMAGENET_TEMPLATES,
     SIMPLE_IMAGENET_TEMPLATES,
     TEMPLATE_SETS,

@@ -12,8 +12,8 @@ from tokbench.metrics import METRICS
 from tokbench.metrics.fid import FrechetInceptionDistance
 from tokbench.metrics.frechet import frechet_distance, statistics_from_features
 from tokbench.metrics.semantic import ClipEmbeddingCosine, ClipScore, FrechetClipDistance, ZeroShotAccuracy
-from tokbench.runner import build_metrics
 from tokbench.suites import JudgeConfig, MetricConfig, SuiteConfig
+from tokbench.tracks.scoring import SuiteMetrics
 
 
 def _images(n: int, seed: int) -> torch.Tensor:
@@ -85,9 +85,11 @@ def test_runner_gives_metrics_the_judge_width(tiny_judge) -> None:
         metrics=(MetricConfig("fid", judge="clip"), MetricConfig("fd-clip", judge="clip")),
         judges={"clip": JudgeConfig("clip")},
     )
-    metrics = build_metrics(suite, {"clip": tiny_judge}, {"reference": None})
+    metrics = {
+        key: metric for key, _, metric in SuiteMetrics(suite, {"clip": tiny_judge}, {"reference": None})
+    }
     assert metrics["fid"].options()["feature_dim"] == tiny_judge.feature_dim == 32
-    assert metrics["fd-clip"].options()["feature_dim"] == 32
+    assert metrics["fd_clip"].options()["feature_dim"] == 32
 
 
 def test_zero_shot_on_scores() -> None:

@@ -29,7 +29,7 @@ def test_cli_semantic_run_on_embedded_data(tmp_path: Path) -> None:
     assert (
         -1.0 <= metrics["clip_cosine"] <= 1.0 and metrics["fd_clip"] >= 0.0 and metrics["fd_clip_count"] == 2
     )
-    assert "class labels" in record["not_applicable"]["zero-shot"]
+    assert "class labels" in record["not_applicable"]["zs_top1"]
     judge = record["protocol"]["judges"]["clip"]
     assert judge["model"] == "ViT-B-32" and judge["pretrained"] == "laion2b_s34b_b79k"
     assert judge["weights"] == "random" and judge["weights_sha256"] is None
@@ -120,7 +120,9 @@ def test_fd_clip_beside_fid_in_recon_and_pfid(
 ) -> None:
     """The README's recipe: a suite that includes recon (or pfid) and adds a CLIP judge reports
     FD-CLIP beside Inception-FID in one run (pfid keeps its perturbation)."""
-    extra = "perturbation: {alpha: 0.5, beta: 1.0, delta: 8, seed: 0}\n" if parent == "pfid" else ""
+    extra = (
+        "settings: {perturbation: {alpha: 0.5, beta: 1.0, delta: 8, seed: 0}}\n" if parent == "pfid" else ""
+    )
     (tmp_path / f"{parent}-clip.yaml").write_text(
         BESIDE_FID.format(parent=parent, clip=tiny_model, extra=extra)
     )

@@ -7,7 +7,7 @@ import torch
 
 from tokbench.adapters.registry import build_model
 from tokbench.errors import ConfigError
-from tokbench.pruning.cost import measured_flops
+from tokbench.flops import measured_flops
 from tokbench.semantic.vit_reduction import check_visual, encode_image_reduced, encoder_flops, num_patches
 
 

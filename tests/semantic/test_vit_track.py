@@ -31,7 +31,7 @@ def test_a_budget_sweep_writes_one_record_per_point(tmp_path: Path) -> None:
     assert low["encoder_gflops"] < high["encoder_gflops"] < high["encoder_gflops_full"]
     assert low["encoder_gflops_full"] == high["encoder_gflops_full"] and 0 < low["flops_ratio"] < 1
     assert all(-1.0 <= m["clip_cosine"] <= 1.0 and m["seconds_per_image"] > 0 for m in (low, high))
-    assert "class labels" in results[0].record["not_applicable"]["zero-shot"]
+    assert "class labels" in results[0].record["not_applicable"]["zs_top1"]
     details = results[0].record["vit_reduction"]
     assert (
         details["keep"] == 7 and details["layer"] == 4 and details["sequence_lengths"] == [50] * 4 + [8] * 8

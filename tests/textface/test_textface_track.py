@@ -13,7 +13,7 @@ from tokbench.recording import RunResult
 from tokbench.suites import SUITE_PATH_ENV
 from tokbench.textface.details import aggregate_details, details_path, read_details
 from tokbench.textface.embedded import EmbeddedTokbenchDataset, read_manifest
-from tokbench.textface.track import resolutions_from
+from tokbench.tracks.tokbench import resolutions_from
 
 SUITE = """
 include: tokbench

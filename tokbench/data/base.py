@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +11,7 @@ import torch
 from PIL import Image
 
 from tokbench.errors import ConfigError
+from tokbench.hashing import sha256_json
 
 
 @dataclass(frozen=True)
@@ -83,9 +82,3 @@ class Preprocess(ABC):
     def describe(self) -> dict[str, Any]:
         """Name, version and options, as recorded."""
         return {"name": self.name, "version": self.version, **self.options()}
-
-
-def sha256_json(value: Any) -> str:
-    """sha256 of a value's canonical JSON (sorted keys, no whitespace)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -85,7 +85,7 @@ class ClassFolderDataset(FolderDataset):
 
 def _labels(folders: list[str]) -> tuple[str, tuple[str, ...], dict[str, int]]:
     """(layout, class names by label, folder → label) for the class folder names."""
-    from tokbench.semantic.imagenet_prompts import imagenet_class_names, imagenet_synset_index
+    from tokbench.vocabulary.imagenet import imagenet_class_names, imagenet_synset_index
 
     synsets = imagenet_synset_index()
     if all(name in synsets for name in folders):

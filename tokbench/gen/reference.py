@@ -20,8 +20,9 @@ import torch
 
 from tokbench.errors import ConfigError
 from tokbench.features import FeatureCache
+from tokbench.hashing import file_sha256
 from tokbench.judges.base import Judge
-from tokbench.judges.weights import cache_dir, file_sha256
+from tokbench.judges.weights import cache_dir
 from tokbench.metrics.frechet import FeatureStatistics
 from tokbench.stats_io import load_statistics
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from tokbench.data.base import sha256_json
 from tokbench.errors import StoreError
+from tokbench.hashing import sha256_json
 
 logger = logging.getLogger(__name__)
 

@@ -37,10 +37,10 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from tokbench.data.base import sha256_json
 from tokbench.errors import ConfigError, WeightsError
+from tokbench.hashing import file_sha256, sha256_json
 from tokbench.judges.base import Judge
-from tokbench.judges.weights import OFFLINE_ENV, WEIGHTS_DIR_ENV, cache_dir, file_sha256, offline
+from tokbench.judges.weights import OFFLINE_ENV, WEIGHTS_DIR_ENV, cache_dir, offline
 
 RANDOM_WEIGHTS = "random"
 RANDOM_SEED = 0

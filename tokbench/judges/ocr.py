@@ -217,7 +217,7 @@ class DoctrParseq(TextRecognizer):
             ) from None
         self.weights_sha256 = None
         if weights is not None:
-            from tokbench.judges.weights import file_sha256
+            from tokbench.hashing import file_sha256
 
             self.weights_sha256 = file_sha256(Path(weights))
             model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))

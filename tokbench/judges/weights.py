@@ -4,7 +4,6 @@ bundles the file → the download cache → a download; the sha256 is checked ev
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -14,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 from tokbench.errors import WeightsError
+from tokbench.hashing import file_sha256
 
 WEIGHTS_DIR_ENV = "TOKBENCH_WEIGHTS_DIR"
 CACHE_DIR_ENV = "TOKBENCH_CACHE"
@@ -55,15 +55,6 @@ def cache_dir() -> Path:
     """Where downloaded and converted weights live: ``$TOKBENCH_CACHE`` or ~/.cache/tokbench."""
     root = os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "tokbench"
     return Path(root)
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _checked(spec: WeightsSpec, path: Path, source: str) -> ResolvedWeights:

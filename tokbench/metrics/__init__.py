@@ -3,7 +3,7 @@
 from tokbench.metrics.base import MeanMetric, Metric
 from tokbench.registry import Registry
 
-METRICS: Registry[type[Metric]] = Registry("metric", base=Metric)
+METRICS: Registry[type[Metric]] = Registry("metric", base=Metric, entry_point_group="tokbench.metrics")
 for _key, _target in {
     "psnr": "tokbench.metrics.psnr:PeakSignalNoiseRatio",
     "ssim": "tokbench.metrics.ssim:StructuralSimilarity",
@@ -21,6 +21,13 @@ for _key, _target in {
     "clip-score": "tokbench.metrics.semantic:ClipScore",
     "text-fidelity": "tokbench.metrics.text_face:TextFidelity",
     "face-fidelity": "tokbench.metrics.text_face:FaceFidelity",
+    # VLM benchmarks of the prune suite: answers in, official scores out
+    "gqa": "tokbench.pruning.benchmark_metrics:GqaScore",
+    "mmb": "tokbench.pruning.benchmark_metrics:MmbenchScore",
+    "mme": "tokbench.pruning.benchmark_metrics:MmeScore",
+    "pope": "tokbench.pruning.benchmark_metrics:PopeScore",
+    "sqa": "tokbench.pruning.benchmark_metrics:ScienceQaScore",
+    "textvqa": "tokbench.pruning.benchmark_metrics:TextVqaScore",
 }.items():
     METRICS.register(_key, _target)
 

@@ -26,7 +26,7 @@ import torch
 from tokbench.errors import ConfigError, TokbenchError
 from tokbench.metrics.base import MeanMetric, Metric
 from tokbench.metrics.fid import FrechetInceptionDistance
-from tokbench.semantic.imagenet_prompts import TEMPLATE_SETS
+from tokbench.vocabulary.imagenet import TEMPLATE_SETS
 
 if TYPE_CHECKING:
     from tokbench.judges.clip import ClipJudge

@@ -29,8 +29,8 @@ import torch
 
 from tokbench.adapters.base import Encoded, Tokenizer
 from tokbench.errors import ConfigError, WeightsError
+from tokbench.hashing import file_sha256
 from tokbench.hub import HubModel, ResolvedFolder, resolve_model_folder
-from tokbench.judges.weights import file_sha256
 from tokbench.models.diffusers_loading import load_state_strictly, read_config
 from tokbench.models.titok import load_checkpoint
 

@@ -21,8 +21,8 @@ import torch
 from tokbench.adapters.base import Encoded, Tokenizer
 from tokbench.adapters.discrete import NOT_APPLICABLE, DiscreteTokenizer
 from tokbench.errors import ConfigError, WeightsError
+from tokbench.hashing import file_sha256
 from tokbench.hub import offline_reason
-from tokbench.judges.weights import file_sha256
 from tokbench.models.titok_modules import (  # noqa: F401  (re-exported)
     GaussianPosterior,
     PixelDecoderConfig,

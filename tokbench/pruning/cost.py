@@ -2,18 +2,17 @@
 
 FLOPs are counted analytically from the model config and the sequence length each layer actually
 saw (multiply–add = 2 FLOPs; attention scores and values counted in full, as a dense kernel runs
-them); ``measured_flops`` counts the same with ``torch.utils.flop_counter`` (which sees matmuls and
-convolutions but not CPU fused attention), and the tests check the two agree under eager attention.
+them); ``tokbench.flops.measured_flops`` counts the same with ``torch.utils.flop_counter`` (which sees
+matmuls and convolutions but not CPU fused attention); the tests check the two agree under eager
+attention.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 
 @dataclass(frozen=True)
@@ -69,13 +68,6 @@ def prefill_flops(config: Any, sequence_per_layer: list[int], logits_kept: int =
         llm=sum(decoder_layer_flops(text, n) for n in sequence_per_layer),
         head=2 * logits_kept * text.hidden_size * text.vocab_size,
     )
-
-
-def measured_flops(function: Callable[[], Any]) -> int:
-    """FLOPs ``torch.utils.flop_counter`` counts while ``function`` runs (fused CPU attention unseen)."""
-    with FlopCounterMode(display=False) as counter:
-        function()
-    return int(counter.get_total_flops())
 
 
 def kv_cache_bytes(config: Any, sequence_per_layer: list[int], dtype: torch.dtype) -> int:

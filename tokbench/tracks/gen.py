@@ -6,8 +6,8 @@ Each shard's samples are quantised to uint8 (as the ADM evaluator's ``.npz`` bat
 once, and only their judge outputs are kept, in a shard file (``tokbench.gen.shards``); a killed run
 resumes from its finished shards. Rank 0 then streams every shard, in shard order, into the metric
 states, so the numbers are the same whether the shards were made in one run or several, by one
-process or many. Metric keys follow the reported ``gen`` rows: ``gfid`` (and ``gfid_count``),
-``inception_score`` (``_std``), ``precision``, ``recall``.
+process or many. The suite names the record keys (``fid`` is recorded as ``gfid``, as reported
+``gen`` rows name it).
 
 A suite may score with several judges (e.g. FD-CLIP beside gFID). The reference file's statistics
 (``mu``/``sigma``, and ``feats``) belong to the *primary* judge, the one that scores ``fid`` (or the
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +25,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from tokbench import distributed
 from tokbench.adapters.base import Generator
 from tokbench.adapters.registry import BuiltModel, build_model
 from tokbench.adapters.spec import canonical_spec
@@ -40,23 +38,15 @@ from tokbench.judges.inception import FEATURE_DIM
 from tokbench.judges.registry import JUDGES
 from tokbench.judges.weights import cache_dir
 from tokbench.metrics import METRICS
-from tokbench.metrics.base import Metric
-from tokbench.recording import (
-    RunResult,
-    build_record,
-    claim_record,
-    store_result,
-)
-from tokbench.runner import RunOutcome, build_metrics, check_images, exact_float32, resolve_device
 from tokbench.tensors import quantize_uint8
-from tokbench.tracks import TrackRequest
+from tokbench.tracks.base import Measurement, Plan, RunContext, Shard, Track, TrackRequest
+from tokbench.tracks.checks import check_images
+from tokbench.tracks.scoring import SuiteMetrics, metric_versions, resolve_device
 
 logger = logging.getLogger(__name__)
 
 TRACK_VERSION = "1"
 QUANTIZATION = "uint8-round-half-even"
-#: Record keys of metric results, renamed to the ``gen`` names of reported rows.
-RENAMES = {"fid": "gfid", "fid_count": "gfid_count"}
 SFID = "sfid"
 
 
@@ -81,91 +71,118 @@ class _Judges:
 
 @dataclass
 class _RankWork:
-    """What one process did: shards generated or found, and its time."""
+    """What one process did: shards generated, and shards found finished."""
 
     generated: list[int] = field(default_factory=list)
     resumed: list[int] = field(default_factory=list)
-    sample_seconds: float = 0.0
-    judge_seconds: float = 0.0
 
 
-def run(request: TrackRequest) -> RunResult:
-    """Evaluate a class-conditional generator on a ``gen`` suite (see the module docstring)."""
-    suite, options = request.suite, request.options
-    if options.limit is not None:
-        raise ConfigError("--limit does not apply to generator suites; use --num-samples N (N samples)")
-    if request.data is not None:
-        raise ConfigError(
-            f"--data does not apply to generator suites (got {request.data!r}); the real side is the "
-            "reference batch: --reference FILE.npz"
+@dataclass
+class _State:
+    """What ``plan`` resolved: settings, judges, reference batch, generator, metrics and shard key."""
+
+    request: TrackRequest
+    settings: GenSettings
+    judges: _Judges
+    reference: ReferenceBatch
+    generator: Generator
+    metrics: SuiteMetrics
+    not_applicable: dict[str, str]
+    key: str
+    parts: dict[str, Any]
+
+
+class GenTrack(Track):
+    """Class-conditional generators: gFID, Inception Score and precision/recall from resumable shards."""
+
+    name = "gen"
+    kinds = ("generator",)
+
+    def plan(self, request: TrackRequest) -> Plan:
+        """Settings, judges, reference batch and generator are all checked before the first sample."""
+        suite, options = request.suite, request.options
+        if options.limit is not None:
+            raise ConfigError("--limit does not apply to generator suites; use --num-samples N (N samples)")
+        if request.data is not None:
+            raise ConfigError(
+                f"--data does not apply to generator suites (got {request.data!r}); the real side is the "
+                "reference batch: --reference FILE.npz"
+            )
+        settings = GenSettings.from_suite(suite.settings, request.num_samples)
+        device = _rank_device(resolve_device(options.device))
+        judges, not_applicable = _build_judges(suite, device)
+        primary = judges.by_alias[judges.primary]
+        reference = load_reference(
+            find_reference(request.reference, settings.reference), _feature_dim(primary)
         )
-    if suite.kind != "generator":
-        raise ConfigError(
-            f"suite {suite.name!r} has kind {suite.kind!r}; the gen track needs kind: generator"
+        built = _describe_model(build_model(request.model), settings)
+        generator: Generator = built.adapter  # checked by _describe_model
+        protocol = {
+            "suite": suite.to_dict(),
+            "track_version": TRACK_VERSION,
+            "dataset": {
+                "name": reference.path.name,
+                "manifest_hash": reference.sha256,
+                "items_requested": settings.num_samples,
+            },
+            "sampling": settings.describe(options.seed),
+            "reference": reference.describe(),
+            "quantization": QUANTIZATION,
+            "judges": judges.describe(),
+            "metric_versions": metric_versions(suite),
+        }
+        metrics = SuiteMetrics(
+            suite, judges.by_alias, {"reference": reference.statistics}, inject_judges={judges.primary}
         )
-    settings = GenSettings.from_suite(suite.settings, request.num_samples)
-    device = _rank_device(resolve_device(options.device))
-    judges, not_applicable = _build_judges(suite, device)
-    primary = judges.by_alias[judges.primary]
-    reference = load_reference(find_reference(request.reference, settings.reference), _feature_dim(primary))
-    built = _describe_model(build_model(request.model), settings)
-    generator: Generator = built.adapter  # checked by _describe_model
-
-    protocol = {
-        "suite": suite.to_dict(),
-        "track_version": TRACK_VERSION,
-        "dataset": {
-            "name": reference.path.name,
-            "manifest_hash": reference.sha256,
-            "items_requested": settings.num_samples,
-        },
-        "sampling": settings.describe(options.seed),
-        "reference": reference.describe(),
-        "quantization": QUANTIZATION,
-        "judges": judges.describe(),
-        "metric_versions": {m.name: METRICS.get(m.name).implementation_version for m in suite.metrics},
-    }
-    slot = claim_record(suite.name, protocol, built.spec, request.store, request.force)
-    if slot.existing is not None:
-        return slot.existing
-    digest, record_id, record_store = slot.digest, slot.record_id, slot.store
-
-    metrics = build_metrics(
-        suite, judges.by_alias, {"reference": reference.statistics}, inject_judges={judges.primary}
-    )
-    not_applicable.update(_static_not_applicable(suite, metrics, judges, reference))
-    parts = {
-        "sampling": settings.describe(options.seed),
-        "model": built.spec,
-        "settings": generator.settings(),
-        "weights_sha256": generator.weights_sha256,
-        "judge": primary.describe(),
-        **({"other_judges": judges.describe()} if len(judges.by_alias) > 1 else {}),
-        "quantization": QUANTIZATION,
-        "device": device.type,
-        "batch_size": options.batch_size,
-    }
-    key = run_key(parts)
-    if generator.weights_sha256 is None:
-        logger.warning(
-            "gen: %s has no weights sha256; its shards are identified by its spec only", built.spec
+        not_applicable.update(_static_not_applicable(metrics, judges, reference))
+        parts = {
+            "sampling": settings.describe(options.seed),
+            "model": built.spec,
+            "settings": generator.settings(),
+            "weights_sha256": generator.weights_sha256,
+            "judge": primary.describe(),
+            **({"other_judges": judges.describe()} if len(judges.by_alias) > 1 else {}),
+            "quantization": QUANTIZATION,
+            "device": device.type,
+            "batch_size": options.batch_size,
+        }
+        state = _State(
+            request, settings, judges, reference, generator, metrics, not_applicable, run_key(parts), parts
         )
-    shards = ShardStore(request.work_dir or cache_dir() / "gen", key, parts, judges.shard_outputs())
+        return Plan(
+            model=built, protocol=protocol, device=device, items_requested=settings.num_samples, state=state
+        )
 
-    started = time.perf_counter()
-    context = distributed.current(device)
-    work = _generate(generator, judges, shards, settings, request, context, device, built.spec)
-    gathered = context.gather(work)
-    outcome = None
-    if gathered is not None:
-        outcome = _score(suite, metrics, shards, settings, reference, judges, request, device, not_applicable)
-        outcome.timings = _timings(gathered, time.perf_counter() - started, settings.num_samples)
-    outcome = context.broadcast(outcome)
-    extra = {
-        "generation": _generation_section(built, generator, settings, options.seed, key, gathered or [work])
-    }
-    record = build_record(record_id, suite, digest, protocol, built, outcome, options, extra=extra)
-    return store_result(record_store, record, request.force)
+    def measure(self, plan: Plan, run: RunContext) -> _RankWork:
+        """Generate and judge this process's unfinished shards (finished ones are only checked)."""
+        state: _State = plan.state
+        if state.generator.weights_sha256 is None:
+            logger.warning(
+                "gen: %s has no weights sha256; its shards are identified by its spec only", plan.model.spec
+            )
+        work = _generate(state, _shard_store(state), run, plan.model.spec)
+        run.shard.items_used = sum(
+            len(state.settings.shard_range(s)) for s in (*work.generated, *work.resumed)
+        )
+        return work
+
+    def merge(self, plan: Plan, shards: list[Shard]) -> Measurement:
+        """Stream every shard file, in order, into the metric states and compute them."""
+        state: _State = plan.state
+        works = [shard.payload for shard in shards]
+        values, info, not_applicable = _score(state, _shard_store(state), plan.device)
+        extra = {
+            "generation": _generation_section(
+                plan.model, state.generator, state.settings, state.request.options.seed, state.key, works
+            )
+        }
+        return Measurement(metrics=values, not_applicable=not_applicable, extra=extra, metric_info=info)
+
+
+def _shard_store(state: _State) -> ShardStore:
+    """The run's shard files (in ``--work-dir``, default the tokbench cache)."""
+    root = state.request.work_dir or cache_dir() / "gen"
+    return ShardStore(root, state.key, state.parts, state.judges.shard_outputs())
 
 
 def _rank_device(device: torch.device) -> torch.device:
@@ -192,30 +209,34 @@ def _build_judges(suite, device: torch.device) -> tuple[_Judges, dict[str, str]]
     for alias in aliases:
         config = suite.judges[alias]
         built[alias], missing = _build_judge(config.name, dict(config.options), device)
-        not_applicable.update(missing)
+        if missing is not None:
+            for metric in suite.metrics:
+                if metric.judge == alias and "fake_logits" in METRICS.get(metric.name).inputs:
+                    not_applicable[metric.record_key()] = missing
     return _Judges(built, primary), not_applicable
 
 
-def _build_judge(name: str, options: dict[str, Any], device: torch.device) -> tuple[Judge, dict[str, str]]:
+def _build_judge(name: str, options: dict[str, Any], device: torch.device) -> tuple[Judge, str | None]:
     """The judge; if its logits (Inception Score) cannot be resolved, the judge without them and the
-    reason, recorded as ``inception-score`` not applicable."""
+    reason, recorded for the metrics that need logits (``inception-score``) as not applicable."""
     cls = JUDGES.get(name)
     try:
-        return cls(**options).to(device).eval(), {}
+        return cls(**options).to(device).eval(), None
     except WeightsError as error:
         outputs = list(options.get("outputs") or [])
         if LOGITS_OUTPUT not in outputs:
             raise
         reduced = {**options, "outputs": [o for o in outputs if o != LOGITS_OUTPUT]}
         logger.warning("gen: no Inception logits (%s); the Inception Score is not applicable", error)
-        return cls(**reduced).to(device).eval(), {"inception-score": f"the judge has no logits: {error}"}
+        return cls(**reduced).to(device).eval(), f"the judge has no logits: {error}"
     except TypeError as error:
         raise ConfigError(f"bad options for judge {name!r}: {error}") from None
 
 
 def _feature_dim(judge: Judge) -> int:
     """Width of the judge's feature output (the Inception pool3 width unless the judge says)."""
-    return int(getattr(judge, "feature_dim", FEATURE_DIM))
+    width = getattr(judge, "feature_dim", None)
+    return FEATURE_DIM if width is None else int(width)
 
 
 def _describe_model(built: BuiltModel, settings: GenSettings) -> BuiltModel:
@@ -242,19 +263,17 @@ def _describe_model(built: BuiltModel, settings: GenSettings) -> BuiltModel:
 
 
 def _static_not_applicable(
-    suite, metrics: dict[str, Metric], judges: _Judges, reference: ReferenceBatch
+    metrics: SuiteMetrics, judges: _Judges, reference: ReferenceBatch
 ) -> dict[str, str]:
     """Metrics that cannot be computed with these judges and this reference, with the reason."""
     reasons = {}
-    for config in suite.metrics:
-        if "real_features" not in metrics[config.name].inputs:
+    for key, config, metric in metrics:
+        if "real_features" not in metric.inputs:
             continue
         if config.judge == judges.primary and reference.activations is None:
-            reasons[config.name] = (
-                f"reference {reference.path.name} has no activations ('arr_0' images or 'feats')"
-            )
+            reasons[key] = f"reference {reference.path.name} has no activations ('arr_0' images or 'feats')"
         elif config.judge != judges.primary and reference.activations != "arr_0":
-            reasons[config.name] = (
+            reasons[key] = (
                 f"reference {reference.path.name} has no 'arr_0' images for judge {config.judge!r} "
                 "to featurise"
             )
@@ -267,70 +286,47 @@ def _static_not_applicable(
     return reasons
 
 
-def _generate(
-    generator: Generator,
-    judges: _Judges,
-    shards: ShardStore,
-    settings: GenSettings,
-    request: TrackRequest,
-    context: distributed.Distributed,
-    device: torch.device,
-    spec: str,
-) -> _RankWork:
+def _generate(state: _State, shards: ShardStore, run: RunContext, spec: str) -> _RankWork:
     """Generate and judge this rank's unfinished shards; finished ones are only checked."""
     work = _RankWork()
-    mine = rank_shards(settings.num_shards, context.rank, context.world_size)
+    settings = state.settings
+    context = run.distributed
     todo = []
-    for shard in mine:
+    for shard in rank_shards(settings.num_shards, context.rank, context.world_size):
         (work.resumed if shards.load(shard, settings.shard_range(shard)) is not None else todo).append(shard)
-    progress = tqdm(
-        total=sum(len(settings.shard_range(s)) for s in todo),
-        desc=f"gen · {spec}",
-        unit="img",
-        disable=not request.options.progress or not context.is_main,
-        dynamic_ncols=True,
-    )
-    generator.to(device)
-    with exact_float32(), torch.inference_mode(), progress:
+    state.generator.to(run.device)
+    with run.progress(sum(len(settings.shard_range(s)) for s in todo), f"gen · {spec}") as progress:
         for shard in todo:
-            _run_shard(generator, judges, shards, settings, request, shard, work, spec, progress)
+            _run_shard(state, shards, run, shard, spec, progress)
             work.generated.append(shard)
     return work
 
 
 def _run_shard(
-    generator: Generator,
-    judges: _Judges,
-    shards: ShardStore,
-    settings: GenSettings,
-    request: TrackRequest,
-    shard: int,
-    work: _RankWork,
-    spec: str,
-    progress: tqdm,
+    state: _State, shards: ShardStore, run: RunContext, shard: int, spec: str, progress: tqdm
 ) -> None:
+    settings, judges = state.settings, state.judges
     indices = settings.shard_range(shard)
     labels = [settings.class_of(i) for i in indices]
     outputs: dict[str, list[np.ndarray]] = {name: [] for name in judges.shard_outputs()}
     dumps = []
-    step = request.options.batch_size
+    step = run.options.batch_size
     for start in range(0, len(indices), step):
         batch = indices[start : start + step]
-        batch_labels = labels[start : start + step]
-        began = time.perf_counter()
-        images = generator.sample(batch_labels, [sample_seed(request.options.seed, i) for i in batch])
-        _check_samples(images, len(batch), spec, batch)
-        sampled = time.perf_counter()
-        quantized = quantize_uint8(images)
-        for alias, judge in judges.by_alias.items():
-            judged = judge(quantized.to(getattr(judge, "device", quantized.device)))
-            for name in judge.outputs:
-                rows = judged[name].detach().to("cpu", torch.float32).numpy()
-                outputs[judges.key(alias, name)].append(rows)
-        if request.save_samples:
+        with run.timed("sample_seconds"):
+            images = state.generator.sample(
+                labels[start : start + step], [sample_seed(run.options.seed, i) for i in batch]
+            )
+            _check_samples(images, len(batch), spec, batch)
+        with run.timed("judge_seconds"):
+            quantized = quantize_uint8(images)
+            for alias, judge in judges.by_alias.items():
+                judged = judge(quantized.to(getattr(judge, "device", quantized.device)))
+                for name in judge.outputs:
+                    rows = judged[name].detach().to("cpu", torch.float32).numpy()
+                    outputs[judges.key(alias, name)].append(rows)
+        if state.request.save_samples:
             dumps.append(quantized.permute(0, 2, 3, 1).cpu().numpy())
-        work.sample_seconds += sampled - began
-        work.judge_seconds += time.perf_counter() - sampled
         progress.update(len(batch))
     shards.save(shard, indices, labels, {name: np.concatenate(rows) for name, rows in outputs.items()})
     if dumps:
@@ -347,30 +343,25 @@ def _check_samples(images: Any, count: int, spec: str, indices: range) -> None:
 
 
 def _score(
-    suite,
-    metrics: dict[str, Metric],
-    shards: ShardStore,
-    settings: GenSettings,
-    reference: ReferenceBatch,
-    judges: _Judges,
-    request: TrackRequest,
-    device: torch.device,
-    not_applicable: dict[str, str],
-) -> RunOutcome:
+    state: _State, shards: ShardStore, device: torch.device
+) -> tuple[dict[str, float], dict[str, dict[str, Any]], dict[str, str]]:
     """Stream every shard, in order, into the metric states and compute them (rank 0)."""
-    judge_of = {config.name: config.judge for config in suite.metrics}
-    live = {name: metric for name, metric in metrics.items() if name not in not_applicable}
-    for alias in sorted(
-        {judge_of[name] for name, metric in live.items() if "real_features" in metric.inputs}
-    ):
+    settings, judges, metrics = state.settings, state.judges, state.metrics
+    not_applicable = dict(state.not_applicable)
+    live = [(key, config, metric) for key, config, metric in metrics if key not in not_applicable]
+    for alias in sorted({config.judge for _, config, metric in live if "real_features" in metric.inputs}):
         judge = judges.by_alias[alias]
         real = reference_activations(
-            reference, judge, device, request.options.batch_size, cache=request.cache_features
+            state.reference,
+            judge,
+            device,
+            state.request.options.batch_size,
+            cache=state.request.cache_features,
         )
         fields_real = {"real_features": real, "fake_features": torch.empty(0, _feature_dim(judge))}
-        for name, metric in live.items():
-            if judge_of[name] == alias and "real_features" in metric.inputs:
-                metric.update(*(fields_real[key] for key in metric.inputs))
+        for _, config, metric in live:
+            if config.judge == alias and "real_features" in metric.inputs:
+                metric.update(*(fields_real[name] for name in metric.inputs))
     for shard in range(settings.num_shards):
         arrays = shards.load(shard, settings.shard_range(shard))
         if arrays is None:
@@ -379,27 +370,16 @@ def _score(
                 "run again to regenerate it"
             )
         fields_of = {alias: _shard_fields(arrays, judges, alias) for alias in judges.by_alias}
-        for name, metric in metrics.items():
-            fields = fields_of[judge_of[name]]
-            missing = [key for key in metric.inputs if key not in fields]
+        for key, config, metric in metrics:
+            fields = fields_of[config.judge]
+            missing = [name for name in metric.inputs if name not in fields]
             if missing:
-                judge_name = judges.by_alias[judge_of[name]].describe()["name"]
-                not_applicable.setdefault(name, f"judge {judge_name} gives no {', '.join(missing)}")
-            if name not in not_applicable:
-                metric.update(*(fields[key] for key in metric.inputs))
-    values: dict[str, float] = {}
-    for name, metric in metrics.items():
-        if name not in not_applicable:
-            values.update({RENAMES.get(k, k): v for k, v in metric.compute().items()})
-    return RunOutcome(
-        metrics=values,
-        items_requested=settings.num_samples,
-        items_used=settings.num_samples,
-        skipped=[],
-        not_applicable=not_applicable,
-        timings={},
-        metric_versions={name: type(m).implementation_version for name, m in metrics.items()},
-    )
+                judge_name = judges.by_alias[config.judge].describe()["name"]
+                not_applicable.setdefault(key, f"judge {judge_name} gives no {', '.join(missing)}")
+            if key not in not_applicable:
+                metric.update(*(fields[name] for name in metric.inputs))
+    values, info = metrics.compute(not_applicable)
+    return values, info, not_applicable
 
 
 def _shard_fields(arrays: dict[str, np.ndarray], judges: _Judges, alias: str) -> dict[str, torch.Tensor]:
@@ -413,17 +393,6 @@ def _shard_fields(arrays: dict[str, np.ndarray], judges: _Judges, alias: str) ->
     if logits in arrays:
         fields["fake_logits"] = torch.from_numpy(arrays[logits])
     return fields
-
-
-def _timings(works: list[_RankWork], total: float, count: int) -> dict[str, float]:
-    generated = sum(len(w.generated) for w in works)
-    return {
-        "total_seconds": total,
-        "sample_seconds": sum(w.sample_seconds for w in works),
-        "judge_seconds": sum(w.judge_seconds for w in works),
-        "samples_per_second": count / total if total > 0 and generated else 0.0,
-        "processes": len(works),
-    }
 
 
 def _generation_section(

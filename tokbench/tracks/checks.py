@@ -1,0 +1,63 @@
+"""The adapter contract, enforced on what a model returns: images, bit counts, labels of a batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from tokbench.data.base import ImageItem
+from tokbench.errors import AdapterOutputError
+
+
+def check_images(output: Any, expected_shape: torch.Size, model: str, ids: list[str]) -> None:
+    """Enforce the adapter contract on decoded images: float32, expected shape, finite, in [0, 1]."""
+    where = f"model {model}, items {short_ids(ids)}"
+    if not isinstance(output, torch.Tensor):
+        raise AdapterOutputError(
+            f"{where}: decode() returned {type(output).__name__}, expected a torch.Tensor"
+        )
+    if output.dtype != torch.float32:
+        raise AdapterOutputError(f"{where}: decode() returned dtype {output.dtype}, expected torch.float32")
+    if tuple(output.shape) != tuple(expected_shape):
+        raise AdapterOutputError(
+            f"{where}: decode() returned shape {tuple(output.shape)}, expected {tuple(expected_shape)}"
+        )
+    if not torch.isfinite(output).all():
+        bad = int((~torch.isfinite(output)).sum())
+        raise AdapterOutputError(f"{where}: decode() returned {bad} NaN/Inf values")
+    low, high = float(output.min()), float(output.max())
+    if low < 0.0 or high > 1.0:
+        raise AdapterOutputError(
+            f"{where}: decode() returned values in [{low:.4g}, {high:.4g}], expected [0, 1] "
+            "(clamp inside the adapter if the model's range is wider)"
+        )
+
+
+def check_bits(bits: Any, count: int, model: str, ids: list[str]) -> torch.Tensor | None:
+    """Enforce the contract on ``Encoded.bits``: None, or N finite non-negative sizes."""
+    if bits is None:
+        return None
+    where = f"model {model}, items {short_ids(ids)}"
+    if not isinstance(bits, torch.Tensor) or tuple(bits.shape) != (count,):
+        shape = tuple(bits.shape) if isinstance(bits, torch.Tensor) else type(bits).__name__
+        raise AdapterOutputError(f"{where}: Encoded.bits must be a tensor of shape ({count},), got {shape}")
+    bits = bits.detach().to("cpu", torch.float64)
+    if not torch.isfinite(bits).all() or (bits < 0).any():
+        raise AdapterOutputError(f"{where}: Encoded.bits must be finite and non-negative")
+    return bits
+
+
+def batch_labels(batch: Sequence[tuple[int, ImageItem]]) -> torch.Tensor | None:
+    """The items' class labels as an int64 tensor, or None unless every item has one."""
+    labels = [item.label for _, item in batch]
+    if any(label is None for label in labels):
+        return None
+    return torch.tensor(labels, dtype=torch.int64)
+
+
+def short_ids(ids: list[str], limit: int = 3) -> str:
+    """The first few item ids and how many more, for error messages."""
+    shown = ", ".join(ids[:limit])
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")

@@ -1,0 +1,315 @@
+"""The ``recon`` track: dataset → preprocessing → batches → tokenizer → checks → metric states.
+
+Every image is preprocessed, encoded and decoded; the uint8-quantised reconstruction is compared
+with the uint8 preprocessed original by the suite's metrics, the judges (Inception, LPIPS, CLIP) run
+once per batch and stream, and the originals' judge features are cached on disk. An unusable item
+(unreadable image, bad model output for that image) is counted with its reason under ``skip``.
+
+Settings: ``perturbation: {alpha, beta, delta, seed}`` (pFID, ``tokbench.perturb``) runs the same
+flow with the token indices perturbed before decoding; continuous tokenizers are not applicable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tokbench.adapters.base import Encoded, Tokenizer
+from tokbench.adapters.registry import BuiltModel, build_model
+from tokbench.data.base import ImageItem
+from tokbench.errors import AdapterOutputError, ConfigError, DataError
+from tokbench.features import FeatureCache, JudgeFeatures
+from tokbench.hashing import file_sha256
+from tokbench.judges.base import Judge
+from tokbench.suites import SuiteConfig
+from tokbench.tensors import quantize_uint8
+from tokbench.tracks.base import (
+    Measurement,
+    Plan,
+    RunContext,
+    Shard,
+    Track,
+    TrackRequest,
+    check_adapter,
+)
+from tokbench.tracks.checks import batch_labels, check_bits, check_images, short_ids
+from tokbench.tracks.images import SuiteImages, suite_images
+from tokbench.tracks.scoring import (
+    SuiteMetrics,
+    build_judges,
+    feature_judges,
+    metric_versions,
+    resolve_device,
+)
+
+QUANTIZATION = "uint8-round-half-even"
+SETTINGS = ("perturbation",)
+PERTURBATION_KEYS = ("alpha", "beta", "delta", "seed")
+
+
+@dataclass
+class _State:
+    """What ``plan`` resolved for ``measure`` and ``merge``."""
+
+    suite: SuiteConfig
+    tokenizer: Tokenizer
+    images: SuiteImages
+    judges: dict[str, Judge]
+    features: JudgeFeatures
+    injected: dict[str, Any]
+
+
+@dataclass
+class _Payload:
+    """One process's mergeable result: metric states, metrics it could not update and token counts."""
+
+    metric_states: dict[str, dict[str, Any]]
+    not_applicable: dict[str, str] = field(default_factory=dict)
+    #: Sum of ``Encoded.num_tokens`` over the images whose batch reported it, and their count.
+    token_sum: int = 0
+    token_images: int = 0
+
+
+class ReconTrack(Track):
+    """Reconstruction fidelity (and pFID with a ``perturbation`` setting) of tokenizers."""
+
+    name = "recon"
+    kinds = ("tokenizer",)
+
+    def plan(self, request: TrackRequest) -> Plan:
+        """Model (wrapped for pFID), dataset, preprocessing, judges, feature caches and protocol."""
+        suite, options = request.suite, request.options
+        if request.num_samples is not None or request.work_dir is not None or request.save_samples:
+            raise ConfigError(
+                f"num_samples, work_dir and save_samples apply to generator suites, not to {suite.name!r}"
+            )
+        perturbation = _perturbation(suite)
+        built = build_model(request.model)
+        check_adapter(built, Tokenizer, suite)
+        tokenizer = _perturbed(built, perturbation)
+        images = suite_images(request)
+        device = resolve_device(options.device)
+        judges = build_judges(suite, device)
+        protocol = {
+            "suite": suite.to_dict(),
+            "dataset": images.describe(),
+            "preprocess": images.preprocess.describe(),
+            "quantization": QUANTIZATION,
+            "judges": {alias: judge.describe() for alias, judge in judges.items()},
+            "metric_versions": metric_versions(suite),
+        }
+        if tokenizer is not built.adapter:
+            protocol["perturbation"] = tokenizer.describe()
+        statistics = None
+        if request.reference is not None:
+            from tokbench.stats_io import load_statistics
+
+            statistics = load_statistics(Path(request.reference))
+            reference = Path(request.reference)
+            protocol["reference"] = {"name": reference.name, "sha256": file_sha256(reference)}
+        featurising = feature_judges(suite, judges)
+        caches = _feature_caches(featurising, protocol, device.type) if request.cache_features else {}
+        state = _State(
+            suite=suite,
+            tokenizer=tokenizer,
+            images=images,
+            judges=judges,
+            features=JudgeFeatures(featurising, caches),
+            # class names of a labelled dataset (classfolder:PATH) for metrics that take them (zero-shot)
+            injected={"reference": statistics, "class_names": images.dataset.class_names()},
+        )
+        return Plan(
+            model=built, protocol=protocol, device=device, items_requested=len(images.items), state=state
+        )
+
+    def measure(self, plan: Plan, run: RunContext) -> _Payload:
+        """Reconstruct and score this process's images, batch by batch."""
+        state: _State = plan.state
+        work = _Reconstruction(plan, run, SuiteMetrics(state.suite, state.judges, state.injected))
+        indexed = run.share(state.images.items)
+        state.tokenizer.to(plan.device)
+        with run.progress(len(indexed), f"{state.suite.name} · {plan.model.spec}") as progress:
+            for start in range(0, len(indexed), run.options.batch_size):
+                batch = indexed[start : start + run.options.batch_size]
+                work.batch(batch)
+                progress.update(len(batch))
+                progress.set_postfix(skipped=len(run.shard.skipped), refresh=False)
+        if run.distributed.world_size == 1:
+            state.features.save()
+        return work.payload()
+
+    def merge(self, plan: Plan, shards: list[Shard]) -> Measurement:
+        """Merge the metric states exactly, compute them; per-image seconds and token counts."""
+        state: _State = plan.state
+        payloads: list[_Payload] = [shard.payload for shard in shards]
+        metrics = SuiteMetrics(state.suite, state.judges, state.injected).merged(
+            [p.metric_states for p in payloads]
+        )
+        not_applicable = {k: v for p in payloads for k, v in p.not_applicable.items()}
+        values, info = metrics.compute(not_applicable)
+        used = sum(shard.items_used for shard in shards)
+        for phase in ("encode", "decode"):
+            values[f"{phase}_seconds_per_image"] = sum(s.seconds[f"{phase}_seconds"] for s in shards) / used
+        token_images = sum(p.token_images for p in payloads)
+        if token_images:  # the model's token count, so rate curves can use tokens as well as bits
+            values["num_tokens"] = sum(p.token_sum for p in payloads) / token_images
+        return Measurement(metrics=values, not_applicable=not_applicable, metric_info=info)
+
+
+class _Reconstruction:
+    """One process's batch loop: load, reconstruct (retrying item by item), check, update metrics."""
+
+    def __init__(self, plan: Plan, run: RunContext, metrics: SuiteMetrics) -> None:
+        self.state: _State = plan.state
+        self.spec = plan.model.spec
+        self.run = run
+        self.device = plan.device
+        self.metrics = metrics
+        self.not_applicable: dict[str, str] = {}
+        self.token_sum = 0
+        self.token_images = 0
+
+    def payload(self) -> _Payload:
+        """The mergeable result of this process."""
+        return _Payload(self.metrics.state_dicts(), self.not_applicable, self.token_sum, self.token_images)
+
+    def batch(self, batch: Sequence[tuple[int, ImageItem]]) -> None:
+        """Load and preprocess a batch, then reconstruct and score what loaded."""
+        loaded = []
+        for index, item in batch:
+            try:
+                loaded.append((index, item, self.state.images.preprocess(item.load()).image))
+            except DataError as error:
+                self.run.skip(index, item.id, error)
+        if not loaded:
+            return
+        shapes = {tuple(entry[2].shape) for entry in loaded}
+        if len(shapes) > 1:
+            raise ConfigError(
+                f"preprocessing {self.state.images.preprocess.name!r} produced images of several sizes "
+                f"{sorted(shapes)}; a suite needs one size per batch"
+            )
+        self.run.attempt(
+            loaded, self._score, lambda entry, error: self.run.skip(entry[0], entry[1].id, error)
+        )
+
+    def _score(self, entries: Sequence[tuple[int, ImageItem, torch.Tensor]]) -> None:
+        images = torch.stack([entry[2] for entry in entries]).to(self.device)
+        ids = [entry[1].id for entry in entries]
+        reconstructions, bits = self._reconstruct(images, ids)
+        self._update_metrics(ids, images, reconstructions, bits, batch_labels([e[:2] for e in entries]))
+
+    def _reconstruct(self, images: torch.Tensor, ids: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        tokenizer = self.state.tokenizer
+        started = self._clock()
+        encoded = tokenizer.encode(images.clone())
+        encoded_at = self._clock()
+        if not isinstance(encoded, Encoded):
+            raise AdapterOutputError(
+                f"model {self.spec}: encode() returned {type(encoded).__name__}, expected "
+                f"tokbench.Encoded (items {short_ids(ids)})"
+            )
+        reconstructions = tokenizer.decode(encoded)
+        decoded_at = self._clock()
+        check_images(reconstructions, images.shape, self.spec, ids)
+        bits = check_bits(encoded.bits, len(ids), self.spec, ids)
+        if encoded.num_tokens is not None:
+            count = encoded.num_tokens
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise AdapterOutputError(
+                    f"model {self.spec}: Encoded.num_tokens must be an int >= 0 or None, got "
+                    f"{encoded.num_tokens!r} (items {short_ids(ids)})"
+                )
+            self.token_sum += encoded.num_tokens * len(ids)
+            self.token_images += len(ids)
+        self.run.shard.seconds["encode_seconds"] += encoded_at - started
+        self.run.shard.seconds["decode_seconds"] += decoded_at - encoded_at
+        return reconstructions, bits
+
+    def _clock(self) -> float:
+        self.run.synchronize()
+        return time.perf_counter()
+
+    def _update_metrics(
+        self,
+        ids: list[str],
+        images: torch.Tensor,
+        reconstructions: torch.Tensor,
+        bits: torch.Tensor | None,
+        labels: torch.Tensor | None,
+    ) -> None:
+        originals = quantize_uint8(images)
+        reconstructed = quantize_uint8(reconstructions.to(self.device))
+        batch: dict[str, Any] = {
+            "originals": originals,
+            "reconstructions": reconstructed,
+            "bits": bits,
+            "labels": labels,
+        }
+        judged = self.state.features.batch_fields(ids, originals, reconstructed)
+        for key, config, metric in self.metrics:
+            fields = {**batch, **judged.get(config.judge or "", {})}
+            missing = [name for name in metric.inputs if fields.get(name) is None]
+            if missing == ["labels"]:
+                self.not_applicable[key] = (
+                    f"dataset {self.state.images.dataset.name!r} has no class labels (use a labelled dataset "
+                    "such as classfolder:PATH)"
+                )
+                continue
+            if missing:
+                self.not_applicable[key] = f"model {self.spec} provides no {', '.join(missing)}"
+                continue
+            metric.update(*(fields[name] for name in metric.inputs))
+        self.run.shard.items_used += images.shape[0]
+
+
+def _perturbation(suite: SuiteConfig) -> dict[str, Any] | None:
+    """``settings.perturbation`` (all four keys, validated by ``CodebookPerturbation``), or None."""
+    unknown = sorted(set(suite.settings) - set(SETTINGS))
+    if unknown:
+        raise ConfigError(
+            f"suite {suite.name!r}: unknown setting(s) {unknown}; the recon track takes {SETTINGS}"
+        )
+    entry = suite.settings.get("perturbation")
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or set(entry) != set(PERTURBATION_KEYS):
+        got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
+        raise ConfigError(
+            f"suite {suite.name!r}: settings.perturbation must be a mapping with exactly the keys "
+            f"{', '.join(PERTURBATION_KEYS)}; got {got}"
+        )
+    return dict(entry)
+
+
+def _perturbed(built: BuiltModel, perturbation: dict[str, Any] | None) -> Tokenizer:
+    """The model's tokenizer, or with a perturbation (pFID) the same tokenizer wrapped in
+    ``PerturbedTokenizer`` (a continuous tokenizer raises "not applicable: continuous tokenizer")."""
+    if perturbation is None:
+        return built.adapter
+    from tokbench.perturb import CodebookPerturbation, PerturbedTokenizer
+
+    return PerturbedTokenizer(built.adapter, CodebookPerturbation(**perturbation))
+
+
+def _feature_caches(
+    judges: dict[str, Judge], protocol: dict[str, Any], device_type: str
+) -> dict[str, FeatureCache]:
+    """One cache of original-image features per judge, keyed by everything that changes them.
+
+    The device type is part of the key: CPU and GPU kernels round differently.
+    """
+    shared = {
+        "dataset_manifest": protocol["dataset"]["manifest_hash"],
+        "preprocess": protocol["preprocess"],
+        "quantization": protocol["quantization"],
+        "device": device_type,
+    }
+    return {
+        alias: FeatureCache.for_protocol({**shared, "judge": j.describe()}) for alias, j in judges.items()
+    }

@@ -1,0 +1,1 @@
+"""Vocabularies shared by datasets, judges and metrics: ImageNet class names and CLIP prompt sets."""
