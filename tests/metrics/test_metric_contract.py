@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from tokbench.metrics import METRICS, Metric
+from tokbench.metrics.base import OutputInfo
+from tokbench.metrics.info import MEASUREMENTS, PUBLISHED_SCORES, key_declaration
 
 SIDE = 176  # large enough for MS-SSIM's five scales
 FEATURE_DIM = 2048
@@ -124,3 +126,35 @@ def test_merging_a_different_metric_is_refused(name: str, lpips_judge) -> None:
     other_name = next(n for n in METRICS.names() if n != name)
     with pytest.raises(ConfigError, match="cannot merge"):
         _make(name, lpips_judge).merge_state(_make(other_name, lpips_judge))
+
+
+@pytest.mark.parametrize("name", METRICS.names())
+def test_metric_declares_its_display_metadata(name: str) -> None:
+    cls = METRICS.get(name)
+    assert cls.key and cls.label, f"{name}: set the class attributes key and label"
+    assert cls.output_info(cls.key) == OutputInfo(cls.label, cls.higher_is_better, cls.unit)
+    assert cls.higher_is_better is not None, f"{name}: a registered metric says which direction is better"
+    for alias, label in cls.aliases.items():
+        assert cls.output_info(alias) == OutputInfo(label, cls.higher_is_better, cls.unit)
+
+
+@pytest.mark.parametrize("name", METRICS.names())
+def test_every_computed_key_is_described_and_declared_once(name: str, lpips_judge) -> None:
+    """Each key ``compute()`` returns has its info, and the fallback for records without
+    ``metric_info`` (``key_declaration``) finds it in this metric and in no other place."""
+    metric = _make(name, lpips_judge)
+    for batch in _batches(metric.inputs, [5, 6]):  # Inception Score needs 10 images
+        metric.update(*batch)
+    computed = metric.compute()
+    assert computed, f"{name} computed nothing on the contract batches"
+    for key in computed:
+        assert type(metric).output_info(key) is not None, f"{name}: no output_info for {key!r}"
+        assert key_declaration(key) == (name, type(metric).output_info(key)), key
+        claimed = [other for other in METRICS.names() if METRICS.get(other).output_info(key) is not None]
+        assert claimed == [name], f"{key!r} is described by {claimed}"
+
+
+def test_track_tables_declare_keys_no_metric_declares():
+    for key in (*PUBLISHED_SCORES, *MEASUREMENTS):
+        claimed = [name for name in METRICS.names() if METRICS.get(name).output_info(key) is not None]
+        assert not claimed, f"{key!r} is declared twice: in tokbench.metrics.info and by {claimed}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -17,16 +18,38 @@ import torch
 from tokbench.errors import ConfigError, TokbenchError
 
 _REDUCTIONS = ("sum", "cat")
+#: Labels of the companion outputs ``<key>_<suffix>`` of a metric's primary key.
+_COMPANION_LABELS = {"ci95": "95% CI", "std": "std", "count": "count"}
+
+
+@dataclass(frozen=True)
+class OutputInfo:
+    """How to show one record key: its display label, better direction (None: neither) and unit."""
+
+    label: str
+    higher_is_better: bool | None
+    unit: str = ""
 
 
 class Metric(ABC):
-    """A streaming metric. Subclasses declare states in ``__init__`` and implement two methods."""
+    """A streaming metric. Subclasses declare states in ``__init__`` and implement two methods.
+
+    Read-only class attributes describe the metric's primary output (``key``, ``label``, ``unit``,
+    ``higher_is_better``); ``output_info`` describes every key ``compute()`` returns, and records carry
+    that description so reports never keep their own list of directions.
+    """
 
     #: Names of the runner batch fields ``update`` takes, in order (e.g. originals, reconstructions).
     inputs: ClassVar[tuple[str, ...]] = ()
     #: Bump when the computed value changes for the same inputs; goes into the protocol hash.
     implementation_version: ClassVar[str] = "1"
+    #: The record key of the primary output, its display name and unit ("" when none).
+    key: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    unit: ClassVar[str] = ""
     higher_is_better: ClassVar[bool | None] = None
+    #: Other record keys that published tables use for the primary output, with their labels.
+    aliases: ClassVar[dict[str, str]] = {}
 
     def __init__(self) -> None:
         self._defaults: dict[str, Any] = {}
@@ -55,6 +78,22 @@ class Metric(ABC):
     def options(self) -> dict[str, Any]:
         """Constructor options that change the value; they enter the protocol hash."""
         return {}
+
+    @classmethod
+    def output_info(cls, output: str) -> OutputInfo | None:
+        """The info of one key ``compute()`` returns (or of an alias of ``key``), else None.
+
+        The primary key and its aliases get the metric's label, direction and unit; their companions
+        ``<key>_ci95`` and ``<key>_std`` (in the metric's unit) and ``<key>_count`` have no direction.
+        """
+        names = {cls.key: cls.label, **cls.aliases}
+        if output in names:
+            return OutputInfo(names[output], cls.higher_is_better, cls.unit)
+        base, _, suffix = output.rpartition("_")
+        if base in names and suffix in _COMPANION_LABELS:
+            unit = "" if suffix == "count" else cls.unit
+            return OutputInfo(f"{names[base]} {_COMPANION_LABELS[suffix]}", None, unit)
+        return None
 
     def reset(self) -> None:
         """Return every state to its default."""
@@ -98,8 +137,6 @@ class MeanMetric(Metric):
     infinite per-image value (PSNR of a lossless copy) makes the mean infinite and the interval
     undefined, so the interval is then omitted (NaN is never reported).
     """
-
-    key: ClassVar[str] = ""
 
     def __init__(self) -> None:
         super().__init__()

@@ -31,7 +31,11 @@ class FrechetInceptionDistance(Metric):
     """
 
     inputs: ClassVar[tuple[str, ...]] = ("real_features", "fake_features")
+    key = "fid"
+    label = "FID"
     higher_is_better = False
+    #: Published tables name FID by what was generated: reconstructions, perturbed ones, samples.
+    aliases: ClassVar[dict[str, str]] = {"rfid": "rFID", "pfid": "pFID", "gfid": "gFID"}
 
     def __init__(
         self, feature_dim: int = 2048, reference: FeatureStatistics | None = None, method: str = "cholesky"

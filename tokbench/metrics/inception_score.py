@@ -58,6 +58,8 @@ class InceptionScore(Metric):
     """
 
     inputs: ClassVar[tuple[str, ...]] = ("fake_logits",)
+    key = "inception_score"
+    label = "IS"
     higher_is_better = True
 
     def __init__(self, num_classes: int | None = None, splits: int = 10, seed: int = 2020) -> None:

@@ -79,6 +79,8 @@ class KernelInceptionDistance(Metric):
     """
 
     inputs: ClassVar[tuple[str, ...]] = ("real_features", "fake_features")
+    key = "kid"
+    label = "KID"
     higher_is_better = False
 
     def __init__(

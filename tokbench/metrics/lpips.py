@@ -23,6 +23,7 @@ class LearnedPerceptualImagePatchSimilarity(MeanMetric):
     """
 
     key = "lpips"
+    label = "LPIPS"
     inputs: ClassVar[tuple[str, ...]] = ("originals", "reconstructions")
     higher_is_better = False
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import torch
 
 from tokbench.errors import ConfigError
-from tokbench.metrics.base import Metric
+from tokbench.metrics.base import Metric, OutputInfo
 from tokbench.metrics.feature_sets import check_rows, gather_rows
 
 DEFAULT_BLOCK_BYTES = 256 * 2**20
@@ -85,6 +85,8 @@ class PrecisionRecall(Metric):
     """
 
     inputs: ClassVar[tuple[str, ...]] = ("real_features", "fake_features")
+    key = "precision"
+    label = "precision"
     higher_is_better = True
 
     def __init__(
@@ -102,6 +104,13 @@ class PrecisionRecall(Metric):
 
     def options(self) -> dict[str, Any]:
         return {"feature_dim": self._feature_dim, "k": self._k}
+
+    @classmethod
+    def output_info(cls, output: str) -> OutputInfo | None:
+        """Precision (the primary key) and recall, both higher is better."""
+        if output == "recall":
+            return OutputInfo("recall", cls.higher_is_better, cls.unit)
+        return super().output_info(output)
 
     def update(self, real_features: torch.Tensor, fake_features: torch.Tensor) -> None:
         self.real_features.append(

@@ -25,6 +25,8 @@ class PeakSignalNoiseRatio(MeanMetric):
     """Mean per-image PSNR (dB) between uint8 originals and uint8 reconstructions."""
 
     key = "psnr"
+    label = "PSNR"
+    unit = "dB"
     inputs: ClassVar[tuple[str, ...]] = ("originals", "reconstructions")
     higher_is_better = True
 

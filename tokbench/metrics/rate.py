@@ -13,6 +13,7 @@ class BitsPerPixel(MeanMetric):
     """Mean bits per pixel of the encoded representation, relative to the input resolution."""
 
     key = "bits_per_pixel"
+    label = "bits per pixel"
     inputs: ClassVar[tuple[str, ...]] = ("bits", "originals")
     higher_is_better = False
 
@@ -25,6 +26,7 @@ class BytesPerImage(MeanMetric):
     """Mean size of the encoded representation in bytes."""
 
     key = "bytes_per_image"
+    label = "bytes per image"
     inputs: ClassVar[tuple[str, ...]] = ("bits",)
     higher_is_better = False
 

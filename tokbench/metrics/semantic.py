@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from tokbench.errors import ConfigError, TokbenchError
-from tokbench.metrics.base import MeanMetric, Metric
+from tokbench.metrics.base import MeanMetric, Metric, OutputInfo
 from tokbench.metrics.fid import FrechetInceptionDistance
 from tokbench.vocabulary.imagenet import TEMPLATE_SETS
 
@@ -32,6 +32,12 @@ if TYPE_CHECKING:
     from tokbench.judges.clip import ClipJudge
 
 TOP_K = (1, 5)
+#: Zero-shot outputs per k: record-key suffix → (label suffix, higher is better, unit).
+_ZERO_SHOT_OUTPUTS = {
+    "": ("", True, "%"),
+    "_reference": (" reference", True, "%"),
+    "_drop": (" drop", False, "pp"),
+}
 
 
 def _pair(
@@ -71,6 +77,7 @@ class ClipEmbeddingCosine(MeanMetric):
     """Mean cosine similarity of each original's CLIP image embedding and its reconstruction's."""
 
     key = "clip_cosine"
+    label = "CLIP cosine"
     inputs: ClassVar[tuple[str, ...]] = ("real_features", "fake_features")
     higher_is_better = True
 
@@ -83,6 +90,7 @@ class ClipScore(MeanMetric):
     """CLIP score: mean over images of 100 × max(cos(image embedding, prompt embedding), 0)."""
 
     key = "clip_score"
+    label = "CLIP score"
     inputs: ClassVar[tuple[str, ...]] = ("fake_features", "text_features")
     higher_is_better = True
 
@@ -97,6 +105,10 @@ class FrechetClipDistance(FrechetInceptionDistance):
     The judge's width is given by the runner (``feature_dim``); the real side is always the
     originals' CLIP features (Inception reference statistics are never injected here).
     """
+
+    key = "fd_clip"
+    label = "FD-CLIP"
+    aliases: ClassVar[dict[str, str]] = {}
 
     def __init__(self, feature_dim: int = 512, method: str = "cholesky") -> None:
         super().__init__(feature_dim=feature_dim, reference=None, method=method)
@@ -118,6 +130,9 @@ class ZeroShotAccuracy(Metric):
     """
 
     inputs: ClassVar[tuple[str, ...]] = ("real_features", "fake_features", "labels")
+    key = "zs_top1"
+    label = "zero-shot top-1"
+    unit = "%"
     higher_is_better = True
 
     def __init__(
@@ -158,6 +173,15 @@ class ZeroShotAccuracy(Metric):
             "classes": self._class_count,
             "classifier_sha256": digest,
         }
+
+    @classmethod
+    def output_info(cls, output: str) -> OutputInfo | None:
+        """Top-k accuracies and the reference side's (higher is better), drops in points (lower)."""
+        for k in TOP_K:
+            for suffix, (note, higher, unit) in _ZERO_SHOT_OUTPUTS.items():
+                if output == f"zs_top{k}{suffix}":
+                    return OutputInfo(f"zero-shot top-{k}{note}", higher, unit)
+        return None
 
     def _scores(self, features: torch.Tensor) -> torch.Tensor:
         if self._judge is None:

@@ -118,6 +118,7 @@ class StructuralSimilarity(MeanMetric):
     """Mean per-image SSIM between uint8 originals and reconstructions."""
 
     key = "ssim"
+    label = "SSIM"
     inputs: ClassVar[tuple[str, ...]] = ("originals", "reconstructions")
     higher_is_better = True
 
@@ -138,6 +139,7 @@ class MultiScaleStructuralSimilarity(MeanMetric):
     """Mean per-image MS-SSIM; images below the minimum side are counted as not applicable."""
 
     key = "ms_ssim"
+    label = "MS-SSIM"
     inputs: ClassVar[tuple[str, ...]] = ("originals", "reconstructions")
     higher_is_better = True
 

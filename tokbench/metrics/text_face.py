@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import torch
 
 from tokbench.errors import ConfigError, TokbenchError
-from tokbench.metrics.base import Metric
+from tokbench.metrics.base import Metric, OutputInfo
 
 BUCKETS = ("small", "medium", "large")
 
@@ -90,6 +90,9 @@ class _BucketedMetric(Metric):
     """Per-instance values and ratios kept as records (``cat``), bucketed in ``compute``."""
 
     default_edges: ClassVar[tuple[float, ...]] = ()
+    #: Record-key prefix of each bucketed value → its display name.
+    prefixes: ClassVar[dict[str, str]] = {}
+    higher_is_better = True
 
     def __init__(self, edges: Sequence[float] | None = None) -> None:
         super().__init__()
@@ -100,6 +103,22 @@ class _BucketedMetric(Metric):
 
     def options(self) -> dict[str, Any]:
         return {"edges": list(self.edges)}
+
+    @classmethod
+    def output_info(cls, output: str) -> OutputInfo | None:
+        """``<prefix>_<bucket>`` as ``compute()`` returns it, or ``<prefix>_<resolution>_<bucket>`` as
+        the TokBench track records it (``tokbench.textface.details.with_resolution``)."""
+        rest, _, bucket = output.rpartition("_")
+        if bucket not in (*BUCKETS, "mean"):
+            return None
+        prefix, _, resolution = rest.rpartition("_")
+        if prefix in cls.prefixes and resolution.isdigit():
+            label = f"{cls.prefixes[prefix]} {resolution}px {bucket}"
+        elif rest in cls.prefixes:
+            label = f"{cls.prefixes[rest]} {bucket}"
+        else:
+            return None
+        return OutputInfo(label, cls.higher_is_better, cls.unit)
 
     def _ratios(self, ratios: torch.Tensor | Sequence[float], count: int) -> torch.Tensor:
         values = torch.as_tensor(ratios, dtype=torch.float64).detach().cpu().flatten()
@@ -123,7 +142,10 @@ class TextFidelity(_BucketedMetric):
     """T-ACC and T-NED per scale bucket from ground-truth and recognised strings (TokBench)."""
 
     inputs = ("text_targets", "text_predictions", "text_ratios")
-    higher_is_better = True
+    key = "t_acc_mean"
+    label = "T-ACC mean"
+    unit = "%"
+    prefixes: ClassVar[dict[str, str]] = {"t_acc": "T-ACC", "t_ned": "T-NED"}
     default_edges = (0.02, 0.03, 0.04, 1.0)  # 256×256
 
     def __init__(self, edges: Sequence[float] | None = None) -> None:
@@ -155,7 +177,9 @@ class FaceFidelity(_BucketedMetric):
     """F-Sim per scale bucket: cosine similarity of original and reconstruction face embeddings."""
 
     inputs = ("face_original_embeddings", "face_reconstructed_embeddings", "face_ratios")
-    higher_is_better = True
+    key = "f_sim_mean"
+    label = "F-Sim mean"
+    prefixes: ClassVar[dict[str, str]] = {"f_sim": "F-Sim"}
     default_edges = (0.1, 0.2, 0.3, 1.0)  # 256×256
 
     def __init__(self, edges: Sequence[float] | None = None) -> None:
