@@ -105,11 +105,21 @@ def test_no_annotation_when_everything_is_plotted():
     assert annotation_texts(rate_distortion_figure(records)) == []
 
 
-def test_axis_titles():
+def test_axis_titles_are_the_declared_labels_with_units():
     figure = rate_distortion_figure(sweep_records())
     assert figure.layout.xaxis2.title.text == "bits per pixel"
-    assert figure.layout.yaxis.title.text == "psnr"
-    assert figure.layout.yaxis2.title.text == "ssim"
+    assert figure.layout.yaxis.title.text == "PSNR (dB)"
+    assert figure.layout.yaxis2.title.text == "SSIM"
+
+
+def test_axis_titles_prefer_the_records_metric_info():
+    records = sweep_records()
+    for record in records:
+        record["metric_info"] = {"ssim": {"label": "<b>SSIM</b> v2", "unit": "", "higher_is_better": True}}
+    figure = rate_distortion_figure(records)
+    assert (
+        figure.layout.yaxis2.title.text == "&lt;b&gt;SSIM&lt;/b&gt; v2"
+    )  # escaped, like every record string
 
 
 def test_hover_shows_spec_and_ci():

@@ -277,7 +277,7 @@ def test_figures_are_embedded_as_json_for_plotly(site: Path):
     figures = re.findall(r'class="plotly-figure"[^>]*>(.*?)</script>', recon, flags=re.DOTALL)
     assert figures
     titles = [json.loads(body)["layout"].get("title", {}).get("text") for body in figures]
-    assert "psnr vs bits per pixel" in titles
+    assert "PSNR (dB) vs bits per pixel" in titles
     assert '<script src="assets/plotly.min.js">' in recon
     names = {trace["name"] for body in figures for trace in json.loads(body)["data"]}
     assert {"jpeg", "webp"} <= names and EVIL not in names
@@ -388,7 +388,7 @@ def test_rank_correlation_pairs_generators_with_their_tokenizers(tmp_path: Path)
     for record in tokenizers + gens:
         RecordStore(root).add(record)
     gen_page = page(build_site(root, tmp_path / "site").out, "gen.html")
-    assert "Does reconstruction predict generation?" in gen_page and "rfid vs gfid (reproduced)" in gen_page
+    assert "Does reconstruction predict generation?" in gen_page and "rFID vs gFID (reproduced)" in gen_page
 
 
 def test_rank_correlation_needs_three_points_and_is_escaped():
@@ -419,3 +419,57 @@ def test_tokbench_bucket_bars_appear_when_buckets_exist(tmp_path: Path):
     bars = [t for f in figures for t in f["data"] if t["type"] == "bar"]
     assert {t["name"] for t in bars} == {"small", "medium", "large"}
     assert bars[0]["x"] == ["Resize", "VQGAN"]  # best t_acc_mean first
+
+
+def foo_records(higher_is_better: bool | None, **suite) -> list[dict]:
+    """Records of a suite no table knows, with an undeclared key described only by ``metric_info``."""
+    info = {
+        "foo_score": {"metric": "foo", "label": "Foo", "unit": "pt", "higher_is_better": higher_is_better}
+    }
+    records = [
+        make_record(name, name, {"foo_score": value}, suite="other", metric_info=info)
+        for name, value in (("low", 1.0), ("high", 3.0), ("mid", 2.0))
+    ]
+    for record in records:
+        record["suite"].update(suite)
+    return records
+
+
+def test_a_new_metric_is_ranked_from_the_records_metric_info_alone(tmp_path: Path):
+    records = foo_records(True, primary="foo_score")
+    assert primary_metric(records) == "foo_score"
+    ranks = rank_records(records, "foo_score")
+    assert [ranks[r["record_id"]] for r in records] == [3, 1, 2]  # higher is better
+    lower = foo_records(False, primary="foo_score")
+    assert [rank_records(lower, "foo_score")[r["record_id"]] for r in lower] == [1, 3, 2]
+    assert primary_metric(foo_records(None, primary="foo_score")) is None  # no direction: not ranked
+    configured = foo_records(True, config={"metrics": [{"name": "foo", "key": "foo_score"}]})
+    assert primary_metric(configured) == "foo_score"  # no primary: the suite's first metric entry
+    root = tmp_path / "store"
+    for record in records:
+        RecordStore(root).add(record)
+    board_other = tables(page(build_site(root, tmp_path / "site").out, "other.html"))["board-other"]
+    assert column(board_other, "model") == ["high", "mid", "low"] and column(board_other, "rank") == [
+        "1",
+        "2",
+        "3",
+    ]
+    assert 'title="Foo (pt) · higher is better"><button type="button">foo_score ↑</button>' in board_other
+
+
+def test_the_suite_primary_comes_before_the_defaults():
+    records = [
+        make_record(name, name, {"psnr": psnr, "lpips": lpips})
+        for name, psnr, lpips in (("a", 30.0, 0.2), ("b", 20.0, 0.1))
+    ]
+    assert primary_metric(records) == "psnr"  # recon's default
+    for record in records:
+        record["suite"]["primary"] = "lpips"
+    assert primary_metric(records) == "lpips"
+    assert [rank_records(records, "lpips")[r["record_id"]] for r in records] == [2, 1]
+
+
+def test_malformed_metric_info_fails_naming_the_record_and_key():
+    record = make_record("a", "a", {"foo_score": 1.0}, metric_info={"foo_score": {"label": "Foo"}})
+    with pytest.raises(StoreError, match=r"metric_info\.foo_score must be an object with .*higher_is_better"):
+        rank_records([record], "foo_score")

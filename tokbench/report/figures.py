@@ -18,6 +18,7 @@ from plotly.subplots import make_subplots
 
 from tokbench.errors import ConfigError
 from tokbench.records import metric_value
+from tokbench.report.metric_info import axis_title
 
 _PALETTE = qualitative.Plotly
 _SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x")
@@ -137,7 +138,7 @@ def rate_distortion_figure(
                 col=1,
             )
             in_legend.add(name)
-        figure.update_yaxes(title_text=html.escape(y), row=row, col=1)
+        figure.update_yaxes(title_text=html.escape(axis_title(y, records)), row=row, col=1)
         if excluded:
             figure.add_annotation(
                 text=_annotation_text(excluded),
@@ -154,7 +155,7 @@ def rate_distortion_figure(
                 row=row,
                 col=1,
             )
-    figure.update_xaxes(title_text=html.escape(x.replace("_", " ")), row=len(y_metrics), col=1)
+    figure.update_xaxes(title_text=html.escape(axis_title(x, records)), row=len(y_metrics), col=1)
     figure.update_layout(height=_ROW_HEIGHT_PX * len(y_metrics), hovermode="closest")
     return figure
 
@@ -299,8 +300,8 @@ def rank_correlation_figure(points: list[CorrelationPoint], x: str, y: str) -> g
                 marker={"size": 10, "color": _PALETTE[index % len(_PALETTE)]},
             )
         )
-    figure.update_xaxes(title_text=html.escape(x))
-    figure.update_yaxes(title_text=html.escape(y))
+    figure.update_xaxes(title_text=html.escape(axis_title(x, [])))
+    figure.update_yaxes(title_text=html.escape(axis_title(y, [])))
     figure.update_layout(
         height=420, hovermode="closest", showlegend=True, legend={"orientation": "h", "y": -0.25}
     )
@@ -343,7 +344,7 @@ def token_reduction_figure(records: list[dict]) -> go.Figure:
                 row=1,
                 col=column,
             )
-        figure.update_xaxes(title_text=html.escape(x.replace("_", " ")), row=1, col=column)
-    figure.update_yaxes(title_text=html.escape(y), row=1, col=1)
+        figure.update_xaxes(title_text=html.escape(axis_title(x, records)), row=1, col=column)
+    figure.update_yaxes(title_text=html.escape(axis_title(y, records)), row=1, col=1)
     figure.update_layout(height=_ROW_HEIGHT_PX + 60, hovermode="closest")
     return figure

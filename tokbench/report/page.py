@@ -6,19 +6,18 @@ import html
 import math
 import os
 import tempfile
-from collections import defaultdict
-from datetime import datetime, timezone
 from pathlib import Path
 
 import plotly.offline
 
-from tokbench.errors import ConfigError, StoreError
+from tokbench.errors import ConfigError
 from tokbench.report.figures import (
     format_metric,
     rate_distortion_figure,
     record_metric,
     token_reduction_figure,
 )
+from tokbench.report.grouping import protocol_groups
 from tokbench.report.rate_quality import has_token_sweeps, rate_quality_figure
 
 _RATE_METRIC = "bits_per_pixel"
@@ -31,29 +30,6 @@ th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 code { font-size: 0.9em; }
 """
-
-
-def _created_at(record: dict) -> datetime:
-    """The record's ``created_at`` as an aware datetime (naive times are taken as UTC)."""
-    text = record["created_at"]
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as error:
-        raise StoreError(
-            f"record {record.get('record_id', '?')}: created_at {text!r} is not an ISO 8601 date-time"
-        ) from error
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
-
-
-def _group_by_protocol(records: list[dict]) -> list[list[dict]]:
-    """Split records by protocol hash, the protocol with the latest ``created_at`` first."""
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for record in records:
-        groups[record["protocol_hash"]].append(record)
-    latest_first = sorted(
-        groups.items(), key=lambda item: (max(map(_created_at, item[1])), item[0]), reverse=True
-    )
-    return [group for _, group in latest_first]
 
 
 def _suite_versions(records: list[dict]) -> str:
@@ -127,7 +103,7 @@ def _protocol_section(records: list[dict]) -> str:
 
 def _page(records: list[dict], suite: str, title: str) -> str:
     """The whole HTML document, with plotly.js inlined once in the head."""
-    groups = _group_by_protocol(records)
+    groups = protocol_groups(records)
     protocols = ", ".join(
         f"{html.escape(_suite_versions(group))} (<code>{html.escape(group[0]['protocol_hash'])}</code>)"
         for group in groups

@@ -23,14 +23,15 @@ from plotly.subplots import make_subplots
 from tokbench.adapters.spec import parse_model_spec
 from tokbench.errors import ConfigError
 from tokbench.report.figures import format_metric, format_number, record_metric
+from tokbench.report.metric_info import axis_title, metric_info
 
 #: Arguments that move a model along its own rate curve (token count, codec quality, resize factor);
 #: the other arguments name the curve.
 SWEPT_ARGUMENTS = ("num_tokens", "quality", "factor")
 #: x axes: the token count, and the encoded size in bytes.
 RATE_AXES = ("num_tokens", "bytes_per_image")
-#: Quality metrics drawn when present, with their direction (True: higher is better).
-QUALITY_METRICS = {"psnr": True, "lpips": False, "fid": False, "rfid": False}
+#: Quality metrics drawn when present (their direction comes from the records).
+QUALITY_METRICS = ("psnr", "lpips", "fid", "rfid")
 _PALETTE = qualitative.Plotly
 _SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x")
 
@@ -208,11 +209,13 @@ def rate_quality_figure(records: list[dict], y_metrics: tuple[str, ...] | None =
                     col=col,
                 )
                 in_legend.add(curve.name)
-            _add_front(figure, curves, y, row, col, show_legend=row == 1 and col == 1)
+            info = metric_info(y, records)
+            higher = info is None or info.higher_is_better is not False  # unknown: higher is better
+            _add_front(figure, curves, higher, row, col, show_legend=row == 1 and col == 1)
             if excluded:
                 _annotate(figure, excluded, row, col)
             figure.update_xaxes(type="log", row=row, col=col)
-        figure.update_yaxes(title_text=html.escape(y), row=row, col=1)
+        figure.update_yaxes(title_text=html.escape(axis_title(y, records)), row=row, col=1)
     figure.update_xaxes(title_text="tokens", row=len(rows), col=1)
     figure.update_xaxes(title_text="bytes", row=len(rows), col=2)
     figure.update_layout(height=320 * len(rows) + 60, hovermode="closest")
@@ -220,12 +223,12 @@ def rate_quality_figure(records: list[dict], y_metrics: tuple[str, ...] | None =
 
 
 def _add_front(
-    figure: go.Figure, curves: list[RateCurve], y: str, row: int, col: int, show_legend: bool
+    figure: go.Figure, curves: list[RateCurve], higher_is_better: bool, row: int, col: int, show_legend: bool
 ) -> None:
     points = [p for curve in curves for p in curve.points]
     if len(points) < 2:
         return
-    front = [points[i] for i in pareto_front([(p.x, p.y) for p in points], QUALITY_METRICS.get(y, True))]
+    front = [points[i] for i in pareto_front([(p.x, p.y) for p in points], higher_is_better)]
     figure.add_trace(
         go.Scatter(
             x=[p.x for p in front],

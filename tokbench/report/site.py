@@ -30,12 +30,11 @@ from importlib import resources
 from pathlib import Path
 
 import pandas as pd
-import plotly.io
 import plotly.offline
 
 from tokbench.errors import ConfigError
 from tokbench.provenance import tokbench_version
-from tokbench.records import created_at_to_datetime, record_to_json
+from tokbench.records import record_to_json
 from tokbench.report.figures import (
     CorrelationPoint,
     rank_correlation_figure,
@@ -43,6 +42,8 @@ from tokbench.report.figures import (
     record_metric,
     tokbench_bucket_figures,
 )
+from tokbench.report.grouping import protocol_groups
+from tokbench.report.metric_info import axis_title, metric_direction, primary_metric
 from tokbench.report.rate_quality import has_token_sweeps, rate_quality_figure
 from tokbench.report.site_html import (
     RATE_METRICS,
@@ -50,14 +51,13 @@ from tokbench.report.site_html import (
     board,
     esc,
     escape_script_json,
+    figure_html,
     is_bucket,
-    metric_direction,
     metric_keys,
     protocol_label,
     reported_label,
     safe_url,
     spreadsheet_safe,
-    version_key,
 )
 from tokbench.report.site_pages import leaderboard_table, protocol_card, record_body
 from tokbench.report.site_tokbench import tokbench_section
@@ -76,7 +76,6 @@ __all__ = [
 ]
 
 MARKER = ".tokbench-site"
-DEFAULT_PRIMARY = {"recon": "psnr", "tokbench": "t_acc_256_mean", "pfid": "pfid", "gen": "gfid"}
 _ASSETS = ("site.css", "site.js")
 _REPORTED_NOTE = (
     '<p class="muted">Copied exactly from papers, official repositories and project pages, each row '
@@ -135,38 +134,10 @@ def suite_page_name(suite: str) -> str:
     return "index@suite.html" if suite == "index" else f"{suite}.html"
 
 
-def protocol_groups(records: list[dict]) -> list[list[dict]]:
-    """Records split by protocol hash, latest first: highest suite version, then newest record."""
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for record in records:
-        groups[record["protocol_hash"]].append(record)
-
-    def latest(item: tuple[str, list[dict]]) -> tuple:
-        digest, members = item
-        newest = max(created_at_to_datetime(r["created_at"]) for r in members)
-        return max(version_key(r["suite"]["version"]) for r in members), newest, digest
-
-    return [members for _, members in sorted(groups.items(), key=latest, reverse=True)]
-
-
-def primary_metric(records: list[dict]) -> str | None:
-    """The metric that ranks reproduced rows: the suite config's first metric with a known direction."""
-    if not records:
-        return None
-    present = {key for record in records for key in record["metrics"]}
-    config_metrics = records[0]["suite"].get("config", {}).get("metrics", [])
-    names = [m.get("name") if isinstance(m, dict) else m for m in config_metrics]
-    candidates = [str(name).replace("-", "_") for name in names if name]
-    default = DEFAULT_PRIMARY.get(records[0]["suite"]["name"])
-    for key in [*candidates, *([default] if default else [])]:
-        if key in present and metric_direction(key) is not None:
-            return key
-    return None
-
-
 def rank_records(records: list[dict], key: str) -> dict[str, int]:
-    """Competition ranks (1, 2, 2, 4) by ``key`` in its better direction; records without it are unranked."""
-    sign = -1.0 if metric_direction(key) == "higher" else 1.0
+    """Competition ranks (1, 2, 2, 4) by ``key`` in its better direction (as the records declare it);
+    records without it are unranked."""
+    sign = -1.0 if metric_direction(key, records) == "higher" else 1.0
     scored = sorted(
         (sign * value, r["record_id"]) for r in records if (value := record_metric(r, key)) is not None
     )
@@ -392,7 +363,8 @@ def _reproduced_section(site: _Site, group: list[dict], stem: str) -> str:
     columns, rows, export = leaderboard_table(group, ranks, primary, site.record_href)
     site.write_exports(stem, export)
     rank_note = (
-        f"Ranked by <b>{esc(primary)}</b> ({metric_direction(primary)} is better)."
+        f"Ranked by <b>{esc(axis_title(primary, group))}</b> (<code>{esc(primary)}</code>, "
+        f"{metric_direction(primary, group)} is better)."
         if primary
         else "No rank column: this suite has no ranking metric."
     )
@@ -435,7 +407,7 @@ def _reported_section(site: _Site, records: list[dict], suite: str) -> str:
 def _figures(site: _Site, records: list[dict], label: str) -> str:
     """Rate–distortion figures (one per quality metric) and TokBench bucket bars for one protocol."""
     keys = metric_keys(records, None)
-    quality = [k for k in keys if metric_direction(k) == "higher" and not is_bucket(k)]
+    quality = [k for k in keys if metric_direction(k, records) == "higher" and not is_bucket(k)]
     quality += [k for k in keys if k in ("rfid", "pfid", "gfid")]
     blocks = []
     sweeps = has_token_sweeps(records)
@@ -448,34 +420,20 @@ def _figures(site: _Site, records: list[dict], label: str) -> str:
         for y in quality:
             if y != x and sum(record_metric(r, y) is not None for r in plotted) >= 2:
                 figure = rate_distortion_figure(records, x=x, y_metrics=(y,))
-                blocks.append(_figure_html(site, figure, f"{y} vs {x.replace('_', ' ')}"))
+                title = f"{axis_title(y, records)} vs {axis_title(x, records)}"
+                blocks.append(figure_html(figure, title, site.next_figure_id()))
     text = ""
     if blocks:
         text = f'<h3>{esc(label)}: rate–distortion</h3><div class="figures">{"".join(blocks)}</div>'
     if sweeps:
         heading = f"<h3>{esc(label)}: quality vs tokens and bytes per image</h3>"
-        text += heading + _figure_html(site, rate_quality_figure(records), None)
+        text += heading + figure_html(rate_quality_figure(records), None, site.next_figure_id())
     bucketed = [r for r in records if any(is_bucket(k) for k in r["metrics"])]
     if bucketed:
         for suffix, figure in tokbench_bucket_figures(bucketed):
-            text += f"<h3>{esc(label + suffix)}: bucket bars</h3>" + _figure_html(site, figure, None)
+            chart = figure_html(figure, None, site.next_figure_id())
+            text += f"<h3>{esc(label + suffix)}: bucket bars</h3>" + chart
     return text
-
-
-def _figure_html(site: _Site, figure, title: str | None) -> str:
-    """A figure as a ``<div>`` plus its JSON in a non-executed ``<script>``, drawn by site.js."""
-    figure.update_layout(
-        template="plotly_white", margin={"t": 40 if title else 20, "l": 60, "r": 20, "b": 50}
-    )
-    if title:
-        figure.update_layout(title={"text": esc(title), "font": {"size": 14}})
-    div_id = site.next_figure_id()
-    payload = escape_script_json(plotly.io.to_json(figure, validate=False))
-    return (
-        f'<div><div class="figure" id="{div_id}"></div>'
-        f'<script type="application/json" class="plotly-figure" data-target="{div_id}">'
-        f"{payload}</script></div>"
-    )
 
 
 def _correlation_section(site: _Site) -> str:
@@ -488,7 +446,8 @@ def _correlation_section(site: _Site) -> str:
             points = correlation_points(x_records, [r for r in gen if r["source"] == source], x_metric)
             if points:
                 figure = rank_correlation_figure(points, x_metric, "gfid")
-                blocks.append(_figure_html(site, figure, f"{x_metric} vs gfid ({source})"))
+                title = f"{axis_title(x_metric, x_records)} vs {axis_title('gfid', gen)} ({source})"
+                blocks.append(figure_html(figure, title, site.next_figure_id()))
     if not blocks:
         return ""
     return (

@@ -1,4 +1,4 @@
-"""HTML building blocks of the leaderboard site: escaping, metric order and direction, record readers.
+"""HTML building blocks of the leaderboard site: escaping, figures, metric order, record readers.
 
 Everything a record holds is user-controlled (model names, arguments, citations), so every string
 goes through ``esc`` before it reaches a page, JSON that is placed inside ``<script>`` goes through
@@ -12,16 +12,12 @@ import json
 import re
 from dataclasses import dataclass
 
+import plotly.graph_objects as go
+import plotly.io
+
 from tokbench.report.figures import record_metric
 
 RATE_METRICS = ("bits_per_pixel", "num_tokens", "tokens_kept", "encoder_gflops")
-LOWER_IS_BETTER = {"rfid", "gfid", "pfid", "fid", "kid", "lpips", "bits_per_pixel", "bytes_per_image"}
-# semantic suite and ViT token reduction (tokbench.metrics.semantic)
-LOWER_IS_BETTER |= {"fd_clip", "zs_top1_drop", "zs_top5_drop", "encoder_gflops"}
-HIGHER_IS_BETTER = {"psnr", "ssim", "ms_ssim", "gqa", "mmb", "mme", "pope", "sqa", "vqav2", "textvqa"}
-HIGHER_IS_BETTER |= {"clip_cosine", "clip_score", "zs_top1", "zs_top5"}
-HIGHER_IS_BETTER |= {"zs_top1_reference", "zs_top5_reference"}
-_HIGHER_PREFIXES = ("t_acc", "t_ned", "f_sim")
 _BUCKET_ORDER = {"small": 0, "medium": 1, "large": 2, "mean": 3}
 _PREFERRED_ORDER = ("psnr", "ssim", "ms_ssim", "lpips", "rfid", "pfid", "gfid", "t_acc", "t_ned", "f_sim")
 _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -125,28 +121,25 @@ def board(table_id: str, columns: list[Column], rows: list[str], exports: str | 
     )
 
 
+# --- figures ------------------------------------------------------------------------------------------
+
+
+def figure_html(figure: go.Figure, title: str | None, div_id: str) -> str:
+    """A figure as a ``<div>`` plus its JSON in a non-executed ``<script>``, drawn by site.js."""
+    figure.update_layout(
+        template="plotly_white", margin={"t": 40 if title else 20, "l": 60, "r": 20, "b": 50}
+    )
+    if title:
+        figure.update_layout(title={"text": esc(title), "font": {"size": 14}})
+    payload = escape_script_json(plotly.io.to_json(figure, validate=False))
+    return (
+        f'<div><div class="figure" id="{esc(div_id)}"></div>'
+        f'<script type="application/json" class="plotly-figure" data-target="{esc(div_id)}">'
+        f"{payload}</script></div>"
+    )
+
+
 # --- metrics ------------------------------------------------------------------------------------------
-
-
-def metric_direction(key: str) -> str | None:
-    """'higher' or 'lower' when a metric key has a known better direction, else None."""
-    if key in LOWER_IS_BETTER or key.endswith("_seconds_per_image"):
-        return "lower"
-    if key in HIGHER_IS_BETTER or key.startswith(_HIGHER_PREFIXES):
-        return "higher"
-    return None
-
-
-def metric_label(key: str) -> str:
-    """The column header of a metric, with ↑ or ↓ when its direction is known."""
-    direction = metric_direction(key)
-    arrow = " ↑" if direction == "higher" else " ↓" if direction == "lower" else ""
-    return key.replace("_seconds_per_image", " s/image") + arrow
-
-
-def direction_title(key: str) -> str:
-    direction = metric_direction(key)
-    return f"{direction} is better" if direction else ""
 
 
 def is_bucket(key: str) -> bool:
@@ -173,11 +166,6 @@ def metric_keys(records: list[dict], primary: str | None) -> list[str]:
 
 
 # --- what a record says about itself ------------------------------------------------------------------
-
-
-def version_key(text: str) -> tuple:
-    """A sort key for suite versions: numeric parts numerically ("10" after "9")."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"[.\-_]", text))
 
 
 def protocol_label(record: dict) -> str:

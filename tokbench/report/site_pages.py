@@ -6,14 +6,13 @@ import math
 from collections.abc import Callable
 
 from tokbench.report.figures import format_metric, record_metric
+from tokbench.report.metric_info import axis_title, metric_label, metric_title
 from tokbench.report.site_html import (
     Column,
     compact,
-    direction_title,
     esc,
     inline,
     metric_keys,
-    metric_label,
     num_cell,
     pre_json,
     protocol_label,
@@ -45,7 +44,10 @@ def leaderboard_table(
     columns = [Column("rank", numeric=True, title=f"by {primary}")] if ranks else []
     columns += [Column("model"), Column("family", filter="family")]
     columns += [Column(name, numeric=name != "judge", filter=name) for name in shown]
-    columns += [Column(metric_label(key), numeric=True, title=direction_title(key)) for key in shown_keys]
+    columns += [
+        Column(metric_label(key, records), numeric=True, title=metric_title(key, records))
+        for key in shown_keys
+    ]
     if reported:
         columns.append(Column("source"))
     else:
@@ -165,12 +167,13 @@ def record_body(record: dict, stem: str, suite_href: str) -> str:
     if source == "reported":
         body.append(_citation_block(record))
     metric_rows = "".join(
-        f'<tr><th>{esc(k)}</th><td class="num">{esc(format_metric(record, k))}</td></tr>'
+        f"<tr><th>{esc(k)}</th><td>{esc(axis_title(k, [record]))}</td>"
+        f'<td class="num">{esc(format_metric(record, k))}</td></tr>'
         for k in metric_keys([record], None)
     )
     body.append(
-        '<h2>Metrics</h2><table class="kv"><tr><th>metric</th><th>value ± 95% CI</th></tr>'
-        f"{metric_rows}</table>"
+        '<h2>Metrics</h2><table class="kv"><tr><th>metric</th><th>name (unit)</th>'
+        f"<th>value ± 95% CI</th></tr>{metric_rows}</table>"
     )
     if record.get("not_applicable"):
         body.append("<h2>Not applicable</h2>" + _kv_table(record["not_applicable"]))

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from tokbench.report.figures import tokbench_bucket_figure, tokbench_comparison_records, tokbench_resolutions
+from tokbench.report.site_html import figure_html
 
 
 def tokbench_section(site: Any) -> str:
     """One bucket chart per resolution with the site's reproduced and reported ``tokbench`` bars, or ""."""
-    from tokbench.report.site import _figure_html  # the page's figure embedding (imported late: a cycle)
-
     members = site.suites.get("tokbench", [])
     reproduced = [r for r in members if r["source"] == "reproduced" and tokbench_resolutions(r)]
     reported = [r for r in members if r["source"] == "reported"]
@@ -18,7 +17,7 @@ def tokbench_section(site: Any) -> str:
     for resolution in sorted({res for r in reproduced for res in tokbench_resolutions(r)}):
         rows = tokbench_comparison_records(reproduced, reported, resolution)
         if any(r["source"] == "reported" for r in rows):
-            chart = _figure_html(site, tokbench_bucket_figure(rows), None)
+            chart = figure_html(tokbench_bucket_figure(rows), None, site.next_figure_id())
             blocks.append(f"<h3>{resolution}px: reproduced beside reported</h3>{chart}")
     if not blocks:
         return ""
