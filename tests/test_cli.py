@@ -137,3 +137,21 @@ def test_list_and_doctor(tmp_path: Path) -> None:
     doctor = tokbench("doctor", cwd=tmp_path)
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     assert "[ok] embedded dataset: 24 images" in doctor.stdout
+
+
+def test_ingest_stores_published_tables_in_the_default_store(tmp_path: Path) -> None:
+    published = tmp_path / "published"
+    published.mkdir()
+    (published / "tokenizers_imagenet256.csv").write_text(
+        "model,hub_id,tokens,codebook_size,rfid,gfid,generator,source\n"
+        "Tok-A,org/tok-a,32,4096,2.5,,,acme/tok README.md\n",
+        encoding="utf-8",
+    )
+    ingest = tokbench("ingest", "published", "--created-at", "2026-02-01T00:00:00Z", cwd=tmp_path)
+    assert ingest.returncode == 0, ingest.stderr
+    assert "1 reported records in" in ingest.stdout and "1 added" in ingest.stdout
+    (path,) = (tmp_path / "leaderboards" / "reported" / "recon").glob("*.json")  # where `tokbench run` stores
+    record = json.loads(path.read_text())
+    assert record["metric_info"]["rfid"]["higher_is_better"] is False
+    missing = tokbench("ingest", "nowhere", cwd=tmp_path)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tokbench.cli import main
 from tokbench.errors import ConfigError
+from tokbench.metrics.info import key_info
 from tokbench.records import validate_record
-from tokbench.reported import TABLES, citation_line, ingest_published, main, read_published, readme_caveats
-from tokbench.store import RecordStore
+from tokbench.reported import TABLES, citation_line, ingest_published, read_published, readme_caveats
+from tokbench.store import STORE_ENV_VAR, RecordStore
 
 STAMP = "2026-02-01T00:00:00Z"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "published"
@@ -159,11 +161,44 @@ def test_ingest_writes_into_the_store_once(published: Path, tmp_path: Path):
     assert len(records) == 12 and not RecordStore(store).records(source="reproduced")
 
 
-def test_cli_ingests_and_reports_errors(published: Path, tmp_path: Path, capsys):
-    assert main([str(published), "--store", str(tmp_path / "s"), "--created-at", STAMP]) == 0
-    assert "12 reported records" in capsys.readouterr().out
-    assert main([str(tmp_path / "nowhere"), "--store", str(tmp_path / "s")]) == 1
+def test_reported_records_carry_the_declared_metric_info(published: Path):
+    for record in read_published(published, created_at=STAMP):
+        info = record["metric_info"]
+        assert set(info) == set(record["metrics"]), record["model"]["spec"]  # every published key is declared
+        for key, entry in info.items():
+            declared = key_info(key)
+            assert (entry["label"], entry["unit"], entry["higher_is_better"]) == (
+                declared.label,
+                declared.unit,
+                declared.higher_is_better,
+            )
+    prune = next(r for r in read_published(published, created_at=STAMP) if r["suite"]["name"] == "prune")
+    assert prune["metric_info"]["gqa"] == {
+        "metric": "gqa",
+        "label": "GQA",
+        "unit": "%",
+        "higher_is_better": True,
+    }
+    assert "metric" not in prune["metric_info"]["tokens_kept"]  # a track measurement, no metric declares it
+
+
+def test_tokbench_ingest_stores_into_the_store_and_reports_errors(published: Path, tmp_path: Path, capsys):
+    store = tmp_path / "s"
+    assert main(["ingest", str(published), "--store", str(store), "--created-at", STAMP]) == 0
+    assert f"12 reported records in {store / 'reported'}: 12 added" in capsys.readouterr().out
+    assert main(["ingest", str(published), "--store", str(store)]) == 0
+    assert "12 exists" in capsys.readouterr().out
+    assert main(["ingest", str(tmp_path / "nowhere"), "--store", str(store)]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_tokbench_ingest_uses_the_default_store_of_tokbench_run(
+    published: Path, tmp_path: Path, monkeypatch, capsys
+):
+    monkeypatch.setenv(STORE_ENV_VAR, str(tmp_path / "env-store"))
+    assert main(["ingest", str(published), "--created-at", STAMP, "--force"]) == 0
+    assert "12 added" in capsys.readouterr().out
+    assert len(RecordStore(tmp_path / "env-store").records(source="reported")) == 12
 
 
 @pytest.mark.parametrize(

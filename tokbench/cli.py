@@ -94,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     site_build.add_argument("--out", type=Path, required=True, help="output directory (new, empty or a site)")
     site_build.add_argument("--store", type=Path)
 
+    ingest = commands.add_parser("ingest", help="store the published numbers of a folder of CSV tables")
+    ingest.add_argument("directory", type=Path, help="folder of the published CSV tables and README.md")
+    ingest.add_argument(
+        "--store", type=Path, help="leaderboard store directory (default: $TOKBENCH_STORE or ./leaderboards)"
+    )
+    ingest.add_argument("--created-at", help="RFC 3339 time stamped on new records (default: today 00:00Z)")
+    ingest.add_argument("--force", action="store_true", help="replace records that already exist")
+
     commands.add_parser("doctor", help="show what is installed and what resolves offline")
     return parser
 
@@ -107,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "leaderboard": _leaderboard,
         "report": _report,
         "site": _site,
+        "ingest": _ingest,
         "doctor": _doctor,
     }
     try:
@@ -310,6 +319,19 @@ def _site(args: argparse.Namespace) -> int:
         f"site built: {summary.pages} pages, {summary.records} records, "
         f"{summary.bytes / 1e6:.1f} MB in {summary.seconds:.1f} s -> {summary.out / 'index.html'}"
     )
+    return 0
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from tokbench.reported import ingest_published
+
+    root = _store_root(args.store)
+    results = ingest_published(args.directory, root, args.created_at, args.force)
+    counts = Counter(result.status for result in results)
+    summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+    print(f"{len(results)} reported records in {root / 'reported'}: {summary}")
     return 0
 
 

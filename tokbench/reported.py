@@ -10,22 +10,24 @@ Only the shape of each table (its columns and the suites its rows feed) is writt
 are read from the CSV files when ``ingest_published`` runs, and the resulting record files are what
 gets committed under ``leaderboards/reported/``::
 
-    python -m tokbench.reported PATH/TO/published --store leaderboards
+    tokbench ingest PATH/TO/published --store leaderboards
+
+A reported record names only its keys, so its ``metric_info`` is what the metric classes declare for
+them (``tokbench.metrics.info``), the same shape the evaluator writes for reproduced records.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import re
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tokbench.errors import ConfigError, TokbenchError
+from tokbench.errors import ConfigError
+from tokbench.metrics.info import declared_metric_info
 from tokbench.records import make_record_id, validate_record
 
 _GITHUB_REPO = re.compile(r"\b([A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9][A-Za-z0-9._-]*)\b")
@@ -117,6 +119,7 @@ def _record(
         "model": {"name": name, "spec": spec, "kind": kind, "arguments": arguments, "weights_sha256": None},
         "dataset": {"name": protocol["dataset"]},
         "metrics": kept,
+        "metric_info": declared_metric_info(kept),
         "citation": _citation(row, context),
         "created_at": context["created_at"],
     }
@@ -454,33 +457,3 @@ def citation_line(record: dict) -> str:
         row = f", row {citation['row']}" if citation.get("row") is not None else ""
         parts.append(f"table {citation['table']}{row}")
     return "; ".join(parts)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tokbench.reported DIR --store ROOT``: ingest the published tables into a store."""
-    parser = argparse.ArgumentParser(
-        prog="python -m tokbench.reported",
-        description="Store the published numbers of a folder of CSV tables as reported records.",
-    )
-    parser.add_argument("directory", type=Path, help="folder of the published CSV tables and README.md")
-    parser.add_argument(
-        "--store", type=Path, default=Path("leaderboards"), help="store root (./leaderboards)"
-    )
-    parser.add_argument("--created-at", help="RFC 3339 time stamped on new records (default: today 00:00Z)")
-    parser.add_argument("--force", action="store_true", help="replace records that already exist")
-    args = parser.parse_args(argv)
-    try:
-        results = ingest_published(args.directory, args.store, args.created_at, args.force)
-    except TokbenchError as error:
-        print(f"tokbench: error: {error}", file=sys.stderr)
-        return 1
-    counts: dict[str, int] = {}
-    for result in results:
-        counts[result.status] = counts.get(result.status, 0) + 1
-    summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
-    print(f"{len(results)} reported records in {args.store}/reported: {summary}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
