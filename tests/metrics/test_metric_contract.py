@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +16,9 @@ from tokbench.metrics.info import MEASUREMENTS, PUBLISHED_SCORES, key_declaratio
 
 SIDE = 176  # large enough for MS-SSIM's five scales
 FEATURE_DIM = 2048
+#: The prune suite's benchmark items in their official formats (tests/pruning/fixtures).
+BENCHMARKS = Path(__file__).resolve().parents[1] / "pruning" / "fixtures" / "benchmarks"
+ANSWERS = ("yes", "no", "A", "B", "red", "stop")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +40,8 @@ def _make(name: str, lpips_judge) -> Metric:
     return cls(**kwargs)
 
 
-def _batch(inputs: tuple[str, ...], n: int, generator: torch.Generator) -> list[torch.Tensor]:
+def _batch(metric: Metric, n: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """One batch of the fields ``metric.inputs`` names, ``n`` images (or items) long."""
     originals = torch.randint(0, 256, (n, 3, SIDE, SIDE), generator=generator, dtype=torch.uint8)
     noise = torch.randint(-20, 21, originals.shape, generator=generator)
     fields = {
@@ -54,8 +59,16 @@ def _batch(inputs: tuple[str, ...], n: int, generator: torch.Generator) -> list[
         "face_original_embeddings": torch.randn((n, 128), generator=generator),
         "face_reconstructed_embeddings": torch.randn((n, 128), generator=generator),
         "face_ratios": torch.rand(n, generator=generator, dtype=torch.float64) * 0.4,
+        "answers": [ANSWERS[int(i)] for i in torch.randint(0, len(ANSWERS), (n,), generator=generator)],
     }
-    return [fields[name] for name in inputs]
+    if "benchmark_items" in metric.inputs:  # a prune benchmark: items of its fixture, drawn with repeats
+        from tokbench.pruning.benchmarks import read_benchmark
+
+        items = read_benchmark(metric.key, BENCHMARKS)
+        fields["benchmark_items"] = [
+            items[int(i)] for i in torch.randint(0, len(items), (n,), generator=generator)
+        ]
+    return [fields[name] for name in metric.inputs]
 
 
 def _word(generator: torch.Generator) -> str:
@@ -64,9 +77,9 @@ def _word(generator: torch.Generator) -> str:
     return "".join("abA"[int(i)] for i in torch.randint(0, 3, (length,), generator=generator))
 
 
-def _batches(inputs: tuple[str, ...], sizes: list[int]) -> list[list[torch.Tensor]]:
+def _batches(metric: Metric, sizes: list[int]) -> list[list[torch.Tensor]]:
     generator = torch.Generator().manual_seed(0)
-    return [_batch(inputs, n, generator) for n in sizes]
+    return [_batch(metric, n, generator) for n in sizes]
 
 
 def _concat(batches: list[list[torch.Tensor]]) -> list[torch.Tensor]:
@@ -85,7 +98,7 @@ def _assert_close(a: dict[str, float], b: dict[str, float]) -> None:
 @pytest.mark.parametrize("name", METRICS.names())
 def test_update_writes_only_declared_states(name: str, lpips_judge) -> None:
     fresh, used = _make(name, lpips_judge), _make(name, lpips_judge)
-    for batch in _batches(used.inputs, [2, 3]):
+    for batch in _batches(used, [2, 3]):
         used.update(*batch)
     assert vars(used).keys() == vars(fresh).keys()
 
@@ -94,7 +107,7 @@ def test_update_writes_only_declared_states(name: str, lpips_judge) -> None:
 def test_merge_of_shards_equals_one_pass(name: str, lpips_judge) -> None:
     sizes = [2, 4, 2, 3]
     one_pass = _make(name, lpips_judge)
-    batches = _batches(one_pass.inputs, sizes)
+    batches = _batches(one_pass, sizes)
     one_pass.update(*_concat(batches))
 
     shards = [_make(name, lpips_judge) for _ in batches]
@@ -110,7 +123,7 @@ def test_merge_of_shards_equals_one_pass(name: str, lpips_judge) -> None:
 @pytest.mark.parametrize("name", METRICS.names())
 def test_reset_restores_a_fresh_metric(name: str, lpips_judge) -> None:
     metric = _make(name, lpips_judge)
-    metric.update(*_batches(metric.inputs, [2])[0])
+    metric.update(*_batches(metric, [2])[0])
     metric.reset()
     fresh = _make(name, lpips_judge)
     assert all(
@@ -143,7 +156,7 @@ def test_every_computed_key_is_described_and_declared_once(name: str, lpips_judg
     """Each key ``compute()`` returns has its info, and the fallback for records without
     ``metric_info`` (``key_declaration``) finds it in this metric and in no other place."""
     metric = _make(name, lpips_judge)
-    for batch in _batches(metric.inputs, [5, 6]):  # Inception Score needs 10 images
+    for batch in _batches(metric, [5, 6]):  # Inception Score needs 10 images
         metric.update(*batch)
     computed = metric.compute()
     assert computed, f"{name} computed nothing on the contract batches"
