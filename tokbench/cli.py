@@ -14,7 +14,8 @@ import pandas as pd
 
 from tokbench.errors import ConfigError, TokbenchError
 
-LIST_KINDS = ("models", "suites", "datasets", "metrics", "preprocess")
+#: What ``tokbench list`` lists (``tokbench.catalog.KINDS``).
+LIST_KINDS = ("models", "metrics", "judges", "datasets", "preprocess", "tracks", "suites")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,27 +256,16 @@ def _format_frame(frame: pd.DataFrame) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    if args.kind == "models":
-        from tokbench.adapters.registry import MODELS
+    from tokbench import catalog
 
-        names = MODELS.names()
-    elif args.kind == "suites":
-        from tokbench.suites import list_suites
-
-        names = list_suites()
-    elif args.kind == "datasets":
-        from tokbench.data.registry import DATASET_NAMES
-
-        names = list(DATASET_NAMES)
-    elif args.kind == "metrics":
-        from tokbench.metrics import METRICS
-
-        names = METRICS.names()
-    else:
-        from tokbench.data.preprocess import PREPROCESSORS
-
-        names = PREPROCESSORS.names()
-    print("\n".join(names))
+    if args.kind != "suites":
+        print("\n".join(catalog.names(args.kind)))
+        return 0
+    for entry in catalog.suite_entries():
+        described = (
+            f"v{entry.version}  {entry.kind:<9}  track {entry.track}" if not entry.error else entry.error
+        )
+        print(f"{entry.name:<20} {described}")
     return 0
 
 

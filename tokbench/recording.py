@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from tokbench.adapters.registry import BuiltModel
+from tokbench.metrics.info import declared_metric_info
 from tokbench.provenance import environment, protocol_hash, utc_now
 from tokbench.records import make_record_id, record_metrics
 from tokbench.store import AddResult, RecordStore, records_to_frame
@@ -127,7 +128,7 @@ def build_record(
         },
         "preprocess": protocol.get("preprocess") or {},
         "metrics": outcome.metrics,
-        "metric_info": outcome.metric_info,
+        "metric_info": _metric_info(outcome),
         "not_applicable": outcome.not_applicable,
         "skipped": outcome.skipped,
         "run": {
@@ -145,3 +146,10 @@ def build_record(
         raise ValueError(f"extra record keys {clashes} would overwrite standard record fields")
     record.update(outcome.extra)
     return record
+
+
+def _metric_info(outcome: RunOutcome) -> dict[str, dict[str, Any]]:
+    """The metrics' own info, and for keys a track measured itself (timings, token counts) the info
+    ``tokbench.metrics.info`` declares for them."""
+    measured = [key for key in outcome.metrics if key not in outcome.metric_info]
+    return {**declared_metric_info(measured), **outcome.metric_info}

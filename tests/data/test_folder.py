@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tokbench.data.folder import FolderDataset
-from tokbench.data.registry import DATASET_NAMES, resolve_dataset
+from tokbench.data.registry import DATASETS, resolve_dataset
 from tokbench.errors import ConfigError, DataError
 
 
@@ -119,7 +119,7 @@ def test_resolve_folder_spec(tree):
 
 
 def test_resolve_unknown_dataset_lists_names():
-    assert {"embedded", "folder", "classfolder"} <= set(DATASET_NAMES)
+    assert {"embedded", "folder", "classfolder"} <= set(DATASETS.names())
     with pytest.raises(ConfigError, match="embedded, folder"):
         resolve_dataset("imagenet")
     with pytest.raises(ConfigError, match="takes no argument"):

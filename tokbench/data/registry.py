@@ -17,9 +17,6 @@ DATASETS: Registry[type[Dataset]] = Registry("dataset", base=Dataset, entry_poin
 for _name, _target in _BUILTIN_DATASETS.items():
     DATASETS.register(_name, _target)
 
-# Built-in dataset names, for ``tokbench list datasets`` (``DATASETS.names()`` adds plugins).
-DATASET_NAMES = tuple(_BUILTIN_DATASETS)
-
 
 def resolve_dataset(spec: str) -> Dataset:
     """Build the dataset a spec names: ``NAME`` or ``NAME:ARGUMENT`` (``folder:PATH``).

@@ -17,7 +17,6 @@ only judge); every other judge featurises the reference's ``arr_0`` images itsel
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,7 +108,7 @@ class GenTrack(Track):
                 "reference batch: --reference FILE.npz"
             )
         settings = GenSettings.from_suite(suite.settings, request.num_samples)
-        device = _rank_device(resolve_device(options.device))
+        device = resolve_device(options.device)
         judges, not_applicable = _build_judges(suite, device)
         primary = judges.by_alias[judges.primary]
         reference = load_reference(
@@ -183,14 +182,6 @@ def _shard_store(state: _State) -> ShardStore:
     """The run's shard files (in ``--work-dir``, default the tokbench cache)."""
     root = state.request.work_dir or cache_dir() / "gen"
     return ShardStore(root, state.key, state.parts, state.judges.shard_outputs())
-
-
-def _rank_device(device: torch.device) -> torch.device:
-    """Under torchrun, ``cuda`` without an index means this process's GPU (``LOCAL_RANK``)."""
-    local = os.environ.get("LOCAL_RANK")
-    if device.type == "cuda" and device.index is None and local is not None:
-        return torch.device("cuda", int(local))
-    return device
 
 
 def _build_judges(suite, device: torch.device) -> tuple[_Judges, dict[str, str]]:

@@ -9,6 +9,7 @@ exactly across processes and computes the record's values with their display met
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
@@ -26,11 +27,15 @@ FEATURE_INPUTS = ("real_features", "fake_features", "fake_logits")
 
 
 def resolve_device(name: str) -> torch.device:
-    """A torch device, checked to exist here."""
+    """A torch device, checked to exist here; under torchrun, ``cuda`` without an index is this
+    process's GPU (``LOCAL_RANK``)."""
     try:
         device = torch.device(name)
     except RuntimeError:
         raise ConfigError(f"device {name!r} is not a valid torch device (cpu, cuda, cuda:1, mps)") from None
+    local = os.environ.get("LOCAL_RANK")
+    if device.type == "cuda" and device.index is None and local is not None:
+        device = torch.device("cuda", int(local))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} requested but CUDA is not available on this machine")
     if device.type == "mps" and not torch.backends.mps.is_available():
@@ -146,7 +151,7 @@ def rename_outputs(
     for output, value in result.items():
         renamed = output_key(output, default, key)
         values[renamed] = value
-        described = cls.output_info(output)
+        described = cls.output_info(renamed) or cls.output_info(output)  # a renamed alias: its label
         if described is not None:
             info[renamed] = {"metric": config.name, **asdict(described)}
     return values, info

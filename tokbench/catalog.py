@@ -1,0 +1,68 @@
+"""The catalog: every registry of tokbench in one place, with the entry-point group plugins use.
+
+Models, metrics, judges, datasets, preprocessing, tracks and suites are each registered once (lazy
+built-ins, decorators, and for third-party packages the entry-point groups below); ``tokbench list``,
+``doctor`` and the registry-driven contract tests walk them from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tokbench.adapters.registry import MODELS
+from tokbench.data.preprocess import PREPROCESSORS
+from tokbench.data.registry import DATASETS
+from tokbench.errors import TokbenchError
+from tokbench.judges.registry import JUDGES
+from tokbench.metrics import METRICS
+from tokbench.registry import Registry
+from tokbench.suites import SUITE_ENTRY_POINT_GROUP, list_suites, load_suite
+from tokbench.tracks import TRACKS
+
+#: Kind (as ``tokbench list`` names it) → registry.
+REGISTRIES: dict[str, Registry] = {
+    "models": MODELS,
+    "metrics": METRICS,
+    "judges": JUDGES,
+    "datasets": DATASETS,
+    "preprocess": PREPROCESSORS,
+    "tracks": TRACKS,
+}
+KINDS = (*REGISTRIES, "suites")
+
+
+def entry_point_groups() -> dict[str, str]:
+    """Kind → the entry-point group through which installed packages add to it."""
+    groups = {kind: registry.entry_point_group for kind, registry in REGISTRIES.items()}
+    return {**{k: g for k, g in groups.items() if g}, "suites": SUITE_ENTRY_POINT_GROUP}
+
+
+def names(kind: str) -> list[str]:
+    """Every registered name of ``kind`` (plugins included); imports no model, metric or judge."""
+    if kind == "suites":
+        return list_suites()
+    return REGISTRIES[kind].names()
+
+
+@dataclass(frozen=True)
+class SuiteEntry:
+    """One suite on the search path: its version, kind and track, or why it does not load."""
+
+    name: str
+    version: str = ""
+    kind: str = ""
+    track: str = ""
+    error: str = ""
+
+
+def suite_entries() -> list[SuiteEntry]:
+    """Every suite on the search path, loaded (a suite that fails to load is listed with its error)."""
+    entries = []
+    for name in list_suites():
+        try:
+            suite = load_suite(name)
+        except TokbenchError as error:
+            entries.append(SuiteEntry(name, error=str(error)))
+            continue
+        entries.append(SuiteEntry(name, suite.version, suite.kind, suite.track))
+    return entries
