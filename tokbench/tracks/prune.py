@@ -25,15 +25,7 @@ from tokbench.pruning.benchmarks import GROUPS, READERS, Item, read_benchmark
 from tokbench.pruning.host import LlavaHost
 from tokbench.pruning.pruners import NoPruning
 from tokbench.pruning.vlms import load_host
-from tokbench.tracks.base import (
-    Measurement,
-    Plan,
-    RunContext,
-    Shard,
-    Track,
-    TrackRequest,
-    check_adapter,
-)
+from tokbench.tracks.base import Measurement, Plan, RunContext, Shard, Track, TrackRequest, check_adapter
 from tokbench.tracks.scoring import SuiteMetrics, resolve_device
 
 SETTINGS = {"vlm", "budgets", "benchmarks", "max_new_tokens", "mmbench_circular", "relative_to_unpruned"}

@@ -28,15 +28,7 @@ from tokbench.hashing import file_sha256
 from tokbench.judges.base import Judge
 from tokbench.suites import SuiteConfig
 from tokbench.tensors import quantize_uint8
-from tokbench.tracks.base import (
-    Measurement,
-    Plan,
-    RunContext,
-    Shard,
-    Track,
-    TrackRequest,
-    check_adapter,
-)
+from tokbench.tracks.base import Measurement, Plan, RunContext, Shard, Track, TrackRequest, check_adapter
 from tokbench.tracks.checks import batch_labels, check_bits, check_images, short_ids
 from tokbench.tracks.images import SuiteImages, suite_images
 from tokbench.tracks.scoring import (

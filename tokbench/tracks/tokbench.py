@@ -44,15 +44,7 @@ from tokbench.textface.annotations import AnnotatedImage
 from tokbench.textface.crops import crop_text
 from tokbench.textface.details import details_path, with_resolution, write_details
 from tokbench.textface.embedded import MISMATCH_KEY, TextFaceDataset
-from tokbench.tracks.base import (
-    Measurement,
-    Plan,
-    RunContext,
-    Shard,
-    Track,
-    TrackRequest,
-    check_adapter,
-)
+from tokbench.tracks.base import Measurement, Plan, RunContext, Shard, Track, TrackRequest, check_adapter
 from tokbench.tracks.checks import check_images
 from tokbench.tracks.scoring import build_judges, metric_versions, resolve_device
 
