@@ -41,6 +41,21 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def imaging_versions() -> dict[str, str | None]:
+    """Pillow and the codec libraries it is built with: resampling and JPEG/WebP coding change pixels
+    between versions (Pillow 13 reordered LANCZOS passes), so they are part of image protocols."""
+    import PIL
+    from PIL import features
+
+    return {
+        "pillow": PIL.__version__,
+        "libjpeg": features.version("jpg"),
+        "libjpeg_turbo": features.version("libjpeg_turbo"),
+        "libwebp": features.version("webp"),
+        "zlib": features.version("zlib"),
+    }
+
+
 def environment(device: torch.device) -> dict[str, Any]:
     """Versions, device and numeric settings that can shift results (TF32 shifts FID)."""
     info: dict[str, Any] = {
@@ -48,6 +63,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "git_commit": git_commit(),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "imaging": imaging_versions(),
         "platform": platform.platform(),
         "device": str(device),
         "dtype": "float32",

@@ -12,6 +12,7 @@ from PIL import Image
 
 from tokbench.errors import ConfigError
 from tokbench.hashing import sha256_json
+from tokbench.provenance import imaging_versions
 
 
 @dataclass(frozen=True)
@@ -80,5 +81,5 @@ class Preprocess(ABC):
         """Options that change the output (resolution, ...); they enter the protocol hash."""
 
     def describe(self) -> dict[str, Any]:
-        """Name, version and options, as recorded."""
-        return {"name": self.name, "version": self.version, **self.options()}
+        """Name, version, options and the imaging libraries that compute it, as recorded (and hashed)."""
+        return {"name": self.name, "version": self.version, **self.options(), "imaging": imaging_versions()}
