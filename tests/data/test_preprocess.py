@@ -16,7 +16,14 @@ from torchvision import transforms
 import tokbench
 from tokbench.data.preprocess import PREPROCESSORS, build_preprocess, undo_letterbox
 from tokbench.errors import AdapterOutputError, ConfigError, DataError
-from tokbench.tensors import pil_to_tensor
+from tokbench.provenance import imaging_versions
+from tokbench.tensors import pil_to_tensor, quantize_uint8
+
+#: Golden crops made by LlamaGen's official ``center_crop_arr`` (see that folder's README).
+LLAMAGEN_REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "llamagen_vq"
+needs_llamagen_reference = pytest.mark.skipif(
+    not LLAMAGEN_REFERENCE.is_dir(), reason=f"reference data not found at {LLAMAGEN_REFERENCE}"
+)
 
 
 def _noise(width: int, height: int, seed: int = 0) -> Image.Image:
@@ -94,6 +101,48 @@ def test_tokbench_never_imports_torchvision():
             else:
                 continue
             assert not any(name.split(".")[0] == "torchvision" for name in names), path
+
+
+# --- adm-center-crop --------------------------------------------------------------------------------
+
+
+@needs_llamagen_reference
+@pytest.mark.parametrize("resolution", [64, 32])  # resize only; one BOX halving, then the resize
+def test_adm_center_crop_reproduces_the_official_pixels(resolution):
+    from safetensors.numpy import load_file
+
+    golden = load_file(str(LLAMAGEN_REFERENCE / "preprocessing.safetensors"))
+    source = Image.fromarray(golden["source_uint8_hwc"])  # 150×97 (W×H)
+    result = build_preprocess("adm-center-crop", resolution=resolution)(source)
+    expected = torch.from_numpy(golden[f"center_crop_{resolution}_uint8_hwc"]).permute(2, 0, 1)
+    assert result.image.dtype == torch.float32
+    assert torch.equal(quantize_uint8(result.image), expected)
+
+
+def test_adm_center_crop_geometry_halves_then_rounds():
+    result = build_preprocess("adm-center-crop", resolution=32)(_noise(150, 97))
+    # 97 >= 64: one BOX halving to 75×48; scale 32/48 gives round(50.0) = 50; left = 18 // 2 = 9
+    assert result.geometry == {
+        "original_size": [150, 97],
+        "halved_size": [75, 48],
+        "resized_size": [50, 32],
+        "crop_box": [9, 0, 32, 32],
+    }
+    result = build_preprocess("adm-center-crop")(_noise(500, 375))
+    # 375 < 512: no halving; round(500 * 256 / 375) = round(341.33) = 341; left = 85 // 2 = 42
+    assert result.geometry["resized_size"] == [341, 256]
+    assert result.geometry["crop_box"] == [42, 0, 256, 256]
+    upscaled = build_preprocess("adm-center-crop", resolution=64)(_noise(40, 30))
+    assert upscaled.geometry["resized_size"] == [85, 64]  # round(85.33)
+    assert upscaled.image.shape == (3, 64, 64)
+
+
+def test_adm_center_crop_differs_from_imagenet_center_crop():
+    # The official halving (BOX) before the bicubic resize is not torchvision's one antialiased resize.
+    image = _noise(1024, 700)
+    adm = build_preprocess("adm-center-crop")(image).image
+    imagenet = build_preprocess("imagenet-center-crop")(image).image
+    assert not torch.equal(adm, imagenet)
 
 
 # --- center-crop ------------------------------------------------------------------------------------
@@ -174,14 +223,26 @@ def test_undo_letterbox_checks_the_canvas_shape():
 
 
 def test_registry_names_and_describe():
-    assert PREPROCESSORS.names() == ["center-crop", "imagenet-center-crop", "letterbox-lanczos"]
+    assert PREPROCESSORS.names() == [
+        "adm-center-crop",
+        "center-crop",
+        "imagenet-center-crop",
+        "letterbox-lanczos",
+    ]
     described = build_preprocess("letterbox-lanczos", resolution=512).describe()
-    assert described == {"name": "letterbox-lanczos", "version": "1", "resolution": 512}
+    assert described == {
+        "name": "letterbox-lanczos",
+        "version": "1",
+        "resolution": 512,
+        "imaging": imaging_versions(),
+    }
     assert build_preprocess("imagenet-center-crop").describe()["resolution"] == 256
 
 
 def test_unknown_preprocess_lists_available():
-    with pytest.raises(ConfigError, match="center-crop, imagenet-center-crop, letterbox-lanczos"):
+    with pytest.raises(
+        ConfigError, match="adm-center-crop, center-crop, imagenet-center-crop, letterbox-lanczos"
+    ):
         build_preprocess("imagenet-centre-crop")
 
 

@@ -66,6 +66,38 @@ class ImagenetCenterCrop(SquarePreprocess):
         return Preprocessed(image=pil_to_tensor(cropped), geometry=geometry)
 
 
+class AdmCenterCrop(SquarePreprocess):
+    """ADM's ``center_crop_arr`` (guided-diffusion; LlamaGen, VAR, DiT and ImageFolder use it).
+
+    While the shorter side is at least twice ``resolution``, the image is halved with PIL ``BOX``
+    (each side floor-divided by 2); then PIL ``BICUBIC`` brings the shorter side to ``resolution``,
+    each side ``round(side * resolution / short)`` (Python's round, half to even); then the crop starts
+    at ``(side - resolution) // 2``. Images smaller than ``resolution`` are upscaled.
+    """
+
+    name = "adm-center-crop"
+
+    def __call__(self, image: Image.Image) -> Preprocessed:
+        _require_rgb(image, self.name)
+        original_size = list(image.size)
+        while min(image.size) >= 2 * self.resolution:
+            image = image.resize((image.width // 2, image.height // 2), Image.Resampling.BOX)
+        halved_size = list(image.size)
+        scale = self.resolution / min(image.size)
+        resized = (round(image.width * scale), round(image.height * scale))
+        image = image.resize(resized, Image.Resampling.BICUBIC)  # a copy when the size is unchanged
+        left = (image.width - self.resolution) // 2
+        top = (image.height - self.resolution) // 2
+        cropped = image.crop((left, top, left + self.resolution, top + self.resolution))
+        geometry = {
+            "original_size": original_size,
+            "halved_size": halved_size,
+            "resized_size": list(resized),
+            "crop_box": [left, top, self.resolution, self.resolution],
+        }
+        return Preprocessed(image=pil_to_tensor(cropped), geometry=geometry)
+
+
 class CenterCrop(SquarePreprocess):
     """The central ``resolution`` square at native resolution, no resizing (torchvision's offsets)."""
 
@@ -155,7 +187,7 @@ def _require_rgb(image: Image.Image, name: str) -> None:
         raise DataError(f"preprocess {name!r} expects an RGB image, got mode {image.mode}")
 
 
-for _preprocess in (ImagenetCenterCrop, CenterCrop, LetterboxLanczos):
+for _preprocess in (ImagenetCenterCrop, AdmCenterCrop, CenterCrop, LetterboxLanczos):
     PREPROCESSORS.register(_preprocess.name, _preprocess)
 
 
