@@ -14,7 +14,10 @@ from tokbench.suites import SUITE_PATH_ENV, list_suites, load_suite
 #: bump its ``version`` (old records keep their protocol), then update this table.
 GOLDEN = {
     ("recon", "2"): "f84065af897691bc0cdd2d4ad5ba0acea60b0bcc96aee9bbb8bd9b3620d98978",
+    ("recon", "3"): "7d0f2cf3a3db6a5bef84b5a3caa1059ef470f38b49296fbefc3ff5e9f60cca7d",
+    ("recon-clean", "1"): "c9f82bb911c44015769e6d3afd5304b7a4a3e34c1f269c9b69ab3ea1b9594f2a",
     ("pfid", "2"): "47b1136fb2487ed7fb45981cec47f4198d348fe200c34b98d3aebe4c63b519f6",
+    ("pfid", "3"): "f45aa50f5050df6fc34a53a3d7374011bfa1923a11e294727f64971f5a34ef9c",
     ("semantic", "1"): "0d82ae8aaf6c8448245817240c92d769744546bbaffae065be167e71d8cf4d5a",
     ("vit-reduction", "1"): "2bc49e8f7048944b6168673b39ff245b4b471077953976e9d175734f6225660d",
     ("prune", "1"): "76c0865e02e0ef4ce5ff9d2f438101dde636fc21ff4bf6078cf064f571de8888",
@@ -121,7 +124,19 @@ def test_two_fids_under_their_own_keys_load(tmp_path: Path, monkeypatch: pytest.
 #: version, so renaming one needs a version bump even though keys are not part of the hash.
 RECORD_KEYS = {
     ("recon", "2"): ["psnr", "ssim", "ms_ssim", "lpips", "fid", "kid", "bits_per_pixel", "bytes_per_image"],
+    ("recon", "3"): ["psnr", "ssim", "ms_ssim", "lpips", "fid", "kid", "bits_per_pixel", "bytes_per_image"],
+    ("recon-clean", "1"): [
+        "psnr",
+        "ssim",
+        "ms_ssim",
+        "lpips",
+        "fid",
+        "kid",
+        "bits_per_pixel",
+        "bytes_per_image",
+    ],
     ("pfid", "2"): ["fid", "kid"],
+    ("pfid", "3"): ["fid", "kid"],
     ("semantic", "1"): ["clip_cosine", "fd_clip", "zs_top1"],
     ("vit-reduction", "1"): ["clip_cosine", "zs_top1"],
     ("prune", "1"): ["gqa", "mmb", "mme", "pope", "sqa", "textvqa"],
