@@ -124,13 +124,12 @@ def test_fastv_at_full_budget_generates_like_the_unpruned_model(tiny_host: Llava
 def test_a_model_without_a_vision_tower_is_refused() -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from tokbench.pruning.host import LLAVA_TEMPLATE
-    from tokbench.pruning.prompts import WordCodec
+    from tokbench.pruning.prompts import LLAVA15_TEMPLATE, WordCodec
 
     config = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                          num_attention_heads=2, num_key_value_heads=1)  # fmt: skip
     with pytest.raises(ConfigError, match="no vision tower"):
-        LlavaHost(LlamaForCausalLM(config), WordCodec(96), "llama-only", True, LLAVA_TEMPLATE)
+        LlavaHost(LlamaForCausalLM(config), WordCodec(96), "llama-only", True, LLAVA15_TEMPLATE)
 
 
 def test_an_unreachable_checkpoint_names_itself_and_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:

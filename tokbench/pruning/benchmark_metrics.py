@@ -2,7 +2,8 @@
 
 Each metric keeps the scored items and the model's answers as per-instance records (merged across
 processes by concatenation) and computes its benchmark's official score (``score_benchmark``) from
-them alone, so a suite lists ``gqa``, ``mme``, ... like any other metric.
+them alone, so a suite lists ``gqa``, ``mme``, ... like any other metric. Each class names every
+breakdown it reports (``parts``) besides its headline ``key``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from tokbench.metrics.base import Metric, OutputInfo
-from tokbench.pruning.benchmarks import Item, score_benchmark
+from tokbench.pruning.benchmarks import POPE_CATEGORIES, Item, score_benchmark
+from tokbench.pruning.scoring import MME_SUBTASKS
 
 
 class BenchmarkScore(Metric):
@@ -19,6 +21,10 @@ class BenchmarkScore(Metric):
     inputs: ClassVar[tuple[str, ...]] = ("benchmark_items", "answers")
     higher_is_better = True
     unit = "%"
+    #: Version 2: the official parses, subsets and breakdowns of issue 16 (docs/conformance.md).
+    implementation_version: ClassVar[str] = "2"
+    #: Breakdown outputs (record key → label) besides the headline ``key``.
+    parts: ClassVar[dict[str, str]] = {}
     #: Outputs that are not scores (e.g. POPE's share of "yes" answers): shown, never ranked.
     unranked: ClassVar[tuple[str, ...]] = ()
 
@@ -42,12 +48,13 @@ class BenchmarkScore(Metric):
 
     @classmethod
     def output_info(cls, output: str) -> OutputInfo | None:
-        """Every ``<key>_<part>`` output is a score of the same direction, except the unranked ones."""
+        """The headline's info, or that of one of the ``parts`` (unranked ones have no direction)."""
         known = super().output_info(output)
-        if known is not None or not output.startswith(f"{cls.key}_"):
+        if known is not None or output not in cls.parts:
             return known
-        label = f"{cls.label} {output.removeprefix(cls.key + '_').replace('_', ' ')}"
-        return OutputInfo(label, None if output in cls.unranked else cls.higher_is_better, cls.unit)
+        return OutputInfo(
+            cls.parts[output], None if output in cls.unranked else cls.higher_is_better, cls.unit
+        )
 
     def options(self) -> dict[str, Any]:
         """No options: the benchmark's official rule is fixed."""
@@ -55,44 +62,73 @@ class BenchmarkScore(Metric):
 
 
 class GqaScore(BenchmarkScore):
-    """GQA accuracy (LLaVA's answer normalisation)."""
+    """GQA accuracy (LLaVA's conversion and GQA's ``eval.py``), with binary and open questions."""
 
     key = "gqa"
     label = "GQA"
+    parts: ClassVar[dict[str, str]] = {"gqa_binary": "GQA binary", "gqa_open": "GQA open"}
 
 
 class MmbenchScore(BenchmarkScore):
-    """MMBench circular accuracy (a question counts only when every rotation is right)."""
+    """MMBench circular accuracy per question (every circular copy right), lmms-eval's static parse."""
 
     key = "mmb"
     label = "MMBench"
 
 
 class MmeScore(BenchmarkScore):
-    """MME score: per subtask accuracy + accuracy+, summed (a score, not a percentage)."""
+    """MME Perception (the sum papers quote), with Cognition, their total and every subtask's
+    acc + acc+ (scores, not percentages)."""
 
     key = "mme"
-    label = "MME"
+    label = "MME Perception"
     unit = ""
+    parts: ClassVar[dict[str, str]] = {
+        "mme_cognition": "MME Cognition",
+        "mme_total": "MME Perception + Cognition",
+        **{
+            f"mme_{task.lower()}": f"MME {task.replace('_', ' ')}"
+            for tasks in MME_SUBTASKS.values()
+            for task in tasks
+        },
+    }
+
+
+_POPE_STATISTICS = {
+    "acc": "accuracy",
+    "precision": "precision",
+    "recall": "recall",
+    "f1": "F1",
+    "yes_ratio": "yes-ratio",
+}
 
 
 class PopeScore(BenchmarkScore):
-    """POPE accuracy, with F1, precision, recall and the yes-ratio."""
+    """POPE F1 averaged over its three categories (what papers quote), with the mean accuracy and
+    each category's accuracy, precision, recall, F1 and yes-ratio (LLaVA's ``eval_pope.py``)."""
 
     key = "pope"
-    label = "POPE"
-    unranked = ("pope_yes_ratio",)
+    label = "POPE F1 (mean of categories)"
+    parts: ClassVar[dict[str, str]] = {
+        "pope_acc": "POPE accuracy (mean of categories)",
+        **{
+            f"pope_{category}_{stat}": f"POPE {category} {name}"
+            for category in POPE_CATEGORIES
+            for stat, name in _POPE_STATISTICS.items()
+        },
+    }
+    unranked = tuple(f"pope_{category}_yes_ratio" for category in POPE_CATEGORIES)
 
 
 class ScienceQaScore(BenchmarkScore):
-    """ScienceQA-IMG accuracy."""
+    """ScienceQA-IMG accuracy (LLaVA's ``eval_science_qa.py`` parse)."""
 
     key = "sqa"
     label = "SQA-IMG"
 
 
 class TextVqaScore(BenchmarkScore):
-    """TextVQA accuracy (VQA soft accuracy)."""
+    """TextVQA accuracy (VQA soft accuracy, EvalAI answer processor), LLaVA-1.5's OCR-token prompts."""
 
     key = "textvqa"
     label = "TextVQA"

@@ -1,20 +1,26 @@
 """Readers for the prune suite's benchmarks in their official file formats, and their scoring.
 
-``--data DIR`` holds one sub-directory per benchmark (any may be absent):
+``--data DIR`` holds one sub-directory per benchmark (any may be absent; a present one must hold
+every subset its official score needs, else a ``DataError`` names what is missing):
 
-- ``pope/``: official question files (``*.json``/``*.jsonl``, one JSON object per line with
-  ``question_id``, ``image``, ``text``, ``label``), images in ``pope/images/``.
-- ``gqa/``: official ``*questions*.json`` (``{id: {imageId, question, answer, ...}}``), images in
-  ``gqa/images/<imageId>.jpg``.
-- ``mme/<Subtask>/``: the release layout, either ``images/`` + ``questions_answers_YES_NO/`` or the
-  image and a same-named ``.txt`` side by side; each ``.txt`` line is ``question<TAB>Yes|No``.
-- ``textvqa/``: official ``TextVQA_0.5.1_*.json`` (``{"data": [{question_id, image_id, question,
-  answers}]}``), images in ``textvqa/train_images/`` (or ``images/``) as ``<image_id>.jpg``.
+- ``pope/`` (or ``pope/coco/``, LLaVA's layout): POPE's ``coco_pope_adversarial.json``,
+  ``coco_pope_popular.json`` and ``coco_pope_random.json`` (one JSON object per line with
+  ``question_id``, ``image``, ``text``, ``label``); images in ``pope/images/``.
+- ``gqa/``: official ``*questions*.json`` (``{id: {imageId, question, answer, types, isBalanced}}``;
+  unbalanced questions are not scored), images in ``gqa/images/<imageId>.jpg``.
+- ``mme/`` (or ``mme/MME_Benchmark_release_version/``): the 14 subtask folders of the MME release.
+  ``artwork``, ``celebrity``, ``landmark``, ``posters`` and ``scene`` hold ``images/`` and
+  ``questions_answers_YN/``; the others hold each image beside a same-named ``.txt``. Each ``.txt``
+  line is ``question<TAB>Yes|No``, two lines per image.
+- ``textvqa/``: official ``TextVQA_0.5.1_val.json`` and the OCR tokens of the prompt, either
+  LLaVA's question file ``llava_textvqa_val_v051_ocr.jsonl`` (its prompts are used as written) or
+  ``TextVQA_Rosetta_OCR_v0.2_val.json``; images in ``textvqa/train_images/`` (or ``images/``).
 - ``scienceqa/``: official ``problems.json`` (and optional ``pid_splits.json``); the IMG subset is
   the test problems with an image, at ``scienceqa/images/test/<pid>/<image>``.
-- ``mmbench/``: official ``*.tsv`` (``index, question, hint, A..D, answer, category, image`` base64).
+- ``mmbench/``: official ``*.tsv`` (``index, question, hint, A..D, answer, category, image`` in
+  base64), with the circular copies of each question at ``index + k·10⁶``, as released.
 
-Prompts follow LLaVA-1.5's evaluation (short-answer and option-letter instructions).
+Prompts are LLaVA-1.5's evaluation prompts (``llava/eval/*`` and its question files).
 """
 
 from __future__ import annotations
@@ -24,7 +30,6 @@ import csv
 import io
 import json
 import sys
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +42,12 @@ from tokbench.pruning import scoring
 
 SHORT_ANSWER = "\nAnswer the question using a single word or phrase."
 OPTION_LETTER = "\nAnswer with the option's letter from the given choices directly."
+#: MME's own yes/no instruction, which LLaVA's ``llava_mme.jsonl`` replaces with ``SHORT_ANSWER``.
+MME_INSTRUCTION = " Please answer yes or no."
+POPE_CATEGORIES = ("adversarial", "popular", "random")
+#: MME subtasks whose release folders hold ``images/`` and ``questions_answers_YN/``.
+MME_YN_SUBTASKS = ("artwork", "celebrity", "landmark", "posters", "scene")
+MMBENCH_COPY_STRIDE = 1_000_000
 #: Benchmark → result group (kept apart in reports).
 GROUPS = {
     "gqa": "general",
@@ -54,6 +65,7 @@ DIRECTORIES = {
     "sqa": "scienceqa",
     "mmb": "mmbench",
 }
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 @dataclass(frozen=True)
@@ -65,7 +77,7 @@ class Item:
     image: Callable[[], Image.Image]
     prompt: str
     target: Any
-    #: MME image / MMBench question index: items scored together.
+    #: MME image / MMBench question (index mod 10⁶): items scored together.
     group: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -74,6 +86,12 @@ def _require(record: dict, keys: tuple[str, ...], where: str) -> None:
     missing = [k for k in keys if k not in record or record[k] is None]
     if missing:
         raise DataError(f"{where}: missing field(s) {missing}; the official format has {list(keys)}")
+
+
+def _nonempty(items: list[Item], where: Path, expected: str) -> list[Item]:
+    if not items:
+        raise DataError(f"{where}: no items found; expected {expected}")
+    return items
 
 
 def _file_image(path: Path, where: str) -> Callable[[], Image.Image]:
@@ -94,86 +112,160 @@ def _json_lines(path: Path) -> list[dict]:
 
 
 def read_pope(root: Path) -> list[Item]:
-    """POPE question files (random/popular/adversarial); ``meta.subset`` is the file stem."""
+    """POPE's three category files; ``meta.category`` is adversarial, popular or random."""
+    folder = root / "coco" if (root / "coco").is_dir() else root
     items = []
-    for path in sorted([*root.glob("*.json"), *root.glob("*.jsonl")]):
-        for n, row in enumerate(_json_lines(path)):
+    for category in POPE_CATEGORIES:
+        path = folder / f"coco_pope_{category}.json"
+        if not path.is_file():
+            raise DataError(
+                f"{folder}: POPE category file {path.name} not found; the official score needs "
+                f"{[f'coco_pope_{c}.json' for c in POPE_CATEGORIES]}"
+            )
+        rows = _json_lines(path)
+        if not rows:
+            raise DataError(f"{path}: no questions; expected one JSON object per line")
+        for n, row in enumerate(rows):
             where = f"{path} record {n}"
             _require(row, ("question_id", "image", "text", "label"), where)
             items.append(
                 Item(
                     "pope",
-                    f"{path.stem}/{row['question_id']}",
+                    f"{category}/{row['question_id']}",
                     _file_image(root / "images" / row["image"], where),
                     row["text"] + SHORT_ANSWER,
-                    str(row["label"]).strip().lower(),
-                    meta={"subset": path.stem},
+                    str(row["label"]),
+                    meta={"category": category},
                 )
             )
     return items
 
 
 def read_gqa(root: Path) -> list[Item]:
-    """GQA's official question dictionaries."""
+    """GQA's official question dictionaries (balanced questions only, as ``eval.py`` scores)."""
     items = []
     for path in sorted(root.glob("*questions*.json")):
         for qid, row in json.loads(path.read_text(encoding="utf-8")).items():
             where = f"{path} question {qid}"
             _require(row, ("imageId", "question", "answer"), where)
+            if row.get("isBalanced") is False:
+                continue
             image = _file_image(root / "images" / f"{row['imageId']}.jpg", where)
-            items.append(Item("gqa", str(qid), image, row["question"] + SHORT_ANSWER, row["answer"]))
-    return items
+            structural = row.get("types", {}).get("structural")
+            items.append(
+                Item(
+                    "gqa",
+                    str(qid),
+                    image,
+                    row["question"] + SHORT_ANSWER,
+                    row["answer"],
+                    meta={"open": structural == "query"},
+                )
+            )
+    return _nonempty(
+        items, root, "balanced questions in *questions*.json (e.g. testdev_balanced_questions.json)"
+    )
+
+
+def _mme_subtask(task: Path) -> list[Item]:
+    """One MME subtask folder in the release layout."""
+    qa_dir = task / "questions_answers_YN"
+    image_dir = task / "images" if qa_dir.is_dir() else task
+    qa_dir = qa_dir if qa_dir.is_dir() else task
+    items = []
+    for txt in sorted(qa_dir.glob("*.txt")):
+        images = sorted(p for p in image_dir.glob(f"{txt.stem}.*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise DataError(f"{txt}: no image named {txt.stem}.jpg/.png in {image_dir}")
+        lines = [t for t in txt.read_text(encoding="utf-8").splitlines() if t.strip()]
+        for n, line in enumerate(lines):
+            parts = line.split("\t")
+            if len(parts) != 2 or MME_INSTRUCTION not in parts[0]:
+                raise DataError(
+                    f"{txt} line {n + 1}: expected 'question{MME_INSTRUCTION}<TAB>Yes|No', got {line!r}"
+                )
+            items.append(
+                Item(
+                    "mme",
+                    f"{task.name}/{txt.stem}/{n}",
+                    _file_image(images[0], str(txt)),
+                    parts[0].replace(MME_INSTRUCTION, SHORT_ANSWER),
+                    parts[1].strip(),
+                    group=f"{task.name}/{txt.stem}",
+                    meta={"subtask": task.name},
+                )
+            )
+    layout = "questions_answers_YN/*.txt and images/" if task.name in MME_YN_SUBTASKS else "<image>.txt files"
+    return _nonempty(items, task, f"the release layout ({layout})")
 
 
 def read_mme(root: Path) -> list[Item]:
-    """MME subtasks in the release layout; two yes/no questions per image."""
+    """The 14 MME subtasks (Perception's 10, Cognition's 4); two yes/no questions per image."""
+    release = root / "MME_Benchmark_release_version"
+    root = release if release.is_dir() else root
     items = []
-    for task in sorted(p for p in root.iterdir() if p.is_dir()):
-        qa_dir = task / "questions_answers_YES_NO"
-        image_dir = task / "images" if qa_dir.is_dir() else task
-        qa_dir = qa_dir if qa_dir.is_dir() else task
-        for txt in sorted(qa_dir.glob("*.txt")):
-            images = [
-                p for p in image_dir.glob(f"{txt.stem}.*") if p.suffix.lower() in (".jpg", ".png", ".jpeg")
-            ]
-            where = f"{txt}"
-            if not images:
-                raise DataError(f"{where}: no image named {txt.stem}.jpg/.png in {image_dir}")
-            for n, line in enumerate(t for t in txt.read_text(encoding="utf-8").splitlines() if t.strip()):
-                parts = line.split("\t")
-                if len(parts) != 2:
-                    raise DataError(f"{where} line {n + 1}: expected 'question<TAB>answer', got {line!r}")
-                items.append(
-                    Item(
-                        "mme",
-                        f"{task.name}/{txt.stem}/{n}",
-                        _file_image(images[0], where),
-                        parts[0].strip() + SHORT_ANSWER,
-                        parts[1].strip().lower(),
-                        group=f"{task.name}/{txt.stem}",
-                        meta={"subtask": task.name},
-                    )
-                )
+    for task in (*scoring.MME_SUBTASKS["perception"], *scoring.MME_SUBTASKS["cognition"]):
+        folder = root / task
+        if not folder.is_dir():
+            raise DataError(f"{root}: MME subtask folder {task}/ not found; the release has all 14 subtasks")
+        items.extend(_mme_subtask(folder))
     return items
+
+
+def _llava_textvqa_question(prompt: str, where: str) -> str:
+    """The question LLaVA's ``eval_textvqa.py`` parses back out of a prompt of its question file."""
+    lines = prompt.split("\n")
+    if "Reference OCR token: " in prompt and len(lines) == 3:
+        return lines[1] if prompt.startswith("Reference OCR token:") else lines[0]
+    if len(lines) == 2:
+        return lines[0]
+    raise DataError(f"{where}: prompt {prompt!r} is not in the form of LLaVA's TextVQA question file")
 
 
 def read_textvqa(root: Path) -> list[Item]:
-    """TextVQA's official JSON (ten answers per question)."""
-    items = []
+    """TextVQA-val with LLaVA-1.5's prompts (question, ``Reference OCR token: …``, short answer)."""
+    annotations_path = root / "TextVQA_0.5.1_val.json"
+    if not annotations_path.is_file():
+        raise DataError(f"{root}: TextVQA needs the official TextVQA_0.5.1_val.json")
+    data = json.loads(annotations_path.read_text(encoding="utf-8"))
+    _require(data, ("data",), str(annotations_path))
     image_dir = root / "train_images" if (root / "train_images").is_dir() else root / "images"
-    for path in sorted(root.glob("*.json")):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        _require(data, ("data",), str(path))
-        for n, row in enumerate(data["data"]):
-            where = f"{path} record {n}"
-            _require(row, ("question_id", "image_id", "question", "answers"), where)
-            image = _file_image(image_dir / f"{row['image_id']}.jpg", where)
-            items.append(
-                Item(
-                    "textvqa", str(row["question_id"]), image, row["question"] + SHORT_ANSWER, row["answers"]
-                )
+    llava_path = root / "llava_textvqa_val_v051_ocr.jsonl"
+    ocr_path = root / "TextVQA_Rosetta_OCR_v0.2_val.json"
+    rows = {}
+    for n, row in enumerate(data["data"]):
+        _require(row, ("question_id", "image_id", "question", "answers"), f"{annotations_path} record {n}")
+        rows[(row["image_id"], row["question"].lower())] = row
+    items = []
+    if llava_path.is_file():
+        for n, line in enumerate(_json_lines(llava_path)):
+            where = f"{llava_path} line {n + 1}"
+            _require(line, ("question_id", "image", "text"), where)
+            key = (line["question_id"], _llava_textvqa_question(line["text"], where).lower())
+            if key not in rows:
+                raise DataError(f"{where}: no annotation in {annotations_path.name} for {key}")
+            row = rows[key]
+            image = _file_image(image_dir / line["image"], where)
+            items.append(Item("textvqa", str(row["question_id"]), image, line["text"], row["answers"]))
+    elif ocr_path.is_file():
+        ocr = json.loads(ocr_path.read_text(encoding="utf-8"))
+        _require(ocr, ("data",), str(ocr_path))
+        tokens = {entry["image_id"]: entry["ocr_tokens"] for entry in ocr["data"]}
+        for row in rows.values():
+            where = f"{annotations_path} question {row['question_id']}"
+            if row["image_id"] not in tokens:
+                raise DataError(f"{where}: image {row['image_id']} has no entry in {ocr_path.name}")
+            prompt = (
+                f"{row['question']}\nReference OCR token: {', '.join(tokens[row['image_id']])}{SHORT_ANSWER}"
             )
-    return items
+            image = _file_image(image_dir / f"{row['image_id']}.jpg", where)
+            items.append(Item("textvqa", str(row["question_id"]), image, prompt, row["answers"]))
+    else:
+        raise DataError(
+            f"{root}: TextVQA's LLaVA-1.5 prompts need OCR tokens: add LLaVA's {llava_path.name} "
+            f"(from its eval.zip) or TextVQA's {ocr_path.name}"
+        )
+    return _nonempty(items, root, "questions of TextVQA_0.5.1_val.json")
 
 
 def _options(choices: list[str]) -> str:
@@ -200,7 +292,7 @@ def read_scienceqa(root: Path) -> list[Item]:
         image = _file_image(root / "images" / "test" / pid / row["image"], where)
         letters = "".join(chr(65 + i) for i in range(len(row["choices"])))
         items.append(Item("sqa", pid, image, prompt, chr(65 + int(row["answer"])), meta={"letters": letters}))
-    return items
+    return _nonempty(items, root, "test problems with an image in problems.json")
 
 
 def _base64_image(data: str, where: str) -> Callable[[], Image.Image]:
@@ -213,8 +305,13 @@ def _base64_image(data: str, where: str) -> Callable[[], Image.Image]:
     return load
 
 
+def _missing(value: str | None) -> bool:
+    return value is None or value in ("", "nan")
+
+
 def read_mmbench(root: Path, circular: bool = True) -> list[Item]:
-    """MMBench TSV; with ``circular`` every question appears once per rotation of its options."""
+    """MMBench TSV rows as released, circular copies included (``circular=False``: main rows only);
+    ``group`` is the question (``index mod 10⁶``)."""
     csv.field_size_limit(sys.maxsize)
     items = []
     for path in sorted(root.glob("*.tsv")):
@@ -222,20 +319,28 @@ def read_mmbench(root: Path, circular: bool = True) -> list[Item]:
             for n, row in enumerate(csv.DictReader(handle, delimiter="\t")):
                 where = f"{path} row {n + 2}"
                 _require(row, ("index", "question", "A", "B", "answer", "image"), where)
-                letters = [c for c in "ABCD" if row.get(c) not in (None, "", "nan")]
-                choices = [row[c] for c in letters]
-                answer = choices[letters.index(row["answer"].strip())]
-                hint = f"{row['hint']}\n" if row.get("hint") not in (None, "", "nan") else ""
-                image = _base64_image(row["image"], where)
-                for shift in range(len(choices) if circular else 1):
-                    rotated = choices[shift:] + choices[:shift]
-                    prompt = f"{hint}{row['question']}\n{_options(rotated)}{OPTION_LETTER}"
-                    target = chr(65 + rotated.index(answer))
-                    meta = {"letters": "".join(letters), "category": row.get("category", "")}
-                    items.append(
-                        Item("mmb", f"{row['index']}/{shift}", image, prompt, target, str(row["index"]), meta)
+                index = int(row["index"])
+                if not circular and index >= MMBENCH_COPY_STRIDE:
+                    continue
+                options = {}
+                for letter in "ABCD":  # LLaVA stops at the first missing option
+                    if _missing(row.get(letter)):
+                        break
+                    options[letter] = row[letter]
+                hint = "" if _missing(row.get("hint")) else f"{row['hint']}\n"
+                prompt = f"{hint}{row['question']}\n{_options(list(options.values()))}{OPTION_LETTER}"
+                items.append(
+                    Item(
+                        "mmb",
+                        str(index),
+                        _base64_image(row["image"], where),
+                        prompt,
+                        row["answer"].strip(),
+                        str(index % MMBENCH_COPY_STRIDE),
+                        {"options": options},
                     )
-    return items
+                )
+    return _nonempty(items, root, "rows of an MMBench .tsv")
 
 
 READERS: dict[str, Callable[[Path], list[Item]]] = {
@@ -260,31 +365,73 @@ def read_benchmark(name: str, data_root: Path, circular: bool = True) -> list[It
 
 def score_benchmark(name: str, items: list[Item], predictions: list[str]) -> dict[str, float]:
     """Official score(s) of ``predictions`` (in % where the benchmark reports %), keyed by metric."""
+    pairs = list(zip(items, predictions, strict=True))
     if name == "pope":
-        return scoring.pope_scores(predictions, [i.target for i in items])
+        return _pope(pairs)
     if name == "gqa":
-        return {
-            "gqa": 100.0
-            * _mean([scoring.gqa_correct(p, i.target) for p, i in zip(predictions, items, strict=True)])
-        }
+        return _gqa(pairs)
     if name == "mme":
-        rows = [(i.meta["subtask"], i.group, p, i.target) for p, i in zip(predictions, items, strict=True)]
-        return scoring.mme_scores(rows)
+        scores = scoring.mme_scores([(i.meta["subtask"], i.group, p, i.target) for i, p in pairs])
+        return _mme_keys(scores)
     if name == "textvqa":
-        return {
-            "textvqa": 100.0
-            * _mean([scoring.vqa_accuracy(p, i.target) for p, i in zip(predictions, items, strict=True)])
-        }
-    correct = [
-        scoring.choice_letter(p, i.meta["letters"]) == i.target
-        for p, i in zip(predictions, items, strict=True)
-    ]
+        return {"textvqa": 100.0 * _mean([scoring.vqa_accuracy(p, i.target) for i, p in pairs])}
     if name == "sqa":
-        return {"sqa": 100.0 * _mean(correct)}
-    by_question: dict[str, list[bool]] = defaultdict(list)
-    for ok, item in zip(correct, items, strict=True):
-        by_question[item.group].append(ok)
-    return {"mmb": 100.0 * _mean(list(scoring.circular_correct(by_question).values()))}
+        return {
+            "sqa": 100.0
+            * _mean([scoring.scienceqa_letter(p, i.meta["letters"]) == i.target for i, p in pairs])
+        }
+    return {"mmb": 100.0 * _mean(list(mmbench_questions(pairs).values()))}
+
+
+def _pope(pairs: list[tuple[Item, str]]) -> dict[str, float]:
+    """Per category accuracy, precision, recall, F1 and yes-ratio; ``pope`` is the mean F1."""
+    scores: dict[str, float] = {}
+    per_category = {}
+    for category in POPE_CATEGORIES:
+        chosen = [(i, p) for i, p in pairs if i.meta["category"] == category]
+        if chosen:
+            per_category[category] = scoring.pope_scores(
+                [p for _, p in chosen], [i.target for i, _ in chosen]
+            )
+            for stat, value in per_category[category].items():
+                scores[f"pope_{category}_{stat}"] = 100.0 * value
+    scores["pope"] = 100.0 * _mean([s["f1"] for s in per_category.values()])
+    scores["pope_acc"] = 100.0 * _mean([s["acc"] for s in per_category.values()])
+    return scores
+
+
+def _gqa(pairs: list[tuple[Item, str]]) -> dict[str, float]:
+    """Accuracy over every question, and over binary and open (``query``) questions."""
+    correct = [(scoring.gqa_correct(p, i.target), i.meta["open"]) for i, p in pairs]
+    scores = {"gqa": 100.0 * _mean([ok for ok, _ in correct])}
+    for key, is_open in (("gqa_binary", False), ("gqa_open", True)):
+        chosen = [ok for ok, kind in correct if kind == is_open]
+        if chosen:
+            scores[key] = 100.0 * _mean(chosen)
+    return scores
+
+
+def _mme_keys(scores: dict[str, float]) -> dict[str, float]:
+    """``mme`` is Perception (what LLaVA-1.5 papers quote), with Cognition, their sum and subtasks."""
+    keyed = {
+        f"mme_{task.lower()}": value for task, value in scores.items() if task not in scoring.MME_SUBTASKS
+    }
+    if "perception" in scores:
+        keyed["mme"] = scores["perception"]
+    if "cognition" in scores:
+        keyed["mme_cognition"] = scores["cognition"]
+    if "perception" in scores and "cognition" in scores:
+        keyed["mme_total"] = scores["perception"] + scores["cognition"]
+    return keyed
+
+
+def mmbench_questions(pairs: list[tuple[Item, str]]) -> dict[str, bool]:
+    """Circular accuracy per question (``index mod 10⁶``): right only if every answered copy is."""
+    groups: dict[str, list[bool]] = {}
+    for item, prediction in pairs:
+        right = scoring.mmbench_letter(prediction, item.meta["options"]) == item.target
+        groups.setdefault(item.group, []).append(right)
+    return scoring.circular_correct(groups)
 
 
 def _mean(values: list[bool] | list[float]) -> float:

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 
 from tokbench.errors import ConfigError, WeightsError
-from tokbench.pruning.host import LLAVA_TEMPLATE, LlavaHost
-from tokbench.pruning.prompts import ProcessorCodec, WordCodec
+from tokbench.pruning.host import LlavaHost
+from tokbench.pruning.prompts import LLAVA15_TEMPLATE, ProcessorCodec, WordCodec
 
 TINY_RANDOM = "tiny-random"
 DEFAULT_VLM = "llava-hf/llava-1.5-7b-hf"
@@ -67,7 +67,7 @@ def tiny_random_host(seed: int = 0, device: str | torch.device = "cpu") -> Llava
         model = LlavaForConditionalGeneration(config)
     finally:
         torch.random.set_rng_state(state)
-    return LlavaHost(model.to(device), codec, TINY_RANDOM, random_weights=True, template=LLAVA_TEMPLATE)
+    return LlavaHost(model.to(device), codec, TINY_RANDOM, random_weights=True, template=LLAVA15_TEMPLATE)
 
 
 def load_host(vlm: str, device: str | torch.device = "cpu", seed: int = 0) -> LlavaHost:
@@ -98,7 +98,7 @@ def load_host(vlm: str, device: str | torch.device = "cpu", seed: int = 0) -> Ll
     except (OSError, ValueError) as exc:
         raise WeightsError(_missing(vlm, exc)) from None
     return LlavaHost(
-        model.to(device), ProcessorCodec(processor), vlm, random_weights=False, template=LLAVA_TEMPLATE
+        model.to(device), ProcessorCodec(processor), vlm, random_weights=False, template=LLAVA15_TEMPLATE
     )
 
 
