@@ -1,7 +1,9 @@
-"""Codebook perturbation (pFID): validation, neighbours, replacement rate, β selection, batch
-independence, and α = 0 reproducing the plain reconstruction bit for bit."""
+"""Codebook perturbation (pFID): validation, candidates nearest the latent, replacement rate, the two
+β rules, batch independence, and α = 0 reproducing the plain reconstruction bit for bit."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 import torch
@@ -9,6 +11,8 @@ import torch
 import tokbench.perturb as perturb_module
 from tokbench.errors import ConfigError
 from tokbench.perturb import CodebookPerturbation, PerturbedTokenizer, content_keys
+from tokbench.suites import load_suite
+from tokbench.tracks.recon import _perturbation
 
 
 def images(count: int, seed: int = 0) -> torch.Tensor:
@@ -35,63 +39,100 @@ def test_parameters_are_validated(arguments: dict) -> None:
         CodebookPerturbation(**arguments)
 
 
+def test_rule_is_validated_and_recorded() -> None:
+    with pytest.raises(ConfigError, match="perturbation: rule must be one of per-image, per-batch-official"):
+        CodebookPerturbation(0.1, 1.0, 2, rule="first-images")
+    assert CodebookPerturbation(0.1, 1.0, 2).rule == "per-image"
+    described = CodebookPerturbation(0.1, 1.0, 2, rule="per-batch-official").describe()
+    assert described["rule"] == "per-batch-official" and described["candidates"] == "nearest-to-latent"
+
+
 def test_delta_above_codebook_size_is_rejected() -> None:
     with pytest.raises(ConfigError, match="delta=5 exceeds the codebook size K=4"):
-        CodebookPerturbation(0.1, 1.0, 5).neighbours(torch.eye(4))
+        CodebookPerturbation(0.1, 1.0, 5).prepare_codebook(torch.eye(4))
 
 
 # Entry 5 duplicates entry 0; 1, 2 and 3 are equidistant from 0: ties are broken by index.
 TIED = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [2.0, 0.0], [0.0, 0.0]])
 
 
-def test_neighbours_itself_first_then_by_distance_ties_by_index() -> None:
-    found = CodebookPerturbation(0.5, 1.0, 6).neighbours(TIED)
+def test_candidates_own_code_first_then_nearest_to_the_latent_ties_by_index() -> None:
+    perturbation = CodebookPerturbation(0.5, 1.0, 6)
+    latents = torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.9, 0.0], [0.5, 0.0]])
+    codes = torch.tensor([0, 5, 1, 1])
+    found = perturbation.candidates(latents, codes, TIED)
     assert found.dtype == torch.int64
     assert found[0].tolist() == [0, 5, 1, 2, 3, 4]
-    assert found[5].tolist() == [5, 0, 1, 2, 3, 4]
-    assert found[1].tolist() == [1, 0, 4, 5, 2, 3]
-    assert found[4].tolist() == [4, 1, 0, 5, 2, 3]
-    assert CodebookPerturbation(0.5, 1.0, 3).neighbours(TIED).tolist() == found[:, :3].tolist()
+    assert found[1].tolist() == [5, 0, 1, 2, 3, 4]
+    assert found[2].tolist() == [1, 0, 5, 4, 2, 3]  # ranked by the latent, not by entry 1
+    assert found[3].tolist() == [1, 0, 5, 2, 3, 4]  # its code 1 first, though 0 and 5 are as near
+    narrow = CodebookPerturbation(0.5, 1.0, 3).candidates(latents, codes, TIED)
+    assert narrow.tolist() == found[:, :3].tolist()
 
 
-def test_neighbours_blocks_agree_with_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
-    codebook = torch.randn(50, 6, generator=torch.Generator().manual_seed(1))
-    whole = CodebookPerturbation(0.5, 1.0, 7).neighbours(codebook)
+def test_candidates_blocks_agree_with_brute_force(monkeypatch: pytest.MonkeyPatch) -> None:
+    generator = torch.Generator().manual_seed(1)
+    codebook, latents = torch.randn(50, 6, generator=generator), torch.randn(30, 6, generator=generator)
+    codes = torch.cdist(latents, codebook).argmin(dim=1)
+    whole = CodebookPerturbation(0.5, 1.0, 7).candidates(latents, codes, codebook)
     monkeypatch.setattr(perturb_module, "NEIGHBOUR_BLOCK_ELEMENTS", 120)  # 2 rows per block
-    assert torch.equal(CodebookPerturbation(0.5, 1.0, 7).neighbours(codebook), whole)
-    brute = torch.cdist(codebook.double(), codebook.double()).argsort(dim=1, stable=True)[:, :7]
+    assert torch.equal(CodebookPerturbation(0.5, 1.0, 7).candidates(latents, codes, codebook), whole)
+    brute = torch.cdist(latents.double(), codebook.double()).argsort(dim=1, stable=True)[:, :7]
     assert torch.equal(whole, brute)
 
 
-def test_neighbours_of_an_l2_normalised_codebook_rank_by_cosine(tiny_titok) -> None:
+@pytest.mark.parametrize(
+    ("latents", "codes", "message"),
+    [
+        (torch.zeros(3, 4), torch.zeros(3, dtype=torch.int64), "latents must be M×2"),
+        (torch.zeros(3, 2), torch.zeros(2, dtype=torch.int64), r"codes must be int64 of shape \(3,\)"),
+        (torch.zeros(3, 2), torch.full((3,), 6), r"codes must lie in \[0, 6\)"),
+    ],
+)
+def test_candidates_validate_their_inputs(latents: torch.Tensor, codes: torch.Tensor, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"perturbation: {message}"):
+        CodebookPerturbation(0.5, 1.0, 2).candidates(latents, codes, TIED)
+
+
+def test_candidates_of_an_l2_normalising_tokenizer_rank_by_cosine(tiny_titok) -> None:
     tokenizer = tiny_titok(use_l2_norm=True)
-    found = CodebookPerturbation(0.5, 1.0, 5).neighbours(tokenizer.codebook())
+    codes, latents = tokenizer.encode_latents(images(2))
+    found = CodebookPerturbation(0.5, 1.0, 5).candidates(
+        latents.flatten(0, 1), codes.flatten(), tokenizer.codebook()
+    )
     raw = tokenizer.model.quantize.embedding.weight.double()
     unit = raw / raw.norm(dim=1, keepdim=True)
-    by_cosine = (-(unit @ unit.T)).argsort(dim=1, stable=True)[:, :5]
+    by_cosine = (-(latents.flatten(0, 1).double() @ unit.T)).argsort(dim=1, stable=True)[:, :5]
     assert torch.equal(found, by_cosine)
-    assert torch.equal(found[:, 0], torch.arange(64))
+    assert torch.equal(found[:, 0], codes.flatten())
+
+
+def random_tokens(count: int, tokens: int, size: int = 128, width: int = 8) -> tuple[torch.Tensor, ...]:
+    """A random codebook, latents and their nearest codes (int64 count×tokens)."""
+    generator = torch.Generator().manual_seed(2)
+    codebook = torch.randn(size, width, generator=generator)
+    latents = torch.randn(count, tokens, width, generator=generator)
+    codes = torch.cdist(latents, codebook[None]).argmin(dim=-1)
+    return codebook, latents, codes
 
 
 def test_alpha_zero_leaves_indices_unchanged() -> None:
-    indices = torch.randint(0, 32, (20, 16), generator=torch.Generator().manual_seed(0))
+    codebook, latents, indices = random_tokens(20, 16)
     perturbation = CodebookPerturbation(0.0, 1.0, 8, seed=3)
-    neighbours = perturbation.neighbours(torch.randn(32, 4))
-    assert torch.equal(perturbation.apply(indices, keys(20), neighbours), indices)
+    assert torch.equal(perturbation.apply(indices, latents, keys(20), codebook), indices)
 
 
 @pytest.mark.parametrize(("alpha", "delta"), [(0.1, 2), (0.3, 10), (0.5, 100), (1.0, 4)])
 def test_replacement_rate_matches_alpha_times_delta_minus_one_over_delta(alpha: float, delta: int) -> None:
     count, tokens = 2000, 32  # 64,000 tokens
-    indices = torch.randint(0, 128, (count, tokens), generator=torch.Generator().manual_seed(0))
+    codebook, latents, indices = random_tokens(count, tokens)
     perturbation = CodebookPerturbation(alpha, 1.0, delta, seed=0)
-    neighbours = perturbation.neighbours(torch.randn(128, 8, generator=torch.Generator().manual_seed(2)))
-    changed = perturbation.apply(indices, keys(count), neighbours) != indices
-    rate = changed.double().mean().item()
-    assert abs(rate - perturbation.expected_replacement_rate) < 0.01
-    # every change is to one of the token's δ nearest entries
-    perturbed = perturbation.apply(indices, keys(count), neighbours)
-    assert (neighbours[indices] == perturbed.unsqueeze(-1)).any(dim=-1).all()
+    perturbed = perturbation.apply(indices, latents, keys(count), codebook)
+    rate = (perturbed != indices).double().mean().item()
+    assert abs(rate - perturbation.expected_replacement_rate) < 0.005
+    # every change is to one of the δ entries nearest the token's latent
+    allowed = torch.cdist(latents.double(), codebook.double()[None]).argsort(dim=-1, stable=True)[..., :delta]
+    assert (allowed == perturbed.unsqueeze(-1)).any(dim=-1).all()
 
 
 def test_beta_selects_about_beta_n_images_independently_of_the_set() -> None:
@@ -108,27 +149,35 @@ def test_beta_selects_about_beta_n_images_independently_of_the_set() -> None:
     assert not torch.equal(other, CodebookPerturbation(0.5, 0.5, 2, seed=7).images_to_perturb(names))
 
 
+def test_per_batch_official_rule_takes_the_first_images_of_each_batch() -> None:
+    perturbation = CodebookPerturbation(0.5, 0.29, 2, rule="per-batch-official")
+    assert int(perturbation.images_to_perturb(keys(100)).sum()) == 28  # int(100 * 0.29), not 29
+    assert perturbation.images_to_perturb(keys(7)).tolist() == [True, True] + [False] * 5
+    assert not perturbation.images_to_perturb(keys(3)).any()
+    assert not perturbation.images_to_perturb(keys(7, "other"))[2:].any()  # keys play no part
+
+
 def test_unselected_images_keep_their_tokens() -> None:
-    indices = torch.randint(0, 32, (400, 16), generator=torch.Generator().manual_seed(0))
-    perturbation = CodebookPerturbation(1.0, 0.5, 8, seed=1)
-    neighbours = perturbation.neighbours(torch.randn(32, 4))
-    perturbed = perturbation.apply(indices, keys(400), neighbours)
-    selected = perturbation.images_to_perturb(keys(400))
-    assert torch.equal(perturbed[~selected], indices[~selected])
-    assert (perturbed[selected] != indices[selected]).any(dim=1).all()
+    codebook, latents, indices = random_tokens(400, 16, size=32, width=4)
+    for rule in perturb_module.RULES:
+        perturbation = CodebookPerturbation(1.0, 0.5, 8, seed=1, rule=rule)
+        perturbed = perturbation.apply(indices, latents, keys(400), codebook)
+        selected = perturbation.images_to_perturb(keys(400))
+        assert 150 < int(selected.sum()) < 250
+        assert torch.equal(perturbed[~selected], indices[~selected])
+        assert (perturbed[selected] != indices[selected]).any(dim=1).all()
 
 
 def test_an_image_gets_the_same_perturbation_in_any_batch() -> None:
-    indices = torch.randint(0, 64, (12, 16), generator=torch.Generator().manual_seed(0))
+    codebook, latents, indices = random_tokens(12, 16, size=64, width=4)
     names = keys(12)
     perturbation = CodebookPerturbation(0.6, 0.7, 5, seed=11)
-    neighbours = perturbation.neighbours(torch.randn(64, 4))
-    whole = perturbation.apply(indices, names, neighbours)
+    whole = perturbation.apply(indices, latents, names, codebook)
     order = torch.randperm(12, generator=torch.Generator().manual_seed(4)).tolist()
     for size in (1, 5):
         for start in range(0, 12, size):
             rows = order[start : start + size]
-            part = perturbation.apply(indices[rows], [names[r] for r in rows], neighbours)
+            part = perturbation.apply(indices[rows], latents[rows], [names[r] for r in rows], codebook)
             assert torch.equal(part, whole[rows])
 
 
@@ -153,6 +202,16 @@ def test_wrapper_is_independent_of_batch_composition_and_order(tiny_titok) -> No
     assert torch.equal(wrapped.encode(torch.cat([batch[:2], images(3, seed=9)])).payload[:2], whole[:2])
 
 
+def test_wrapper_with_the_official_rule_perturbs_the_first_images_of_each_batch(tiny_titok) -> None:
+    tokenizer = tiny_titok()
+    wrapped = PerturbedTokenizer(tokenizer, CodebookPerturbation(1.0, 0.5, 16, rule="per-batch-official"))
+    batch = images(6)
+    plain, perturbed = tokenizer.encode_indices(batch), wrapped.encode(batch).payload
+    assert torch.equal(perturbed[3:], plain[3:])
+    assert (perturbed[:3] != plain[:3]).any(dim=1).all()
+    assert torch.equal(wrapped.encode(batch[:1]).payload, plain[:1])  # int(1 × 0.5) = 0
+
+
 def test_content_keys_follow_the_uint8_pixels() -> None:
     levels = torch.randint(1, 254, (2, 3, 8, 8), generator=torch.Generator().manual_seed(0))
     batch = levels.float() / 255
@@ -166,3 +225,14 @@ def test_content_keys_follow_the_uint8_pixels() -> None:
 def test_wrapper_refuses_continuous_tokenizers(tiny_titok) -> None:
     with pytest.raises(ConfigError, match="pfid: not applicable: continuous tokenizer"):
         PerturbedTokenizer(tiny_titok("vae"), CodebookPerturbation(0.1, 1.0, 2))
+
+
+def test_recon_track_takes_rule_as_an_optional_perturbation_setting() -> None:
+    suite = load_suite("pfid")
+    settings = suite.settings["perturbation"]
+    assert "rule" not in settings and CodebookPerturbation(**_perturbation(suite)).rule == "per-image"
+    official = replace(suite, settings={"perturbation": {**settings, "rule": "per-batch-official"}})
+    assert CodebookPerturbation(**_perturbation(official)).rule == "per-batch-official"
+    for entry in ({**settings, "order": 1}, {k: v for k, v in settings.items() if k != "seed"}):
+        with pytest.raises(ConfigError, match="alpha, beta, delta, seed and optionally rule"):
+            _perturbation(replace(suite, settings={"perturbation": entry}))

@@ -37,10 +37,27 @@ def test_l2_normalised_codebook_is_returned_normalised(tiny_titok) -> None:
     assert torch.allclose(codebook, raw / raw.norm(dim=1, keepdim=True), atol=1e-6)
 
 
+@pytest.mark.parametrize("use_l2_norm", [False, True])
+def test_latents_are_what_the_indices_quantise(tiny_titok, use_l2_norm: bool) -> None:
+    tokenizer = tiny_titok(use_l2_norm=use_l2_norm)
+    batch = images(3)
+    indices, latents = tokenizer.encode_latents(batch)
+    assert torch.equal(indices, tokenizer.encode_indices(batch))
+    assert latents.dtype == torch.float32 and latents.shape == (3, 8, 8)
+    nearest = torch.cdist(latents.double(), tokenizer.codebook().double()[None]).argmin(dim=-1)
+    assert torch.equal(nearest, indices)
+    if use_l2_norm:
+        assert torch.allclose(latents.norm(dim=-1), torch.ones(3, 8), atol=1e-6)
+
+
 def test_vae_titok_is_not_applicable(tiny_titok) -> None:
     tokenizer = tiny_titok("vae")
     assert not tokenizer.is_discrete
-    for call in (tokenizer.codebook, lambda: tokenizer.encode_indices(images(1))):
+    for call in (
+        tokenizer.codebook,
+        lambda: tokenizer.encode_indices(images(1)),
+        lambda: tokenizer.encode_latents(images(1)),
+    ):
         with pytest.raises(ConfigError, match="not applicable: continuous tokenizer"):
             call()
     with pytest.raises(ConfigError, match="not applicable: continuous tokenizer"):

@@ -87,6 +87,20 @@ def test_round_trip_and_codebook_on_the_real_architecture(
     assert torch.equal(indices, nearest)
 
 
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_latents_are_the_encoder_output_the_indices_quantise(
+    name: str, tokenizers: dict[str, DiffusersVq], images: torch.Tensor
+) -> None:
+    tokenizer, variant = tokenizers[name], VARIANTS[name]
+    indices, latents = tokenizer.encode_latents(images)
+    assert torch.equal(indices, tokenizer.encode_indices(images))
+    assert latents.dtype == torch.float32 and latents.shape == (*indices.shape, variant.code_dim)
+    with torch.inference_mode():
+        grid = tokenizer.model.encode(images * 2 - 1).latents
+    assert torch.equal(latents, grid.permute(0, 2, 3, 1).flatten(1, 2))  # row-major, as the indices
+    assert torch.equal(torch.cdist(latents, tokenizer.codebook()[None]).argmin(dim=-1), indices)
+
+
 def test_perturbation_with_alpha_zero_changes_nothing(tokenizers: dict[str, DiffusersVq], images) -> None:
     tokenizer = tokenizers["vq-diffusion-ithq"]  # the smallest codebook: the neighbour search is K²
     wrapped = PerturbedTokenizer(tokenizer, CodebookPerturbation(alpha=0.0, beta=1.0, delta=3))

@@ -77,6 +77,17 @@ def test_discrete_capability_agrees_with_encode_decode(embedded: torch.Tensor) -
     assert torch.equal(unperturbed.decode(unperturbed.encode(embedded)), tokenizer.decode_indices(indices))
 
 
+def test_latents_are_the_unrounded_levels_of_the_indices(embedded: torch.Tensor) -> None:
+    tokenizer = PrefixDct(num_tokens=16, levels=8, resolution=64)
+    indices, latents = tokenizer.encode_latents(embedded)
+    assert torch.equal(indices, tokenizer.encode_indices(embedded))
+    assert latents.dtype == torch.float64 and latents.shape == (*indices.shape, 3)
+    # each latent rounds (and clamps) to its token's codebook row: the nearest entry of the grid
+    assert torch.equal(latents.round().clamp(-4, 3), tokenizer.codebook()[indices].double())
+    nearest = torch.cdist(latents, tokenizer.codebook().double()[None]).argmin(dim=-1)
+    assert torch.equal(nearest, indices)
+
+
 def test_variable_length_capability() -> None:
     tokenizer = PrefixDct(num_tokens=64, levels=32)
     assert isinstance(tokenizer, VariableLengthTokenizer)

@@ -168,6 +168,22 @@ def test_golden_outputs_match_the_official_code(name: str) -> None:
 
 
 @needs_reference
+@pytest.mark.parametrize("name", ["tiny_vq_twostage", "tiny_vq_singlestage"])
+def test_latents_are_the_official_encoder_output(name: str) -> None:
+    """``encode_latents``: the official tokens exactly, and the official encoder output z as the
+    quantiser searches it (l2-normalised for the two-stage model), one row per token."""
+    folder = REFERENCE / name
+    model = TiTokModel.from_state_dict(_reference_config(folder), load_file(folder / "weights.safetensors"))
+    reference = load_file(folder / "reference_io.safetensors")
+    tokens, latents = TiTok.from_model(model).encode_latents(reference["input_images"])
+    assert torch.equal(tokens, reference["tokens"][:, 0])
+    expected = reference["encoder_latent"][:, :, 0].transpose(1, 2)
+    if model.config.use_l2_norm:
+        expected = torch.nn.functional.normalize(expected, dim=-1)
+    torch.testing.assert_close(latents, expected, rtol=0, atol=2e-5)
+
+
+@needs_reference
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_full_size_layout_matches_the_manifest(name: str) -> None:
     manifest = json.loads((REFERENCE / "full_size_manifests" / f"titok_{name}.json").read_text())

@@ -1,7 +1,8 @@
 """The discrete-tokenizer capability: a codebook, token indices, and decoding from indices.
 
 Suites that act on tokens (pFID's codebook perturbation) need more than ``encode``/``decode``: they
-read and rewrite the token indices and search the codebook for nearest neighbours. A tokenizer
+read and rewrite the token indices and search the codebook for the entries nearest the continuous
+latents the tokenizer quantised. A tokenizer
 offers that by also subclassing ``DiscreteTokenizer``. One adapter class can cover discrete and
 continuous variants (TiTok VQ and VAE): ``is_discrete`` says which, and ``require_discrete`` turns
 "not discrete" into one clear error.
@@ -40,6 +41,16 @@ class DiscreteTokenizer(ABC):
     @abstractmethod
     def encode_indices(self, images: torch.Tensor) -> torch.Tensor:
         """Token indices (int64 N×T, values in [0, K)) of a float32 N×3×H×W batch in [0, 1]."""
+
+    @abstractmethod
+    def encode_latents(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token indices (as ``encode_indices``) and the latents z they quantise, from one encoding.
+
+        z is a floating N×T×D tensor: z[n, t] is the pre-quantisation encoder output of token
+        [n, t], in the space of ``codebook()`` (l2-normalised when the tokenizer normalises before
+        its nearest-entry search), so its nearest ``codebook()`` row is token [n, t]'s index up to
+        ties and rounding. pFID draws replacement codes among the entries nearest z.
+        """
 
     @abstractmethod
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:

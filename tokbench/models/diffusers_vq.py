@@ -286,7 +286,8 @@ class DiffusersVq(Tokenizer, DiscreteTokenizer):
         """The K×D codebook (diffusers' quantiser searches raw, un-normalised entries)."""
         return self.model.quantize.embedding.weight.detach().float().clone()
 
-    def _index_grid(self, images: torch.Tensor) -> torch.Tensor:
+    def _encode_grid(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The int64 N×h×w index grid and the encoder output it quantises, N×h×w×D."""
         f = self.variant.downsampling_factor
         if not (
             isinstance(images, torch.Tensor)
@@ -304,7 +305,7 @@ class DiffusersVq(Tokenizer, DiscreteTokenizer):
             latents = self.model.encode(images.to(self._device) * 2.0 - 1.0).latents
             indices = self.model.quantize(latents)[2][2]
         n, _, h, w = latents.shape
-        return indices.reshape(n, h, w).to(torch.int64).clone()
+        return indices.reshape(n, h, w).to(torch.int64).clone(), latents.permute(0, 2, 3, 1).float().clone()
 
     def _decode_grid(self, grid: torch.Tensor) -> torch.Tensor:
         k = self.variant.codebook_size
@@ -322,7 +323,13 @@ class DiffusersVq(Tokenizer, DiscreteTokenizer):
         return pixels.clone()
 
     def encode_indices(self, images: torch.Tensor) -> torch.Tensor:
-        return self._index_grid(images).flatten(1)
+        return self._encode_grid(images)[0].flatten(1)
+
+    def encode_latents(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices int64 N×(h·w) and the encoder output (after ``quant_conv``) each quantises,
+        float32 N×(h·w)×D, in row-major order (diffusers' quantiser does not normalise)."""
+        grid, latents = self._encode_grid(images)
+        return grid.flatten(1), latents.flatten(1, 2)
 
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
         side = math.isqrt(indices.shape[1]) if isinstance(indices, torch.Tensor) and indices.ndim == 2 else 0
@@ -338,7 +345,7 @@ class DiffusersVq(Tokenizer, DiscreteTokenizer):
         return self._decode_grid(indices.reshape(-1, side, side))
 
     def encode(self, images: torch.Tensor) -> Encoded:
-        grid = self._index_grid(images)
+        grid = self._encode_grid(images)[0]
         count = grid.shape[1] * grid.shape[2]
         bits = torch.full(
             (grid.shape[0],), count * math.log2(self.variant.codebook_size), dtype=torch.float64

@@ -103,16 +103,22 @@ class PrefixDct(VariableLengthTokenizer, DiscreteTokenizer, Tokenizer):
         return self.levels**3
 
     def encode_indices(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encode_latents(images)[0]
+
+    def encode_latents(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token indices int64 N×T and the unrounded levels they quantise, float64 N×T×3: each
+        coefficient divided by its step, the space of ``codebook()``."""
         self._check_images(images)
         size, positions = self.resolution, self.positions
         ycbcr = torch.einsum("ij,njhw->nihw", _RGB_TO_YCBCR, images.to("cpu", torch.float64))
         ycbcr[:, 0] -= 0.5
         spectrum = dct_matrix(size) @ ycbcr @ dct_matrix(size).T
         coefficients = spectrum[:, :, positions[:, 0], positions[:, 1]].transpose(1, 2)  # N×T×3
+        latents = coefficients / self.steps
         half = self.levels // 2
-        quantised = torch.round(coefficients / self.steps).clamp(-half, half - 1).to(torch.int64) + half
+        quantised = torch.round(latents).clamp(-half, half - 1).to(torch.int64) + half
         radix = torch.tensor([self.levels**2, self.levels, 1], dtype=torch.int64)
-        return (quantised * radix).sum(dim=2).to(images.device)
+        return (quantised * radix).sum(dim=2).to(images.device), latents.to(images.device)
 
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
         if not (

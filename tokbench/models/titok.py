@@ -376,13 +376,16 @@ class TiTok(Tokenizer, DiscreteTokenizer):
     def _device(self) -> torch.device:
         return self.model.latent_tokens.device
 
-    def encode(self, images: torch.Tensor) -> Encoded:
+    def _check_images(self, images: Any) -> None:
         size = self.config.image_size
         if not _is_tensor(images, torch.float32, (3, size, size)):
             raise ConfigError(
                 f"titok {self.name}: encode expects float32 images [N, 3, {size}, {size}] in [0, 1] "
                 f"(preprocess to {size}×{size}), got {_describe(images)}"
             )
+
+    def encode(self, images: torch.Tensor) -> Encoded:
+        self._check_images(images)
         with torch.inference_mode():
             out = self.model.encode(images.to(self._device), sample=self.vae_sample)
         count = self.config.num_latent_tokens
@@ -426,6 +429,15 @@ class TiTok(Tokenizer, DiscreteTokenizer):
         """Token ids int64 [N, num_latent_tokens]: the payload of ``encode``."""
         self._require_codebook("encode_indices")
         return self.encode(images).payload
+
+    def encode_latents(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids int64 [N, num_latent_tokens] and the encoder outputs they quantise, float32
+        [N, num_latent_tokens, token_size] (l2-normalised when the variant normalises)."""
+        self._require_codebook("encode_latents")
+        self._check_images(images)
+        with torch.inference_mode():
+            tokens, latents = self.model.encode_latents(images.to(self._device))
+        return tokens.clone(), latents.clone()
 
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
         """Images from token ids, exactly as ``decode`` would give them."""

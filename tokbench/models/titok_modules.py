@@ -258,6 +258,12 @@ class VectorQuantizer(nn.Module):
             - 2 * torch.einsum("md,dk->mk", vectors, codebook.t())
         )
 
+    def search_vectors(self, latent: torch.Tensor) -> torch.Tensor:
+        """A [B, C, 1, N] latent as the float32 [B, N, C] vectors the nearest-entry search compares
+        (l2-normalised with use_l2_norm)."""
+        vectors = latent.float()[:, :, 0].transpose(1, 2)
+        return F.normalize(vectors, dim=-1) if self.use_l2_norm else vectors
+
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         """Codebook rows for integer indices of any shape, appended as the last dimension."""
         rows = self.embedding(indices)
@@ -466,6 +472,12 @@ class TiTokModel(nn.Module):
             return self.quantize(moments)[1]
         posterior = self.posterior(moments)
         return posterior.sample() if sample else posterior.mode()
+
+    def encode_latents(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """VQ: token ids int64 [B, N] (as ``encode``) and the quantiser's input vectors [B, N, C]
+        (l2-normalised with use_l2_norm), from one encoder pass."""
+        moments = self.encoder(images, self.latent_tokens)
+        return self.quantize(moments)[1][:, 0], self.quantize.search_vectors(moments)
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         """A continuous latent [B, C, 1, N] to raw pixels [B, 3, H, W]."""

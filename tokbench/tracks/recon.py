@@ -41,7 +41,8 @@ from tokbench.tracks.scoring import (
 
 QUANTIZATION = "uint8-round-half-even"
 SETTINGS = ("perturbation",)
-PERTURBATION_KEYS = ("alpha", "beta", "delta", "seed")
+#: Keys of ``settings.perturbation`` → whether required (``rule`` defaults in ``CodebookPerturbation``).
+PERTURBATION_KEYS = {"alpha": True, "beta": True, "delta": True, "seed": True, "rule": False}
 
 
 @dataclass
@@ -261,7 +262,8 @@ class _Reconstruction:
 
 
 def _perturbation(suite: SuiteConfig) -> dict[str, Any] | None:
-    """``settings.perturbation`` (all four keys, validated by ``CodebookPerturbation``), or None."""
+    """``settings.perturbation`` (the required keys and any optional ones, validated by
+    ``CodebookPerturbation``), or None."""
     unknown = sorted(set(suite.settings) - set(SETTINGS))
     if unknown:
         raise ConfigError(
@@ -270,11 +272,13 @@ def _perturbation(suite: SuiteConfig) -> dict[str, Any] | None:
     entry = suite.settings.get("perturbation")
     if entry is None:
         return None
-    if not isinstance(entry, dict) or set(entry) != set(PERTURBATION_KEYS):
+    required = [key for key, needed in PERTURBATION_KEYS.items() if needed]
+    optional = [key for key, needed in PERTURBATION_KEYS.items() if not needed]
+    if not isinstance(entry, dict) or not set(required) <= set(entry) <= set(PERTURBATION_KEYS):
         got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
         raise ConfigError(
-            f"suite {suite.name!r}: settings.perturbation must be a mapping with exactly the keys "
-            f"{', '.join(PERTURBATION_KEYS)}; got {got}"
+            f"suite {suite.name!r}: settings.perturbation must be a mapping with the keys "
+            f"{', '.join(required)} and optionally {', '.join(optional)}; got {got}"
         )
     return dict(entry)
 
