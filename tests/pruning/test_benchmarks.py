@@ -47,8 +47,9 @@ def test_scores_of_perfect_answers_are_full_marks(benchmark_dir: Path) -> None:
     scores = score_benchmark("pope", pope, [i.target.capitalize() for i in pope])
     assert scores["pope"] == 100.0 and scores["pope_random_yes_ratio"] == pytest.approx(200 / 3)
     mme = read_benchmark("mme", benchmark_dir)
+    assert len({i.meta["subtask"] for i in mme}) == 14  # the five questions_answers_YN subtasks included
     scores = score_benchmark("mme", mme, [i.target for i in mme])
-    assert (scores["mme"], scores["mme_cognition"], scores["mme_total"]) == (2000.0, 800.0, 2800.0)
+    assert (scores["mme_perception"], scores["mme_cognition"], scores["mme"]) == (2000.0, 800.0, 2800.0)
     assert scores["mme_artwork"] == 200.0 and scores["mme_ocr"] == 200.0
     gqa = read_benchmark("gqa", benchmark_dir)
     assert [i.qid for i in gqa] == ["20968", "20969"]  # the unbalanced question is not scored

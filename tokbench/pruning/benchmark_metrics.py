@@ -77,15 +77,15 @@ class MmbenchScore(BenchmarkScore):
 
 
 class MmeScore(BenchmarkScore):
-    """MME Perception (the sum papers quote), with Cognition, their total and every subtask's
-    acc + acc+ (scores, not percentages)."""
+    """MME Perception + Cognition, with each of the two totals and every subtask's acc + acc+
+    (scores, not percentages)."""
 
     key = "mme"
-    label = "MME Perception"
+    label = "MME (Perception + Cognition)"
     unit = ""
     parts: ClassVar[dict[str, str]] = {
+        "mme_perception": "MME Perception",
         "mme_cognition": "MME Cognition",
-        "mme_total": "MME Perception + Cognition",
         **{
             f"mme_{task.lower()}": f"MME {task.replace('_', ' ')}"
             for tasks in MME_SUBTASKS.values()

@@ -412,16 +412,12 @@ def _gqa(pairs: list[tuple[Item, str]]) -> dict[str, float]:
 
 
 def _mme_keys(scores: dict[str, float]) -> dict[str, float]:
-    """``mme`` is Perception (what LLaVA-1.5 papers quote), with Cognition, their sum and subtasks."""
-    keyed = {
-        f"mme_{task.lower()}": value for task, value in scores.items() if task not in scoring.MME_SUBTASKS
-    }
-    if "perception" in scores:
-        keyed["mme"] = scores["perception"]
-    if "cognition" in scores:
-        keyed["mme_cognition"] = scores["cognition"]
-    if "perception" in scores and "cognition" in scores:
-        keyed["mme_total"] = scores["perception"] + scores["cognition"]
+    """``mme`` is Perception + Cognition (the sum VisionZip-style tables and tokbench's reported
+    table quote), ``mme_perception`` what LLaVA-1.5 and FasterVLM quote, then every subtask."""
+    totals = {total: scores[total] for total in scoring.MME_SUBTASKS if total in scores}
+    keyed = {"mme": sum(totals.values())}
+    keyed.update({f"mme_{total}": value for total, value in totals.items()})
+    keyed.update({f"mme_{task.lower()}": value for task, value in scores.items() if task not in totals})
     return keyed
 
 
