@@ -93,6 +93,7 @@ def test_reference_statistics_replace_the_originals_for_fid(tmp_path: Path) -> N
     from tokbench.judges.inception import InceptionV3TF
     from tokbench.metrics.frechet import statistics_from_features
     from tokbench.stats_io import save_statistics
+    from tokbench.suites import load_suite
     from tokbench.tensors import quantize_uint8
 
     plain = tokbench.evaluate("jpeg:quality=30", limit=4)
@@ -100,7 +101,8 @@ def test_reference_statistics_replace_the_originals_for_fid(tmp_path: Path) -> N
     originals = torch.stack(
         [quantize_uint8(preprocess(item.load()).image) for item in EmbeddedDataset().items()[:4]]
     )
-    statistics = statistics_from_features(InceptionV3TF()(originals)["pool3"])
+    judge = InceptionV3TF(**load_suite("recon").judges["inception"].options)  # the suite's convention
+    statistics = statistics_from_features(judge(originals)["pool3"])
     path = save_statistics(tmp_path / "originals.npz", statistics)
 
     with_reference = tokbench.evaluate("jpeg:quality=30", limit=4, reference=path)
