@@ -94,3 +94,25 @@ def test_embedded_images_render_as_the_manifest_says() -> None:
     altered["images"][0]["layers"][0]["file_sha256"] = "0" * 64
     with pytest.raises(DataError, match="the manifest expects"):
         EmbeddedTokbenchDataset(altered).annotated_images()[0].load()
+
+
+def test_faces_are_found_in_the_hub_layout(official_root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "hub"
+    shutil.copytree(official_root, root)
+    (root / "images" / "face_data" / "wflw").mkdir()
+    shutil.move(root / "images" / "face_data" / "hopper.png", root / "images" / "face_data" / "wflw")
+    dataset = TokbenchDataset(root)
+    face = next(a for a in dataset.annotated_images() if a.id == "face/hopper.png")
+    assert face.load().size == (512, 600) and (face.file_name, face.subset) == ("hopper.png", "face")
+    assert dataset.manifest()["annotations"]["face_meta"]["folder"] == "images/face_data/wflw"
+    assert (
+        TokbenchDataset(official_root).manifest()["annotations"]["face_meta"]["folder"] == "images/face_data"
+    )
+
+
+def test_box_coordinates_go_through_float32_before_truncation() -> None:
+    image = np.arange(60 * 80 * 3, dtype=np.uint8).reshape(60, 80, 3)
+    # 14.999999999 is 15.0 in float32, as the official loader stores the boxes
+    assert crop_text(image, (4.999999999, 10.0, 14.999999999, 20.0)).shape == (10, 10, 3)

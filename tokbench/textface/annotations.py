@@ -49,7 +49,12 @@ class FaceInstance:
 
 @dataclass(frozen=True)
 class AnnotatedImage:
-    """An image with its text and face instances; ``load`` raises DataError when the file is unusable."""
+    """An image with its text and face instances; ``load`` raises DataError when the file is unusable.
+
+    ``file_name`` is the name the official scripts save its reconstruction under (its extension picks
+    the format); ``subset`` is the annotation file it comes from (the official OCR batches never span
+    two).
+    """
 
     id: str
     source: str
@@ -58,6 +63,8 @@ class AnnotatedImage:
     load: Callable[[], Image.Image] = field(compare=False, repr=False)
     texts: tuple[TextInstance, ...] = ()
     faces: tuple[FaceInstance, ...] = ()
+    file_name: str = ""
+    subset: str = ""
 
 
 def parse_text_instance(raw: Any, width: int, height: int) -> TextInstance:

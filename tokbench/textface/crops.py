@@ -1,6 +1,7 @@
 """Text crops from ground-truth geometry, as TokBench's docTR data loader cuts them.
 
-Coordinates are truncated to integers first. An axis-aligned box ``[x0, y0, x1, y1]`` is the slice
+Coordinates are cast to float32 (the loader's ``np.array(..., dtype=np.float32)``), then truncated to
+integers. An axis-aligned box ``[x0, y0, x1, y1]`` is the slice
 ``image[y0:y1, x0:x1]``; a quadrilateral is rectified with the affine map that sends its first three
 corners to ``(0, 0)``, ``(d1 - 1, 0)`` and ``(d1 - 1, d2 - 1)`` (``d1``, ``d2`` the lengths of its
 first two edges), bilinear, into a ``int(d1)`` × ``int(d2)`` crop.
@@ -16,8 +17,8 @@ from tokbench.errors import DataError
 def crop_text(image: np.ndarray, geometry: tuple) -> np.ndarray:
     """The crop of one text instance from an H×W×3 uint8 image."""
     if geometry and isinstance(geometry[0], tuple):
-        return _rotated_crop(image, np.array(geometry, dtype=np.float64).astype(int).astype(np.float32))
-    x0, y0, x1, y1 = (int(v) for v in geometry)
+        return _rotated_crop(image, np.array(geometry, dtype=np.float32).astype(int).astype(np.float32))
+    x0, y0, x1, y1 = (int(v) for v in np.array(geometry, dtype=np.float32).astype(int))
     height, width = image.shape[:2]
     crop = image[max(y0, 0) : min(y1, height), max(x0, 0) : min(x1, width)]
     if min(crop.shape[:2]) < 1:

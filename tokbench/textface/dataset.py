@@ -2,6 +2,7 @@
 
 Layout (as downloaded): ``annotations/text_<set>.json`` for the eight text sets with images in
 ``images/text_data/<set>/<file_name>``, and ``annotations/face_meta.json`` with images in
+``images/face_data/wflw/<image_name>`` (the hub layout, which the official ``image_eval.sh`` reads) or
 ``images/face_data/<image_name>``. Sets whose annotation file is absent are listed in the manifest as
 missing. The manifest pins the annotation files by sha256 and the images by name and byte size
 (hashing tens of thousands of images would dominate a run). ``tokbench:hub`` downloads the dataset
@@ -25,6 +26,8 @@ from tokbench.textface.embedded import TextFaceDataset
 
 TEXT_SETS = ("ic13", "ic15", "tt", "textocr", "cord", "sroie", "infograph", "docvqa")
 HUB_REPO = "Junfeng5/TokBench"
+#: Where the face images may live under ``images/``, first match wins.
+FACE_FOLDERS = ("face_data/wflw", "face_data")
 
 
 class TokbenchDataset(TextFaceDataset):
@@ -42,6 +45,10 @@ class TokbenchDataset(TextFaceDataset):
             )
         self._files = {f"text_{s}": annotations / f"text_{s}.json" for s in TEXT_SETS}
         self._files["face_meta"] = annotations / "face_meta.json"
+        self.face_folder = next(
+            (self.root / "images" / f for f in FACE_FOLDERS if (self.root / "images" / f).is_dir()),
+            self.root / "images" / FACE_FOLDERS[-1],
+        )
         present = {key: path for key, path in self._files.items() if path.is_file()}
         if not present:
             raise ConfigError(f"dataset tokbench:{root}: annotations/ holds none of {sorted(self._files)}")
@@ -81,7 +88,7 @@ class TokbenchDataset(TextFaceDataset):
             records = _load_json_list(path)
             if key == "face_meta":
                 images += [self._face_image(r, n) for n, r in enumerate(records)]
-                folder = self.root / "images" / "face_data"
+                folder = self.face_folder
             else:
                 subset = key.removeprefix("text_")
                 images += [self._text_image(subset, r, n) for n, r in enumerate(records)]
@@ -89,6 +96,7 @@ class TokbenchDataset(TextFaceDataset):
             names = sorted({a.source for a in images if Path(a.source).parent == folder})
             pinned[key] = {
                 "sha256": file_sha256(path)[0],
+                "folder": folder.relative_to(self.root).as_posix(),
                 "images": [
                     [Path(n).name, Path(n).stat().st_size if Path(n).is_file() else None] for n in names
                 ],
@@ -113,11 +121,13 @@ class TokbenchDataset(TextFaceDataset):
             height=height,
             load=functools.partial(_load_checked, path, width, height),
             texts=texts,
+            file_name=name,
+            subset=subset,
         )
 
     def _face_image(self, record: Any, index: int) -> AnnotatedImage:
         name, width, height = _image_fields(record, "image_name", "img_width", "img_height")
-        path = self.root / "images" / "face_data" / name
+        path = self.face_folder / name
         raws = record.get("faces") if isinstance(record, dict) else None
         faces = tuple(parse_face_instance(r, width, height) for r in (raws if isinstance(raws, list) else []))
         return AnnotatedImage(
@@ -127,6 +137,8 @@ class TokbenchDataset(TextFaceDataset):
             height=height,
             load=functools.partial(_load_checked, path, width, height),
             faces=faces,
+            file_name=name,
+            subset="face",
         )
 
 

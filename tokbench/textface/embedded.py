@@ -75,6 +75,8 @@ class EmbeddedTokbenchDataset(TextFaceDataset):
                     load=functools.partial(render_entry, entry, self._manifest),
                     texts=tuple(parse_text_instance(a, width, height) for a in entry["annotations"]),
                     faces=tuple(parse_face_instance(f, width, height) for f in entry["faces"]),
+                    file_name=f"{entry['id']}.png",  # rendered losslessly: a PNG original
+                    subset=self.name,
                 )
             )
         return images
