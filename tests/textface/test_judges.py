@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from tokbench.errors import ConfigError
+from tokbench.errors import ConfigError, WeightsError
 from tokbench.judges.face import DLIB_TEMPLATE_150, DlibResnetFace, align_face, similarity_transform
-from tokbench.judges.ocr import EasyOcrEnglish, codepoints_to_strings, strings_to_codepoints
+from tokbench.judges.ocr import (
+    DOCTR_VERSION,
+    PARSEQ_FILE,
+    PARSEQ_SHA256_PREFIX,
+    EasyOcrEnglish,
+    check_digest,
+    check_doctr_version,
+    codepoints_to_strings,
+    locate_parseq,
+    strings_to_codepoints,
+)
 from tokbench.judges.registry import JUDGES
 from tokbench.textface.crops import crop_text
 from tokbench.textface.embedded import EmbeddedTokbenchDataset
@@ -92,3 +104,32 @@ def test_official_ocr_names_its_install() -> None:
 def test_official_face_model_names_its_install() -> None:
     with pytest.raises(ConfigError, match="pip install onnxruntime"):
         JUDGES.get("insightface-glintr100")()
+
+
+def test_official_ocr_pins_its_docTR_release() -> None:
+    check_doctr_version(DOCTR_VERSION)
+    with pytest.raises(
+        ConfigError, match=r"python-doctr 1\.0\.0 is installed.*pip install python-doctr==0\.11\.0"
+    ):
+        check_doctr_version("1.0.0")
+
+
+def test_weights_digests_are_checked(tmp_path: Path) -> None:
+    weights = tmp_path / PARSEQ_FILE
+    weights.write_bytes(b"not the PARSeq checkpoint")
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert check_digest(weights, digest[:8], "judge x") == digest
+    assert check_digest(weights, digest, "judge x") == digest
+    with pytest.raises(WeightsError, match=f"expected one starting with {PARSEQ_SHA256_PREFIX}"):
+        check_digest(weights, PARSEQ_SHA256_PREFIX, "judge doctr-parseq")
+    assert locate_parseq(weights) == weights
+    with pytest.raises(WeightsError, match="does not exist"):
+        locate_parseq(tmp_path / "missing.pt")
+
+
+def test_crops_of_one_pixel_are_read(ocr: EasyOcrEnglish) -> None:
+    assert ocr.read([np.full((1, 12, 3), 200, np.uint8)]) == [""]
+    with pytest.raises(ConfigError, match="non-empty"):
+        ocr.read([np.zeros((0, 12, 3), np.uint8)])
+    with pytest.raises(ConfigError, match="without ground truths"):
+        ocr.read([np.full((4, 12, 3), 200, np.uint8)], ["x"])

