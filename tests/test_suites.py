@@ -23,8 +23,9 @@ GOLDEN = {
     ("prune", "1"): "76c0865e02e0ef4ce5ff9d2f438101dde636fc21ff4bf6078cf064f571de8888",
     ("prune", "2"): "d98b1cd6d481d13172486d5454f36c754131abb521d25747baddb47ecff2632f",
     ("gen", "1"): "9dae0b18b4bcf88feb83dcd711bec482b02958465df78e75ce2ad3dd79ecb984",
-    ("tokbench", "1"): "ef142dea7a1da1bb4a067210c030ee4f33001ea41a0b70da3f446719e75a4b66",
-    ("tokbench-official", "1"): "d9e5832c6cc787749ae47b4037d777131e95e5256d495c25483b8700d5140f67",
+    ("tokbench", "2"): "3a75129218e5dd1629c15b427e9882fea5c66696da548b1082bfc2d5550458be",
+    ("tokbench-official", "2"): "9cff5c356ac97fa1c4a7fe58808bac33efce8ee8015ac7e0dc6faff13e003731",
+    ("tokbench-lossless", "1"): "be8191969eef534ee01c68dca14c95f62bd5011c67dea28e5bedd917dbe50594",
 }
 
 
@@ -143,8 +144,9 @@ RECORD_KEYS = {
     ("prune", "1"): ["gqa", "mmb", "mme", "pope", "sqa", "textvqa"],
     ("prune", "2"): ["gqa", "mmb", "mme", "pope", "sqa", "textvqa"],
     ("gen", "1"): ["gfid", "inception_score", "precision"],
-    ("tokbench", "1"): ["t_acc_mean", "f_sim_mean"],
-    ("tokbench-official", "1"): ["t_acc_mean", "f_sim_mean"],
+    ("tokbench", "2"): ["t_acc_mean", "f_sim_mean"],
+    ("tokbench-official", "2"): ["t_acc_mean", "f_sim_mean"],
+    ("tokbench-lossless", "1"): ["t_acc_mean", "f_sim_mean"],
 }
 
 

@@ -13,7 +13,7 @@ from tokbench.recording import RunResult
 from tokbench.suites import SUITE_PATH_ENV
 from tokbench.textface.details import aggregate_details, details_path, read_details
 from tokbench.textface.embedded import EmbeddedTokbenchDataset, read_manifest
-from tokbench.tracks.tokbench import resolutions_from
+from tokbench.textface.settings import settings_from
 
 SUITE = """
 include: tokbench
@@ -21,6 +21,9 @@ name: {name}
 version: "test"
 dataset: {dataset}
 settings:
+  bucket_edges: "855802d"
+  save: {save}
+  ocr_batches: per-instance
   resolutions:
 {resolutions}
 """
@@ -48,10 +51,17 @@ def runs(tmp_path_factory: pytest.TempPathFactory, official_root: Path) -> dict[
     suites = tmp_path_factory.mktemp("suites")
     both = "\n".join(RESOLUTIONS.values())
     (suites / "tb-subset.yaml").write_text(
-        SUITE.format(name="tb-subset", dataset="tokbench-embedded-subset", resolutions=both)
+        SUITE.format(
+            name="tb-subset", dataset="tokbench-embedded-subset", save="as-original", resolutions=both
+        )
     )
     (suites / "tb-official.yaml").write_text(
-        SUITE.format(name="tb-official", dataset=f"tokbench:{official_root}", resolutions=RESOLUTIONS[256])
+        SUITE.format(
+            name="tb-official",
+            dataset=f"tokbench:{official_root}",
+            save="as-original",
+            resolutions=RESOLUTIONS[256],
+        )
     )
     DATASETS.register("tokbench-embedded-subset", _EmbeddedSubset)
     store = tmp_path_factory.mktemp("store")
@@ -92,7 +102,7 @@ def test_details_sit_next_to_the_record_and_reaggregate(runs: dict[str, RunResul
     assert len(rows) == result.record["tokbench"]["details"]["rows"]
     edges = {
         r.side: {"text": list(r.text), "face": list(r.face)}
-        for r in resolutions_from(result.record["suite"]["config"]["settings"], "t")
+        for r in settings_from(result.record["suite"]["config"]["settings"], "t").resolutions
     }
     again = aggregate_details(rows, edges)
     assert again.keys() == result.metrics.keys() - {"encode_seconds_per_image"}
@@ -116,12 +126,29 @@ def test_bad_instances_are_counted_never_dropped(runs: dict[str, RunResult]) -> 
 
 
 def test_settings_are_validated() -> None:
-    with pytest.raises(ConfigError, match="unknown key"):
-        resolutions_from({"resolutions": [], "extra": 1}, "s")
+    base = {"bucket_edges": "855802d", "save": "as-original", "ocr_batches": "official"}
+    entry = {"resolution": 256, "text": [0.02, 0.03, 0.04, 1.0], "face": [0.1, 0.2, 0.3, 1.0]}
+    assert settings_from({**base, "resolutions": [entry]}, "s").ocr_batches == "official"
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['extra'\]"):
+        settings_from({**base, "resolutions": [entry], "extra": 1}, "s")
+    with pytest.raises(ConfigError, match=r"missing \['save'\]"):
+        settings_from({"bucket_edges": "855802d", "ocr_batches": "official", "resolutions": [entry]}, "s")
     with pytest.raises(ConfigError, match="strictly increasing"):
-        resolutions_from(
-            {"resolutions": [{"resolution": 256, "text": [0.1, 0.1, 0.2, 1], "face": [0, 1, 2, 3]}]}, "s"
-        )
+        settings_from({**base, "resolutions": [{**entry, "text": [0.1, 0.1, 0.2, 1]}]}, "s")
+    with pytest.raises(ConfigError, match="settings.save must be one of"):
+        settings_from({**base, "save": "png", "resolutions": [entry]}, "s")
+    with pytest.raises(ConfigError, match="ocr_batches must be one of"):
+        settings_from({**base, "ocr_batches": "64", "resolutions": [entry]}, "s")
+    # the first release's face edges at 256 start at 0: a suite naming the later release must use its own
+    first_release = {**entry, "face": [0.0, 0.1, 0.2, 1.0]}
+    with pytest.raises(ConfigError, match=r"face edges at 256 are \[0.0, 0.1, 0.2, 1.0\], TokBench 855802d"):
+        settings_from({**base, "resolutions": [first_release]}, "s")
+    assert settings_from({**base, "bucket_edges": "a77070c", "resolutions": [first_release]}, "s")
+    with pytest.raises(ConfigError, match="none at this resolution"):
+        settings_from({**base, "resolutions": [{**entry, "resolution": 480}]}, "s")
+    assert settings_from(
+        {**base, "bucket_edges": "custom", "resolutions": [{**entry, "resolution": 480}]}, "s"
+    )
 
 
 def test_site_shows_reproduced_beside_reported(runs: dict[str, RunResult], tmp_path: Path) -> None:

@@ -25,6 +25,21 @@ from tokbench.metrics.base import Metric, OutputInfo
 
 BUCKETS = ("small", "medium", "large")
 
+#: Bucket edges of the official ``compute_all_metrics.py`` per release, resolution and kind: the
+#: first release (a77070c, 2025-05-16) starts the face buckets at 0; the later one (855802d, with the
+#: video set) drops faces below 0.1 / 0.05 / 0.02. Text edges are the same in both.
+_TEXT_EDGES = {256: (0.02, 0.03, 0.04, 1.0), 512: (0.01, 0.02, 0.03, 1.0), 1024: (0.005, 0.01, 0.02, 1.0)}
+OFFICIAL_EDGES: dict[str, dict[str, dict[int, tuple[float, ...]]]] = {
+    "a77070c": {
+        "text": _TEXT_EDGES,
+        "face": {256: (0.0, 0.1, 0.2, 1.0), 512: (0.0, 0.05, 0.2, 1.0), 1024: (0.0, 0.05, 0.1, 1.0)},
+    },
+    "855802d": {
+        "text": _TEXT_EDGES,
+        "face": {256: (0.1, 0.2, 0.3, 1.0), 512: (0.05, 0.1, 0.2, 1.0), 1024: (0.02, 0.05, 0.1, 1.0)},
+    },
+}
+
 
 def edit_distance(first: str, second: str) -> int:
     """Levenshtein distance (insertions, deletions, substitutions all cost 1) between two strings."""

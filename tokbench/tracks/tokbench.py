@@ -6,9 +6,11 @@ padding), reconstruct with the tokenizer, crop the padding and resize back to th
 text crop of the reconstruction (T-ACC, T-NED against the annotation), the face judge embeds every
 face of the original and of the reconstruction aligned on the same landmarks (F-Sim). Instances that
 cannot be scored (bad annotation, character outside the judge's vocabulary, missing image, failed
-reconstruction) are counted per reason and listed; they never drop other instances. Record metrics
-are ``t_acc_<R>_small|medium|large|mean``, ``t_ned_<R>_*`` and ``f_sim_<R>_*``; per-instance rows go
-to ``<record>.details.jsonl.gz`` next to the stored record.
+reconstruction) are counted per reason and listed. Record metrics are
+``t_acc_<R>_small|medium|large|mean``, ``t_ned_<R>_*`` and ``f_sim_<R>_*``; per-instance rows go to
+``<record>.details.jsonl.gz`` next to the stored record.
+
+Settings (all required): see ``tokbench.textface.settings``.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from tokbench.metrics.text_face import (
     FaceFidelity,
     TextFidelity,
     bucket_of,
-    check_edges,
     cosine_similarity,
     normalized_edit_similarity,
 )
@@ -44,47 +45,28 @@ from tokbench.textface.annotations import AnnotatedImage
 from tokbench.textface.crops import crop_text
 from tokbench.textface.details import details_path, with_resolution, write_details
 from tokbench.textface.embedded import MISMATCH_KEY, TextFaceDataset
+from tokbench.textface.saving import describe_save, save_format, saved_pixels
+from tokbench.textface.settings import (
+    BLANK_CROP,
+    OFFICIAL_OCR_BATCH,
+    OcrSlot,
+    Resolution,
+    Settings,
+    ocr_units,
+    settings_from,
+    subset_ends,
+)
 from tokbench.tracks.base import Measurement, Plan, RunContext, Shard, Track, TrackRequest, check_adapter
 from tokbench.tracks.checks import check_images
 from tokbench.tracks.scoring import build_judges, metric_versions, resolve_device
 
 RESTORE = "crop the letterbox content, LANCZOS back to the original size, uint8"
+#: How a model's float output becomes the uint8 canvas (the official sdxl_vae_rec.py rule; the resize
+#: baseline has no float step and is lossless under it).
+QUANTIZATION = {"name": "round-half-even-01", "rule": "uint8(round_half_even(255 * clamp(x, 0, 1)))"}
 #: Letterbox canvases per model call are capped at this many pixels (4 at 1024², 64 at 256²) so memory
 #: stays flat in ``--batch-size``; batching never changes a result.
 CANVAS_PIXELS_PER_CALL = 4 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """One evaluation resolution with its text and face bucket edges."""
-
-    side: int
-    text: tuple[float, ...]
-    face: tuple[float, ...]
-
-
-def resolutions_from(settings: dict[str, Any], suite: str) -> tuple[Resolution, ...]:
-    """``settings.resolutions``: a list of ``{resolution, text: [4 edges], face: [4 edges]}``."""
-    entries = settings.get("resolutions")
-    unknown = sorted(set(settings) - {"resolutions"})
-    if unknown or not isinstance(entries, list) or not entries:
-        raise ConfigError(
-            f"suite {suite!r}: settings must be {{resolutions: [{{resolution, text, face}}, ...]}}"
-            + (f"; unknown key(s) {unknown}" if unknown else "")
-        )
-    parsed = []
-    for entry in entries:
-        if not isinstance(entry, dict) or set(entry) != {"resolution", "text", "face"}:
-            raise ConfigError(
-                f"suite {suite!r}: each resolution needs exactly resolution, text, face: {entry!r}"
-            )
-        side = entry["resolution"]
-        if isinstance(side, bool) or not isinstance(side, int) or side < 1:
-            raise ConfigError(f"suite {suite!r}: resolution must be a positive integer, got {side!r}")
-        text = check_edges(entry["text"], f"suite {suite!r} text edges at {side}")
-        face = check_edges(entry["face"], f"suite {suite!r} face edges at {side}")
-        parsed.append(Resolution(side, text, face))
-    return tuple(parsed)
 
 
 @dataclass
@@ -92,8 +74,9 @@ class _State:
     """What ``plan`` resolved: resolutions, the annotated images and the judges of the listed metrics."""
 
     suite: SuiteConfig
-    resolutions: tuple[Resolution, ...]
+    settings: Settings
     images: list[AnnotatedImage]
+    units: list[list[int]]
     ocr: TextRecognizer | None
     face: FaceEmbedder | None
     #: Per-instance rows of every process, in rank order (set by ``merge``, written beside the record).
@@ -109,6 +92,7 @@ class _Payload:
     rows: list[dict[str, Any]]
     errors: Counter[str]
     mismatches: int
+    ocr_batches: Counter[str]
 
 
 class TokbenchTrack(Track):
@@ -120,7 +104,7 @@ class TokbenchTrack(Track):
     def plan(self, request: TrackRequest) -> Plan:
         """Resolutions, model, annotated dataset, the judges of the listed metrics, and the protocol."""
         suite, options = request.suite, request.options
-        resolutions = resolutions_from(suite.settings, suite.name)
+        settings = settings_from(suite.settings, suite.name)
         built = build_model(request.model)
         check_adapter(built, Tokenizer, suite)
         spec = request.data or suite.dataset or "tokbench-embedded"
@@ -141,23 +125,33 @@ class TokbenchTrack(Track):
                 "items_requested": len(images),
             },
             "preprocess": {
-                "letterbox": [LetterboxLanczos(r.side).describe() for r in resolutions],
+                "letterbox": [LetterboxLanczos(r.side).describe() for r in settings.resolutions],
                 "restore": RESTORE,
             },
-            "quantization": "uint8-round-half-even",
+            "quantization": QUANTIZATION,
+            "save": describe_save(settings.save),
+            "ocr_batches": {
+                "mode": settings.ocr_batches,
+                "size": OFFICIAL_OCR_BATCH if settings.ocr_batches == "official" else 1,
+            },
             "judges": {alias: judge.describe() for alias, judge in judges.items()},
             "metric_versions": metric_versions(suite),
         }
         ocr = _judge_of(suite, judges, TextFidelity, TextRecognizer)
         face = _judge_of(suite, judges, FaceFidelity, FaceEmbedder)
-        state = _State(suite, resolutions, images, ocr, face)
+        if settings.ocr_batches == "official" and ocr is not None and not ocr.reads_with_targets:
+            raise ConfigError(
+                f"suite {suite.name!r}: ocr_batches: official reads each batch with its ground truths; "
+                f"judge {ocr.name!r} decodes without them (use doctr-parseq, or ocr_batches: per-instance)"
+            )
+        state = _State(suite, settings, images, ocr_units(images, settings.ocr_batches), ocr, face)
         return Plan(model=built, protocol=protocol, device=device, items_requested=len(images), state=state)
 
     def measure(self, plan: Plan, run: RunContext) -> _Payload:
         """Letterbox, reconstruct, restore and score this process's images at every resolution."""
         state: _State = plan.state
         evaluation = _Evaluation(plan.model.adapter, plan.model.spec, state, plan.device, run)
-        return evaluation.evaluate(run.share(state.images))
+        return evaluation.evaluate([(i, state.images[i]) for _, unit in run.share(state.units) for i in unit])
 
     def merge(self, plan: Plan, shards: list[Shard]) -> Measurement:
         """Merge bucket records exactly; T-ACC/T-NED/F-Sim per resolution and bucket; the summary."""
@@ -167,7 +161,7 @@ class TokbenchTrack(Track):
         face = _merged(state, FaceFidelity, [p.face_states for p in payloads]) if state.face else {}
         metrics: dict[str, float] = {}
         info: dict[str, dict[str, Any]] = {}
-        for resolution in state.resolutions:
+        for resolution in state.settings.resolutions:
             for name, metric in (
                 ("text-fidelity", text.get(resolution.side)),
                 ("face-fidelity", face.get(resolution.side)),
@@ -178,9 +172,13 @@ class TokbenchTrack(Track):
                     info.update({k: {"metric": name, **asdict(type(metric).output_info(k))} for k in values})
         state.details = [row for p in payloads for row in p.rows]
         errors: Counter[str] = Counter()
+        batches: Counter[str] = Counter()
         for payload in payloads:
             errors.update(payload.errors)
+            batches.update(payload.ocr_batches)
         summary = _summary(state, text, face, state.details, errors, sum(p.mismatches for p in payloads))
+        summary["ocr_batches"] = {"mode": state.settings.ocr_batches, "read": batches["read"]}
+        summary["ocr_batches"]["dropped"] = batches["dropped"]
         return Measurement(metrics=metrics, extra={"tokbench": summary}, metric_info=info)
 
     def write_artifacts(
@@ -220,7 +218,7 @@ def _merged(
 ) -> dict[int, Metric]:
     """Per resolution, one metric holding every process's bucket records."""
     merged = {}
-    for resolution in state.resolutions:
+    for resolution in state.settings.resolutions:
         edges = resolution.text if metric is TextFidelity else resolution.face
         merged[resolution.side] = metric(edges)
         for states in shards:
@@ -245,10 +243,10 @@ def _summary(
             kind: metrics[r.side].bucket_counts() if r.side in metrics and metrics[r.side].ratios else {}
             for kind, metrics in (("text", text), ("face", face))
         }
-        for r in state.resolutions
+        for r in state.settings.resolutions
     }
     return {
-        "resolutions": [r.side for r in state.resolutions],
+        "resolutions": [r.side for r in state.settings.resolutions],
         "instances": instances,
         "scored_per_bucket": buckets,
         "not_scored": dict(sorted(errors.items())),
@@ -261,12 +259,17 @@ class _Evaluation:
     """The measuring loop of one process: per-resolution metrics, details rows, error counts."""
 
     def __init__(self, model: Tokenizer, spec: str, state: _State, device: torch.device, run: RunContext):
-        self.model, self.spec, self.resolutions = model, spec, state.resolutions
+        self.model, self.spec, self.settings = model, spec, state.settings
+        self.resolutions = state.settings.resolutions
+        self.official = state.settings.ocr_batches == "official"
+        self.subset_ends = subset_ends(state.images)
         self.ocr, self.face, self.device, self.run = state.ocr, state.face, device, run
-        self.text_metrics = {r.side: TextFidelity(r.text) for r in state.resolutions}
-        self.face_metrics = {r.side: FaceFidelity(r.face) for r in state.resolutions}
+        self.text_metrics = {r.side: TextFidelity(r.text) for r in self.resolutions}
+        self.face_metrics = {r.side: FaceFidelity(r.face) for r in self.resolutions}
+        self.pending: dict[int, list[OcrSlot]] = {r.side: [] for r in self.resolutions}
         self.rows: list[dict[str, Any]] = []
         self.errors: Counter[str] = Counter()
+        self.batches: Counter[str] = Counter()
         self.mismatches = 0
         self.positions: dict[str, int] = {}
 
@@ -286,6 +289,7 @@ class _Evaluation:
             rows=self.rows,
             errors=self.errors,
             mismatches=self.mismatches,
+            ocr_batches=self.batches,
         )
 
     def _batch(self, batch: list[AnnotatedImage]) -> None:
@@ -293,14 +297,17 @@ class _Evaluation:
         self.run.shard.items_used += len(loaded)
         originals = {a.id: self._original_faces(a, pixels) for a, pixels in loaded}
         for resolution in self.resolutions:
+            rebuilt: dict[str, np.ndarray] = {}
             per_call = max(1, CANVAS_PIXELS_PER_CALL // resolution.side**2)
             for first in range(0, len(loaded), per_call):
                 part = loaded[first : first + per_call]
-                for (annotated, pixels), rebuilt in zip(
-                    part, self._reconstruct(part, resolution), strict=True
-                ):
-                    if rebuilt is not None:
-                        self._score(annotated, pixels, rebuilt, resolution, originals[annotated.id])
+                for (annotated, _), pixels in zip(part, self._reconstruct(part, resolution), strict=True):
+                    if pixels is not None:
+                        rebuilt[annotated.id] = pixels
+            for annotated in batch:  # every image, in order: official OCR slots follow the annotation
+                self._score_texts(annotated, rebuilt.get(annotated.id), resolution)
+                if annotated.id in rebuilt:
+                    self._score_faces(annotated, rebuilt[annotated.id], resolution, originals[annotated.id])
 
     def _fail(
         self, annotated: AnnotatedImage, kind: str, index: int | None, category: str, reason: str
@@ -344,6 +351,8 @@ class _Evaluation:
 
     def _load(self, annotated: AnnotatedImage) -> np.ndarray | None:
         try:
+            if self.settings.save == "as-original":
+                save_format(annotated.file_name)
             image = annotated.load()
         except DataError as error:
             self._fail(annotated, "", None, "image", str(error))
@@ -351,28 +360,15 @@ class _Evaluation:
         if image.info.get(MISMATCH_KEY):
             self.mismatches += 1
         for index, text in enumerate(annotated.texts if self.ocr is not None else ()):
-            missing = self.ocr.unreadable(text.text) if text.error is None else ""
             if text.error is not None:
                 self._fail(annotated, "text", index, "annotation", text.error)
-            elif missing:
-                self._fail(
-                    annotated,
-                    "text",
-                    index,
-                    "vocabulary",
-                    f"{missing!r} outside the {self.ocr.name} vocabulary",
-                )
+            elif not self.official and (missing := self.ocr.unreadable(text.text)):
+                reason = f"{missing!r} outside the {self.ocr.name} vocabulary"
+                self._fail(annotated, "text", index, "vocabulary", reason)
         for index, face in enumerate(annotated.faces if self.face is not None else ()):
             if face.error is not None:
                 self._fail(annotated, "face", index, "annotation", face.error)
         return np.asarray(image)
-
-    def _scorable_texts(self, annotated: AnnotatedImage) -> list[int]:
-        if self.ocr is None:
-            return []
-        return [
-            i for i, t in enumerate(annotated.texts) if t.error is None and not self.ocr.unreadable(t.text)
-        ]
 
     def _original_faces(self, annotated: AnnotatedImage, pixels: np.ndarray) -> dict[int, torch.Tensor]:
         """Embeddings of the original's faces (computed once per run), by instance index."""
@@ -386,16 +382,18 @@ class _Evaluation:
         return embeddings
 
     def _reconstruct(self, loaded, resolution: Resolution) -> list[np.ndarray | None]:
-        """Each loaded image letterboxed to ``resolution``, reconstructed and restored, or None."""
+        """Each loaded image letterboxed, reconstructed, restored and saved as the suite says, or None."""
         letterbox = LetterboxLanczos(resolution.side)
         prepared = {a.id: letterbox(Image.fromarray(pixels)) for a, pixels in loaded}
+        names = {a.id: a.file_name for a, _ in loaded}
         restored: dict[str, np.ndarray] = {}
 
         def reconstruct(part: list[tuple[AnnotatedImage, np.ndarray]]) -> None:
             ids = [a.id for a, _ in part]
             batch = torch.stack([prepared[i].image for i in ids]).to(self.device)
             for item_id, out in zip(ids, self._model(batch, ids).cpu(), strict=True):
-                restored[item_id] = np.asarray(undo_letterbox(out, prepared[item_id].geometry))
+                image = undo_letterbox(out, prepared[item_id].geometry)
+                restored[item_id] = saved_pixels(image, names[item_id], self.settings.save)
 
         def failed(entry: tuple[AnnotatedImage, np.ndarray], error: AdapterOutputError) -> None:
             self._fail(entry[0], "", None, "model", f"model {self.spec} failed at {resolution.side}px")
@@ -414,37 +412,88 @@ class _Evaluation:
         self.run.shard.seconds["model_seconds"] += time.perf_counter() - clock
         return output
 
-    def _score(self, annotated, pixels, rebuilt, resolution: Resolution, original_faces) -> None:
+    def _score_texts(
+        self, annotated: AnnotatedImage, rebuilt: np.ndarray | None, resolution: Resolution
+    ) -> None:
+        """Crop the image's text instances into the resolution's OCR queue and read what is due."""
+        if self.ocr is None:
+            return
+        pending = self.pending[resolution.side]
+        for index, text in enumerate(annotated.texts):
+            crop = None
+            readable = self.official or not self.ocr.unreadable(text.text)
+            if rebuilt is not None and text.error is None and readable:
+                try:
+                    crop = crop_text(rebuilt, text.geometry)
+                except DataError as error:
+                    self._fail(annotated, "text", index, "crop", str(error))
+            if crop is not None or self.official:
+                pending.append(OcrSlot(annotated, index, crop))
+        if not self.official:
+            self._read(pending, resolution)
+            pending.clear()
+            return
+        while len(pending) >= OFFICIAL_OCR_BATCH:
+            self._read(pending[:OFFICIAL_OCR_BATCH], resolution)
+            del pending[:OFFICIAL_OCR_BATCH]
+        if annotated.id in self.subset_ends and pending:
+            self._read(pending, resolution)
+            pending.clear()
+
+    def _read(self, slots: list[OcrSlot], resolution: Resolution) -> None:
+        """Read one OCR batch and score its readable slots (official: the whole batch or none)."""
+        if not slots:
+            return
         clock = time.perf_counter()
-        indices = self._scorable_texts(annotated)
-        crops, kept = [], []
-        for index in indices:
-            try:
-                crops.append(crop_text(rebuilt, annotated.texts[index].geometry))
-                kept.append(index)
-            except DataError as error:
-                self._fail(annotated, "text", index, "crop", str(error))
-        predictions = self.ocr.read(crops) if crops else []
-        targets = [annotated.texts[i].text for i in kept]
-        ratios = [annotated.texts[i].ratio for i in kept]
-        if kept:
-            self.text_metrics[resolution.side].update(targets, predictions, ratios)
-        for index, target, prediction in zip(kept, targets, predictions, strict=True):
+        targets = [slot.annotated.texts[slot.index].text for slot in slots]
+        if self.official:
+            missing = "".join(dict.fromkeys(c for target in targets for c in self.ocr.unreadable(target)))
+            if missing:
+                self.batches["dropped"] += 1
+                reason = (
+                    f"its OCR batch of {len(slots)} at {resolution.side}px holds {missing!r}, outside the "
+                    f"{self.ocr.name} vocabulary: the official evaluate() drops the whole batch"
+                )
+                for slot in slots:
+                    if slot.crop is not None:
+                        self._fail(slot.annotated, "text", slot.index, "batch", reason)
+                return
+            self.batches["read"] += 1
+            crops = [BLANK_CROP if slot.crop is None else slot.crop for slot in slots]
+            predictions = self.ocr.read(crops, targets)
+        else:
+            predictions = self.ocr.read([slot.crop for slot in slots])
+        scored = [
+            (s, t, p) for s, t, p in zip(slots, targets, predictions, strict=True) if s.crop is not None
+        ]
+        if scored:
+            ratios = [slot.annotated.texts[slot.index].ratio for slot, _, _ in scored]
+            self.text_metrics[resolution.side].update(
+                [t for _, t, _ in scored], [p for _, _, p in scored], ratios
+            )
+        for slot, target, prediction in scored:
             score = {
                 "acc": float(target == prediction),
                 "ned": normalized_edit_similarity(target, prediction),
             }
-            self.rows.append(self._row(annotated, "text", index, resolution, prediction, score, None))
+            self.rows.append(
+                self._row(slot.annotated, "text", slot.index, resolution, prediction, score, None)
+            )
         self.run.shard.seconds["ocr_seconds"] += time.perf_counter() - clock
+
+    def _score_faces(
+        self, annotated: AnnotatedImage, rebuilt: np.ndarray, resolution: Resolution, originals
+    ) -> None:
+        """F-Sim of every face embedded in the original, on the saved reconstruction."""
         clock = time.perf_counter()
-        faces = sorted(original_faces)
+        faces = sorted(originals)
         if faces:
             landmarks = [np.array(annotated.faces[i].landmarks) for i in faces]
             rebuilt_embeddings = self.face.embed(rebuilt, landmarks)
-            originals = torch.cat([original_faces[i] for i in faces])
+            first = torch.cat([originals[i] for i in faces])
             ratios = [annotated.faces[i].ratio for i in faces]
-            self.face_metrics[resolution.side].update(originals, rebuilt_embeddings, ratios)
-            similarity = cosine_similarity(originals.double(), rebuilt_embeddings.double())  # as the metric
+            self.face_metrics[resolution.side].update(first, rebuilt_embeddings, ratios)
+            similarity = cosine_similarity(first.double(), rebuilt_embeddings.double())  # as the metric
             for index, value in zip(faces, similarity.tolist(), strict=True):
                 self.rows.append(self._row(annotated, "face", index, resolution, None, {"sim": value}, None))
         self.run.shard.seconds["face_seconds"] += time.perf_counter() - clock
