@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 import tokbench
+from tokbench.errors import ConfigError
 from tokbench.judges.ocr import TextRecognizer
 from tokbench.judges.registry import JUDGES
 from tokbench.suites import SUITE_PATH_ENV
@@ -120,3 +121,14 @@ def test_units_cut_only_at_batch_boundaries_of_one_annotation_file() -> None:
     images = [image("a", 64), image("a", 10), image("a", 54), image("a", 5), image("b", 3), image("face", 0)]
     assert ocr_units(images, "official") == [[0], [1, 2], [3], [4], [5]]
     assert ocr_units(images, "per-instance") == [[i] for i in range(6)]
+
+
+def test_official_batches_need_a_judge_that_reads_with_ground_truths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite = SUITE.format(root="").replace("recording-parseq", "easyocr-en-g2")
+    suite = suite.replace("tokbench:", "tokbench-embedded")
+    (tmp_path / "tb-batches.yaml").write_text(suite)
+    monkeypatch.setenv(SUITE_PATH_ENV, str(tmp_path))
+    with pytest.raises(ConfigError, match="judge 'easyocr-en-g2' decodes without them"):
+        tokbench.evaluate("identity", suite="tb-batches", store=None, limit=1)
