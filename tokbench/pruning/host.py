@@ -25,12 +25,6 @@ from tokbench.adapters.base import LayerContext, PreLLMContext, Pruner
 from tokbench.errors import ConfigError
 from tokbench.pruning.prompts import PromptCodec
 
-#: LLaVA-1.5's evaluation conversation template (vicuna_v1); ``<image>`` is the image placeholder.
-LLAVA_TEMPLATE = (
-    "A chat between a curious human and an artificial intelligence assistant. The assistant gives "
-    "helpful, detailed, and polite answers to the human's questions. USER: <image>\n{question} ASSISTANT:"
-)
-
 
 @dataclass
 class Generation:
