@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -116,3 +117,23 @@ def test_box_coordinates_go_through_float32_before_truncation() -> None:
     image = np.arange(60 * 80 * 3, dtype=np.uint8).reshape(60, 80, 3)
     # 14.999999999 is 15.0 in float32, as the official loader stores the boxes
     assert crop_text(image, (4.999999999, 10.0, 14.999999999, 20.0)).shape == (10, 10, 3)
+
+
+def test_images_decode_as_the_official_scripts(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "images" / "text_data" / "ic13"
+    folder.mkdir(parents=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90°": PIL's convert("RGB") ignores it, as resize_rec.py and the loader do
+    Image.new("RGB", (40, 20), (9, 99, 199)).save(folder / "rotated.jpg", exif=exif)
+    Image.new("RGBA", (30, 10), (200, 100, 50, 0)).save(folder / "clear.png")  # alpha dropped, not composited
+    records = [
+        {"file_name": "rotated.jpg", "width": 40, "height": 20, "annotations": []},
+        {"file_name": "clear.png", "width": 30, "height": 10, "annotations": []},
+    ]
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "text_ic13.json").write_text(json.dumps(records))
+    rotated, clear = TokbenchDataset(tmp_path).annotated_images()
+    assert rotated.load().size == (40, 20)
+    assert np.asarray(clear.load())[0, 0].tolist() == [200, 100, 50]

@@ -5,8 +5,9 @@ Layout (as downloaded): ``annotations/text_<set>.json`` for the eight text sets 
 ``images/face_data/wflw/<image_name>`` (the hub layout, which the official ``image_eval.sh`` reads) or
 ``images/face_data/<image_name>``. Sets whose annotation file is absent are listed in the manifest as
 missing. The manifest pins the annotation files by sha256 and the images by name and byte size
-(hashing tens of thousands of images would dominate a run). ``tokbench:hub`` downloads the dataset
-with ``huggingface_hub`` when online.
+(hashing tens of thousands of images would dominate a run). Images are decoded as the official
+scripts decode them (PIL, ``convert("RGB")``, no EXIF rotation). ``tokbench:hub`` downloads the
+dataset with ``huggingface_hub`` when online.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from PIL import Image
 
-from tokbench.data.decode import file_sha256, load_rgb
+from tokbench.data.decode import file_sha256
 from tokbench.errors import ConfigError, DataError
 from tokbench.textface.annotations import AnnotatedImage, parse_face_instance, parse_text_instance
 from tokbench.textface.embedded import TextFaceDataset
@@ -165,10 +166,15 @@ def _image_fields(record: Any, name_key: str, width_key: str, height_key: str) -
 
 
 def _load_checked(path: Path, width: int, height: int) -> Image.Image:
-    """Decode the image and check it has the annotated size."""
+    """Decode the image as the official scripts do (``Image.open(path).convert("RGB")``: no EXIF
+    rotation, alpha dropped) and check it has the annotated size."""
     if not path.is_file():
         raise DataError(f"image file {path} is missing")
-    image = load_rgb(path, path.name)
+    try:
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise DataError(f"image {path} cannot be decoded: {error}") from None
     if image.size != (width, height):
         raise DataError(f"image {path} is {image.width}x{image.height}, its annotation says {width}x{height}")
     return image
