@@ -12,7 +12,18 @@ from tokbench.cli import main
 from tokbench.errors import ConfigError
 from tokbench.metrics.info import key_info
 from tokbench.records import validate_record
-from tokbench.reported import TABLES, citation_line, ingest_published, read_published, readme_caveats
+from tokbench.reported import (
+    SOURCE_FACTS,
+    TABLES,
+    UNKNOWN,
+    citation_line,
+    compares_with,
+    fact_summary,
+    ingest_published,
+    protocol_mismatches,
+    read_published,
+    readme_caveats,
+)
 from tokbench.store import STORE_ENV_VAR, RecordStore
 
 STAMP = "2026-02-01T00:00:00Z"
@@ -56,6 +67,35 @@ Caveats:
 """
 
 
+#: Facts of the synthetic sources above, as SOURCE_FACTS holds them for the real ones.
+RFID_FACTS = {
+    "fid": "torch-fidelity InceptionV3",
+    "resize": "tf1-bilinear",
+    "dataset": "imagenet-1k-val",
+    "images": 50000,
+    "preprocess": "imagenet-center-crop",
+    "quantization": "uint8-round-half-even",
+    "save": "lossless",
+}
+TEST_FACTS = {
+    ("tokenizers_imagenet256.csv", "acme/tok"): {"recon": RFID_FACTS, "gen": {"resize": "tf1-bilinear"}},
+    ("pfid_imagenet256.csv", "acme/folder"): {
+        "pfid": {**RFID_FACTS, "perturbation": UNKNOWN},
+        "gen": {"dataset": "VIRTUAL_imagenet256_labeled.npz"},
+    },
+    ("tokbench_image_256.csv", "Bench page"): {"tokbench": {"bucket_edges": UNKNOWN}},
+    ("tokbench_image_512_1024_mean.csv", "Bench page"): {"tokbench": {"bucket_edges": UNKNOWN}},
+    ("vlm_pruning_llava15_7b.csv", "compilation (who/what README)"): {"prune": {"dataset": UNKNOWN}},
+}
+
+
+@pytest.fixture(autouse=True)
+def test_sources(monkeypatch):
+    """The synthetic tables' sources carry facts, as every real source does."""
+    for key, facts in TEST_FACTS.items():
+        monkeypatch.setitem(SOURCE_FACTS, key, facts)
+
+
 @pytest.fixture
 def published(tmp_path: Path) -> Path:
     directory = tmp_path / "published"
@@ -92,10 +132,8 @@ def test_every_table_becomes_valid_reported_records(published: Path):
     tok_a = next(r for r in suites["recon"] if r["model"]["name"] == "Tok-A")
     assert tok_a["metrics"] == {"rfid": 2.5, "num_tokens": 32}
     assert tok_a["model"]["arguments"] == {"tokens": 32, "codebook_size": 4096, "hub_id": "org/tok-a"}
-    assert (
-        tok_a["dataset"]["name"] == "imagenet-1k-val"
-        and "imagenet-val-50k" in tok_a["protocol"]["description"]
-    )
+    assert tok_a["dataset"]["name"] == "imagenet-1k-val" and "rFID" in tok_a["protocol"]["description"]
+    assert tok_a["protocol"]["facts"] == RFID_FACTS and tok_a["protocol"]["source_name"] == "acme/tok"
     tok_b = next(r for r in suites["recon"] if r["model"]["name"] == "Tok-B")
     assert tok_b["model"]["arguments"]["codebook_size"] == "continuous c16"
     gen = next(r for r in suites["gen"] if r["model"]["arguments"]["tokenizer"] == "Tok-A")
@@ -263,3 +301,115 @@ def test_the_real_published_tables_ingest(tmp_path: Path):
     files = list((tmp_path / "store" / "reported").rglob("*.json"))
     assert len(files) == len(records)
     assert all(json.loads(path.read_text())["source"] == "reported" for path in files)
+
+
+# --- protocol facts and comparability ------------------------------------------------------------------
+
+STORE = Path(__file__).resolve().parents[1] / "leaderboards"
+
+
+def reproduced_protocol(suite: str = "recon", resize: str = "tf1-bilinear", **dataset) -> dict:
+    """A reproduced record's suite and protocol as the recon track writes them (ImageNet val 50k)."""
+    return {
+        "suite": {"name": suite, "version": "3"},
+        "protocol": {
+            "dataset": {"name": "imagenet-1k-val", "items_requested": 50000, **dataset},
+            "preprocess": {"name": "imagenet-center-crop", "resolution": 256},
+            "quantization": "uint8-round-half-even",
+            "judges": {"inception": {"name": "inception-v3-tf", "resize": resize}},
+        },
+    }
+
+
+def test_a_source_not_in_the_facts_table_states_every_fact_as_unknown(published: Path):
+    path = published / "tokenizers_imagenet256.csv"
+    path.write_text(path.read_text(encoding="utf-8").replace("acme/tok README.md", "other/tok README"))
+    records = read_published(published, created_at=STAMP)
+    tok_a = next(r for r in records if r["model"]["spec"] == "Tok-A")
+    assert tok_a["protocol"]["source_name"] == "other/tok README"
+    known = {key for suites in SOURCE_FACTS.values() for key in suites.get("recon", {})}
+    assert tok_a["protocol"]["facts"] == dict.fromkeys(sorted(known), UNKNOWN) and "resize" in known
+    assert "resize not stated by the source" in protocol_mismatches(tok_a, reproduced_protocol())
+
+
+def test_each_source_of_a_mixed_table_gets_its_own_facts_and_protocol(published: Path, monkeypatch):
+    path = published / "pfid_imagenet256.csv"
+    path.write_text(path.read_text(encoding="utf-8").replace(",,,acme/folder README", ",,,acme/other README"))
+    monkeypatch.setitem(SOURCE_FACTS, ("pfid_imagenet256.csv", "acme/other"), {"pfid": {"images": 10}})
+    pfid = {
+        r["model"]["name"]: r["protocol"]
+        for r in read_published(published, created_at=STAMP)
+        if r["suite"]["name"] == "pfid"
+    }
+    assert pfid["Plain"]["facts"] == {"images": 10} and pfid["Plain"]["source_name"] == "acme/other"
+    assert (
+        pfid["Robust (X)"]["source_name"] == "acme/folder" and pfid["Robust (X)"]["facts"]["images"] == 50000
+    )
+
+
+def test_the_comparability_rule_matches_equal_facts_and_names_each_difference(published: Path):
+    tok_a = next(r for r in read_published(published, created_at=STAMP) if r["model"]["spec"] == "Tok-A")
+    assert protocol_mismatches(tok_a, reproduced_protocol()) == []  # recon has no save step: lossless
+    assert protocol_mismatches(tok_a, reproduced_protocol("recon-clean")) == []
+    assert protocol_mismatches(tok_a, reproduced_protocol(resize="clean")) == [
+        "resize tf1-bilinear in the source, clean reproduced"
+    ]
+    assert protocol_mismatches(tok_a, reproduced_protocol(name="embedded", items_requested=24)) == [
+        "dataset imagenet-1k-val in the source, embedded reproduced",
+        "images 50000 in the source, 24 reproduced",
+    ]
+    no_judge = reproduced_protocol()
+    del no_judge["protocol"]["judges"]
+    assert protocol_mismatches(tok_a, no_judge) == [
+        "resize tf1-bilinear in the source, not stated by the reproduced protocol"
+    ]
+    assert protocol_mismatches(tok_a, reproduced_protocol("pfid")) == ["suite pfid does not measure recon"]
+    assert fact_summary(tok_a["protocol"]["facts"]) == "tf1-bilinear, imagenet-1k-val, 50000 images"
+
+
+def test_unknown_facts_never_match_and_stated_mappings_match_on_their_own_keys():
+    reported = {
+        "suite": {"name": "tokbench"},
+        "protocol": {
+            "facts": {"judges": {"ocr": "doctr-parseq"}, "save": "as-original", "bucket_edges": UNKNOWN}
+        },
+    }
+    reproduced = {
+        "suite": {"name": "tokbench-official"},
+        "protocol": {
+            "judges": {"ocr": {"name": "doctr-parseq"}, "face": {"name": "insightface-glintr100"}},
+            "save": {"mode": "as-original", "rule": "..."},
+            "suite": {"settings": {"bucket_edges": UNKNOWN}},
+        },
+    }
+    assert protocol_mismatches(reported, reproduced) == ["bucket_edges not stated by the source"]
+    reproduced["protocol"]["suite"]["settings"]["bucket_edges"] = "855802d"
+    reproduced["protocol"]["judges"]["ocr"]["name"] = "tesseract"
+    assert protocol_mismatches(reported, reproduced) == [
+        'judges {"ocr": "doctr-parseq"} in the source, {"face": "insightface-glintr100", "ocr": "tesseract"} '
+        "reproduced",
+        "bucket_edges not stated by the source",
+    ]
+    assert compares_with("recon", "recon-clean") and not compares_with("recon", "reconx")
+    assert protocol_mismatches(
+        {"suite": {"name": "prune"}, "protocol": {}}, {"suite": {"name": "prune"}}
+    ) == ["the source states no fact a reproduced protocol can be compared on"]
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"the published reference tables are not at {SHARED}")
+def test_every_committed_reported_record_carries_its_sources_facts():
+    committed = RecordStore(STORE).records(source="reported")
+    fresh = read_published(SHARED, created_at=committed[0]["created_at"])
+    assert sorted(r["record_id"] for r in committed) == sorted(r["record_id"] for r in fresh)  # regenerated
+    for record in committed:
+        protocol = record["protocol"]
+        key = (protocol["source_table"], protocol["source_name"])
+        assert protocol["facts"] == SOURCE_FACTS[key][record["suite"]["name"]], record["record_id"]
+        assert record["citation"]["title"].startswith(protocol["source_name"])
+    titok = next(r for r in committed if r["model"]["name"] == "TiTok-L-32" and r["suite"]["name"] == "recon")
+    assert (
+        titok["protocol"]["facts"]["resize"] == "tf1-bilinear"
+        and titok["protocol"]["facts"]["images"] == UNKNOWN
+    )
+    for reproduced in RecordStore(STORE).records(suite="recon", source="reproduced"):
+        assert "images not stated by the source" in protocol_mismatches(titok, reproduced)

@@ -61,6 +61,7 @@ from tokbench.report.site_html import (
 )
 from tokbench.report.site_pages import leaderboard_table, protocol_card, record_body
 from tokbench.report.site_tokbench import tokbench_section
+from tokbench.reported import UNKNOWN, compares_with, fact_summary, protocol_mismatches
 from tokbench.store import RecordStore
 
 __all__ = [
@@ -81,6 +82,13 @@ _REPORTED_NOTE = (
     '<p class="muted">Copied exactly from papers, official repositories and project pages, each row '
     "with its source. They are <b>not</b> reproduced by tokbench, were measured under the sources' own "
     "protocols (each source table is its own protocol hash) and are <b>never ranked</b>.</p>"
+)
+_COMPARABILITY_NOTE = (
+    '<p class="muted">A reported source is <b>comparable</b> with a reproduced protocol when it states '
+    "every fact the two can be compared on (Inception resize, dataset, image count, preprocessing, "
+    "quantisation, and where they apply perturbation, save step, bucket edges, judges) and each equals "
+    "the reproduced protocol's; a fact the source does not state never matches. The facts and where "
+    "they were established are on each record's page.</p>"
 )
 
 
@@ -214,6 +222,22 @@ class _Site:
             for r in records
         }
         self.figures = 0
+        self.comparisons: dict[str, tuple[list[dict], list[str]]] = {}
+
+    def comparison(self, reported: dict) -> tuple[list[dict], list[str]]:
+        """The reproduced protocols a reported record is comparable with, and why not with the others."""
+        digest = reported["protocol_hash"]
+        if digest not in self.comparisons:
+            suite = reported["suite"]["name"]
+            family = [
+                r
+                for r in self.records
+                if r["source"] == "reproduced" and compares_with(suite, r["suite"]["name"])
+            ]
+            self.comparisons[digest] = compare_reported(
+                reported, [group[0] for group in protocol_groups(family)]
+            )
+        return self.comparisons[digest]
 
     def next_figure_id(self) -> str:
         self.figures += 1
@@ -274,7 +298,9 @@ def _write_site(records: list[dict], root: Path) -> None:
     for record in records:
         stem = site.record_stem[(record["source"], record["record_id"])]
         suite_href = f"../{suite_page_name(record['suite']['name'])}"
-        body = record_body(record, stem, suite_href)
+        reported = record["source"] == "reported"
+        comparability = comparability_html(record, *site.comparison(record)) if reported else None
+        body = record_body(record, stem, suite_href, comparability)
         title = f"tokbench · {record['model']['spec']}"
         site.write(
             f"records/{stem}.html", site.page(title, body, prefix="../", current=record["suite"]["name"])
@@ -382,18 +408,65 @@ def _reproduced_section(site: _Site, group: list[dict], stem: str) -> str:
     )
 
 
+def compare_reported(reported: dict, reproduced: list[dict]) -> tuple[list[dict], list[str]]:
+    """The reproduced protocols (one record each) ``reported`` is comparable with, and why it is not
+    comparable with each of the others."""
+    matches, reasons = [], []
+    for record in reproduced:
+        mismatches = protocol_mismatches(reported, record)
+        if mismatches:
+            reasons.append(f"{protocol_label(record)}: {'; '.join(mismatches)}")
+        else:
+            matches.append(record)
+    if not reproduced:
+        reasons.append(f"no reproduced protocol measures {reported['suite']['name']} in this store")
+        unstated = [key for key, value in reported["protocol"].get("facts", {}).items() if value == UNKNOWN]
+        if unstated:
+            reasons.append(f"the source does not state: {', '.join(unstated)}")
+    return matches, reasons
+
+
+def comparability_text(reported: dict, matches: list[dict], reasons: list[str]) -> str:
+    """``comparable with: recon v3 · b2b430055867 (tf1-bilinear, imagenet-1k-val, 50000 images)``, or
+    ``not comparable with any reproduced protocol here (reasons)``."""
+    if matches:
+        summary = fact_summary(reported["protocol"].get("facts", {}))
+        return "comparable with: " + ", ".join(f"{protocol_label(r)} ({summary})" for r in matches)
+    return f"not comparable with any reproduced protocol here ({' | '.join(reasons)})"
+
+
+def comparability_html(reported: dict, matches: list[dict], reasons: list[str]) -> str:
+    """``comparability_text`` as escaped HTML, one list item per reason."""
+    if matches:
+        return esc(comparability_text(reported, matches, reasons))
+    items = "".join(f"<li>{esc(reason)}</li>" for reason in reasons)
+    return f"not comparable with any reproduced protocol here:<ul>{items}</ul>"
+
+
 def _reported_section(site: _Site, records: list[dict], suite: str) -> str:
     if not records:
         return ""
-    columns, rows, export = leaderboard_table(records, None, None, site.record_href)
+    groups = protocol_groups(records)
+    comparable = {}
+    notes = []
+    for group in groups:
+        matches, reasons = site.comparison(group[0])
+        comparable[group[0]["protocol_hash"]] = ", ".join(protocol_label(r) for r in matches) or "none"
+        source = group[0]["protocol"].get("source_name") or group[0].get("citation", {}).get("title", "")
+        notes.append(
+            f"<li><b>{esc(reported_label(group[0]))}</b> · {esc(source)}: "
+            f"{comparability_html(group[0], matches, reasons)}</li>"
+        )
+    columns, rows, export = leaderboard_table(records, None, None, site.record_href, comparable=comparable)
     stem = f"{suite}@reported"
     site.write_exports(stem, export)
-    charts = [_figures(site, group, reported_label(group[0])) for group in protocol_groups(records)]
+    charts = [_figures(site, group, reported_label(group[0])) for group in groups]
     return "\n".join(
         [
             '<section class="reported-section">',
             '<h2>Reported by papers <span class="badge reported">reported</span></h2>',
             _REPORTED_NOTE,
+            f'<div class="card comparability">{_COMPARABILITY_NOTE}<ul>{"".join(notes)}</ul></div>',
             board(f"board-{stem}", columns, rows, exports=stem, css="reported"),
             *charts,
             "</section>",

@@ -24,14 +24,23 @@ from tokbench.report.site_html import (
 from tokbench.reported import citation_line
 
 _EXTRAS = {"resolution": record_resolution, "tokens": record_tokens, "judge": record_judge}
+_FACTS_NOTE = (
+    '<p class="muted">As the source\'s official evaluation code and documentation state them ("unknown" '
+    "where they do not); each fact's origin is named in SOURCE_FACTS of tokbench/reported.py.</p>"
+)
 
 
 def leaderboard_table(
-    records: list[dict], ranks: dict[str, int] | None, primary: str | None, href: Callable[[dict], str]
+    records: list[dict],
+    ranks: dict[str, int] | None,
+    primary: str | None,
+    href: Callable[[dict], str],
+    comparable: dict[str, str] | None = None,
 ) -> tuple[list[Column], list[str], list[dict]]:
     """Columns, HTML rows and export rows of one table.
 
-    ``ranks`` is None for reported records: they get a badge and their citation instead of a rank.
+    ``ranks`` is None for reported records: they get a badge and their citation instead of a rank,
+    and, with ``comparable`` (protocol hash to text), which reproduced protocols they compare with.
     Optional columns (resolution, tokens, judge) appear only when some record fills them.
     """
     reported = ranks is None
@@ -50,6 +59,8 @@ def leaderboard_table(
     ]
     if reported:
         columns.append(Column("source"))
+        if comparable is not None:
+            columns.append(Column("comparable with", filter="comparable with"))
     else:
         columns += [Column("items", numeric=True), Column("skipped", numeric=True), Column("date")]
 
@@ -77,12 +88,17 @@ def leaderboard_table(
             cells.append(f'<td class="num" data-sort="{esc(sort)}">{esc(format_metric(record, key))}</td>')
         if reported:
             cells.append(_citation_cell(record))
+            if comparable is not None:
+                cells.append(f"<td>{esc(comparable.get(record['protocol_hash'], 'none'))}</td>")
         else:
             dataset = record["dataset"]
             cells += [num_cell(dataset.get("items_used")), num_cell(dataset.get("items_skipped"))]
             cells.append(f'<td data-sort="{esc(record["created_at"])}">{esc(record["created_at"][:10])}</td>')
         rows.append(f'<tr data-source="{esc(record["source"])}">{"".join(cells)}</tr>')
-        export.append(export_row(record, rank, {name: extras[name][i] for name in extras}, keys))
+        row = export_row(record, rank, {name: extras[name][i] for name in extras}, keys)
+        if reported and comparable is not None:
+            row["comparable_with"] = comparable.get(record["protocol_hash"], "none")
+        export.append(row)
     return columns, rows, export
 
 
@@ -140,8 +156,9 @@ def protocol_card(record: dict, count: int) -> str:
     return f'<div class="card"><dl>{rows}</dl>{full}</div>'
 
 
-def record_body(record: dict, stem: str, suite_href: str) -> str:
-    """The body of a record's detail page: full provenance, metrics, skipped items, citation."""
+def record_body(record: dict, stem: str, suite_href: str, comparability_html: str | None = None) -> str:
+    """The body of a record's detail page: full provenance, metrics, skipped items, citation; for a
+    reported record its protocol facts and how it compares with the reproduced protocols (HTML)."""
     model, dataset, suite = record["model"], record["dataset"], record["suite"]
     source = record["source"]
     counts = " / ".join(str(dataset.get(k, "–")) for k in ("items_requested", "items_used", "items_skipped"))
@@ -166,6 +183,11 @@ def record_body(record: dict, stem: str, suite_href: str) -> str:
     ]
     if source == "reported":
         body.append(_citation_block(record))
+        facts = record.get("protocol", {}).get("facts")
+        if facts:
+            body.append("<h2>Protocol facts</h2>" + _FACTS_NOTE + _kv_table(facts))
+        if comparability_html:
+            body.append(f'<div class="card comparability">{comparability_html}</div>')
     metric_rows = "".join(
         f"<tr><th>{esc(k)}</th><td>{esc(axis_title(k, [record]))}</td>"
         f'<td class="num">{esc(format_metric(record, k))}</td></tr>'
