@@ -135,7 +135,7 @@ def test_settings_are_validated() -> None:
         settings_from({"bucket_edges": "855802d", "ocr_batches": "official", "resolutions": [entry]}, "s")
     with pytest.raises(ConfigError, match="strictly increasing"):
         settings_from({**base, "resolutions": [{**entry, "text": [0.1, 0.1, 0.2, 1]}]}, "s")
-    with pytest.raises(ConfigError, match="settings.save must be one of"):
+    with pytest.raises(ConfigError, match=r"settings\.save must be one of"):
         settings_from({**base, "save": "png", "resolutions": [entry]}, "s")
     with pytest.raises(ConfigError, match="ocr_batches must be one of"):
         settings_from({**base, "ocr_batches": "64", "resolutions": [entry]}, "s")
