@@ -21,9 +21,10 @@ from PIL import Image
 from tokbench.data.preprocess import LetterboxLanczos, undo_letterbox
 from tokbench.metrics.text_face import OFFICIAL_EDGES, bucket_counts, bucket_means, edit_distance
 from tokbench.metrics.text_face import normalized_edit_similarity as ned
-from tokbench.tensors import tensor_to_pil
+from tokbench.tensors import quantize_uint8, tensor_to_pil, uint8_to_float
 from tokbench.textface.annotations import parse_text_instance
 from tokbench.textface.saving import saved_pixels
+from tokbench.tracks.tokbench import QUANTIZATION
 
 GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "reference" / "protocols" / "tokbench"
 pytestmark = pytest.mark.skipif(not GOLDEN.is_dir(), reason=f"reference data {GOLDEN} is absent")
@@ -192,3 +193,21 @@ def _close(value: float | None, expected: float | str) -> None:
         assert value is None
     else:
         assert value is not None and abs(value - expected) <= 1e-12
+
+
+def test_quantisation_is_the_official_round_half_even_rule() -> None:
+    """The protocol's uint8 rule (QUANTIZATION) equals sdxl_vae_rec.py's on the official vector test and
+    full-image variant; it is lossless for the identity (the resize baseline has no float step)."""
+    reference = _json("quantisation/quantisation.json")
+    assert QUANTIZATION["name"] == "round-half-even-01"
+    inputs = torch.from_numpy(np.load(GOLDEN / "quantisation" / "vector_inputs.npz")["inputs_01"])
+    expected = reference["vector_test"]["outputs"]["sdxl_round_half_even01"]["outputs"]
+    assert quantize_uint8(inputs).tolist() == expected
+    levels = torch.arange(256, dtype=torch.uint8)
+    assert quantize_uint8(uint8_to_float(levels)).tolist() == reference["identity_round_trip"]["sdxl"]["lut"]
+    padded = np.asarray(Image.open(GOLDEN / "resize_baseline" / "padded_R256" / "img3_123x457.png.png"))
+    y, x, c = np.meshgrid(np.arange(256), np.arange(256), np.arange(3), indexing="ij")
+    k = 16 * padded.astype(np.int32) + ((131 * y + 71 * x + 29 * c) % 81) - 40
+    x01 = torch.from_numpy(k.astype(np.float32) / 4096).permute(2, 0, 1)
+    arrays = np.load(GOLDEN / "quantisation" / "quantised_R256_img3_123x457_png.npz")
+    assert np.array_equal(np.asarray(tensor_to_pil(x01)), arrays["sdxl_round_half_even01"])
