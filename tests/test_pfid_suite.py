@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import tokbench
-from tokbench.suites import SUITE_PATH_ENV
+from tokbench.suites import SUITE_PATH_ENV, load_suite
 
 SUITE = """
 name: {name}
@@ -49,3 +49,11 @@ def test_alpha_zero_is_rfid_and_batching_does_not_matter(suites: None, tiny_tito
         "seed": 3,
     }
     assert record["protocol"]["perturbation"]["scheme"] == "tokbench-pfid/1"
+
+
+def test_pfid_scores_like_recon() -> None:
+    """pfid at alpha = 0 is recon's rFID: same data, preprocessing and Inception judge (TF1 resize)."""
+    pfid, recon = load_suite("pfid"), load_suite("recon")
+    assert (pfid.dataset, pfid.preprocess) == (recon.dataset, recon.preprocess)
+    assert pfid.judges["inception"] == recon.judges["inception"]
+    assert pfid.judges["inception"].options == {"resize": "tf1-bilinear"}
