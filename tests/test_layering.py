@@ -22,7 +22,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
     for layer in (
         "errors hashing tensors",
         "registry distributed flops vocabulary provenance",
-        "adapters data judges records",
+        "adapters data judges records comparability",
         "metrics hub features",
         "models perturb stats_io suites",
         "gen semantic textface pruning",

@@ -9,21 +9,11 @@ from pathlib import Path
 import pytest
 
 from tokbench.cli import main
+from tokbench.comparability import SOURCE_FACTS, UNKNOWN, compares_with, fact_summary, protocol_mismatches
 from tokbench.errors import ConfigError
 from tokbench.metrics.info import key_info
 from tokbench.records import validate_record
-from tokbench.reported import (
-    SOURCE_FACTS,
-    TABLES,
-    UNKNOWN,
-    citation_line,
-    compares_with,
-    fact_summary,
-    ingest_published,
-    protocol_mismatches,
-    read_published,
-    readme_caveats,
-)
+from tokbench.reported import TABLES, citation_line, ingest_published, read_published, readme_caveats
 from tokbench.store import STORE_ENV_VAR, RecordStore
 
 STAMP = "2026-02-01T00:00:00Z"

@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.offline
 
+from tokbench.comparability import compares_with
 from tokbench.errors import ConfigError
 from tokbench.provenance import tokbench_version
 from tokbench.records import record_to_json
@@ -45,6 +46,7 @@ from tokbench.report.figures import (
 from tokbench.report.grouping import protocol_groups
 from tokbench.report.metric_info import axis_title, metric_direction, primary_metric
 from tokbench.report.rate_quality import has_token_sweeps, rate_quality_figure
+from tokbench.report.site_comparability import COMPARABILITY_NOTE, comparability_html, compare_reported
 from tokbench.report.site_html import (
     RATE_METRICS,
     Column,
@@ -61,7 +63,6 @@ from tokbench.report.site_html import (
 )
 from tokbench.report.site_pages import leaderboard_table, protocol_card, record_body
 from tokbench.report.site_tokbench import tokbench_section
-from tokbench.reported import UNKNOWN, compares_with, fact_summary, protocol_mismatches
 from tokbench.store import RecordStore
 
 __all__ = [
@@ -82,13 +83,6 @@ _REPORTED_NOTE = (
     '<p class="muted">Copied exactly from papers, official repositories and project pages, each row '
     "with its source. They are <b>not</b> reproduced by tokbench, were measured under the sources' own "
     "protocols (each source table is its own protocol hash) and are <b>never ranked</b>.</p>"
-)
-_COMPARABILITY_NOTE = (
-    '<p class="muted">A reported source is <b>comparable</b> with a reproduced protocol when it states '
-    "every fact the two can be compared on (Inception resize, dataset, image count, preprocessing, "
-    "quantisation, and where they apply perturbation, save step, bucket edges, judges) and each equals "
-    "the reproduced protocol's; a fact the source does not state never matches. The facts and where "
-    "they were established are on each record's page.</p>"
 )
 
 
@@ -408,41 +402,6 @@ def _reproduced_section(site: _Site, group: list[dict], stem: str) -> str:
     )
 
 
-def compare_reported(reported: dict, reproduced: list[dict]) -> tuple[list[dict], list[str]]:
-    """The reproduced protocols (one record each) ``reported`` is comparable with, and why it is not
-    comparable with each of the others."""
-    matches, reasons = [], []
-    for record in reproduced:
-        mismatches = protocol_mismatches(reported, record)
-        if mismatches:
-            reasons.append(f"{protocol_label(record)}: {'; '.join(mismatches)}")
-        else:
-            matches.append(record)
-    if not reproduced:
-        reasons.append(f"no reproduced protocol measures {reported['suite']['name']} in this store")
-        unstated = [key for key, value in reported["protocol"].get("facts", {}).items() if value == UNKNOWN]
-        if unstated:
-            reasons.append(f"the source does not state: {', '.join(unstated)}")
-    return matches, reasons
-
-
-def comparability_text(reported: dict, matches: list[dict], reasons: list[str]) -> str:
-    """``comparable with: recon v3 · b2b430055867 (tf1-bilinear, imagenet-1k-val, 50000 images)``, or
-    ``not comparable with any reproduced protocol here (reasons)``."""
-    if matches:
-        summary = fact_summary(reported["protocol"].get("facts", {}))
-        return "comparable with: " + ", ".join(f"{protocol_label(r)} ({summary})" for r in matches)
-    return f"not comparable with any reproduced protocol here ({' | '.join(reasons)})"
-
-
-def comparability_html(reported: dict, matches: list[dict], reasons: list[str]) -> str:
-    """``comparability_text`` as escaped HTML, one list item per reason."""
-    if matches:
-        return esc(comparability_text(reported, matches, reasons))
-    items = "".join(f"<li>{esc(reason)}</li>" for reason in reasons)
-    return f"not comparable with any reproduced protocol here:<ul>{items}</ul>"
-
-
 def _reported_section(site: _Site, records: list[dict], suite: str) -> str:
     if not records:
         return ""
@@ -466,7 +425,7 @@ def _reported_section(site: _Site, records: list[dict], suite: str) -> str:
             '<section class="reported-section">',
             '<h2>Reported by papers <span class="badge reported">reported</span></h2>',
             _REPORTED_NOTE,
-            f'<div class="card comparability">{_COMPARABILITY_NOTE}<ul>{"".join(notes)}</ul></div>',
+            f'<div class="card comparability">{COMPARABILITY_NOTE}<ul>{"".join(notes)}</ul></div>',
             board(f"board-{stem}", columns, rows, exports=stem, css="reported"),
             *charts,
             "</section>",
