@@ -8,9 +8,9 @@ the real architecture, or none) and held to its kind's contract.
 - Generators: ``sample(conditions, seeds)`` returns float32 N×3×H×W in [0, 1]; the same seeds give
   the same images, another seed changes its own image and no other.
 - Pruners: pre-LLM ``reduce`` returns the budgeted number of tokens with distinct in-range indices
-  (a selection is exactly the indexed tokens, in order); intra-LLM ``schedule`` and
-  ``select_in_layer`` keep the budget from layer K on; both are deterministic for a fixed
-  ``torch.Generator`` seed.
+  (a selection is exactly the indexed tokens, in order; a kept [CLS] comes first, index -1);
+  intra-LLM ``schedule`` and ``select_in_layer`` keep the budget from layer K on; both are
+  deterministic for a fixed ``torch.Generator`` seed.
 
 A registered name without an entry in ``CASES`` fails: a model cannot be registered without a case.
 """
@@ -276,28 +276,36 @@ def _softmax_attention(generator: torch.Generator, *shape: int) -> torch.Tensor:
 
 
 def pre_llm_context(pruner: Pruner, seed: int = 0) -> PreLLMContext:
-    """Random visual tokens of a 6×6 grid with a [CLS] prefix; attention maps and keys only for
-    pruners that declare ``needs_attention`` (as the host does), and a fresh seeded generator."""
+    """Random visual tokens of a 6×6 grid with a [CLS] prefix and a linear projector; attention maps
+    and keys only for pruners that declare ``needs_attention`` (as the host does), and a fresh
+    seeded generator."""
     g = torch.Generator().manual_seed(100)
     sequence = PREFIX + VISUAL
     attentions = keys = None
     if pruner.needs_attention:
         attentions = _softmax_attention(g, BATCH, HEADS, sequence, sequence)
         keys = torch.randn((BATCH, sequence, KEY_DIM), generator=g)
+    tokens = torch.randn((BATCH, VISUAL, DIM), generator=g)
+    vision_features = torch.randn((BATCH, VISUAL, VISION_DIM), generator=g)
+    text_embeddings = torch.randn((BATCH, TEXT_BEFORE + TEXT_AFTER, DIM), generator=g)
+    projection = torch.randn((VISION_DIM, DIM), generator=g)
     return PreLLMContext(
-        tokens=torch.randn((BATCH, VISUAL, DIM), generator=g),
-        vision_features=torch.randn((BATCH, VISUAL, VISION_DIM), generator=g),
+        tokens=tokens,
+        vision_features=vision_features,
         grid=GRID,
         vision_attentions=attentions,
         vision_keys=keys,
         num_prefix=PREFIX,
-        text_embeddings=torch.randn((BATCH, TEXT_BEFORE + TEXT_AFTER, DIM), generator=g),
+        text_embeddings=text_embeddings,
         generator=torch.Generator().manual_seed(seed),
+        prefix_features=torch.randn((BATCH, PREFIX, VISION_DIM), generator=g),
+        projector=lambda features: features @ projection,
     )
 
 
 def layer_context(layer: int, visual: int) -> LayerContext:
-    """Decoder layer ``layer`` with ``visual`` visual tokens between text tokens, random attention."""
+    """Decoder layer ``layer`` with ``visual`` visual tokens between text tokens, random attention
+    (the previous layer's map and this layer's last-query row)."""
     g = torch.Generator().manual_seed(200 + layer)
     length = TEXT_BEFORE + visual + TEXT_AFTER
     return LayerContext(
@@ -305,6 +313,7 @@ def layer_context(layer: int, visual: int) -> LayerContext:
         attentions=_softmax_attention(g, BATCH, HEADS, length, length),
         visual_positions=torch.arange(TEXT_BEFORE, TEXT_BEFORE + visual),
         hidden_states=torch.randn((BATCH, length, DIM), generator=g),
+        query_attention=_softmax_attention(g, BATCH, HEADS, length),
     )
 
 
@@ -341,7 +350,12 @@ def check_pre_llm(name: str, pruner: Pruner, keep: int) -> None:
     )
     assert bool(torch.isfinite(out).all()), f"{name}: non-finite tokens"
     assert torch.equal(context.tokens, tokens), f"{name}: reduce() changed its input tokens"
-    check_indices(name, reduced.index, keep, VISUAL, ordered=not pruner.merges_tokens)
+    kept_prefix = int((reduced.index[0] < 0).sum())  # a kept [CLS] (index -1) comes first
+    assert kept_prefix <= PREFIX and bool((reduced.index[:, :kept_prefix] == -1).all()), (
+        f"{name}: index -1 (a prefix token) only in the first {PREFIX} slot(s): {reduced.index.tolist()}"
+    )
+    patches = reduced.index[:, kept_prefix:]
+    check_indices(name, patches, keep - kept_prefix, VISUAL, ordered=not pruner.merges_tokens)
     if not pruner.merges_tokens:  # a selection is the indexed tokens themselves
         expected = torch.stack([tokens[b, reduced.index[b]] for b in range(BATCH)])
         assert torch.equal(out, expected), f"{name}: selected tokens differ from tokens[index]"

@@ -121,6 +121,60 @@ def test_fastv_at_full_budget_generates_like_the_unpruned_model(tiny_host: Llava
     assert a.text == b.text and a.new_tokens == b.new_tokens
 
 
+def test_visionzip_keeps_the_vision_cls_token_first_through_the_projector(tiny_host: LlavaHost) -> None:
+    pruner = pruners.VisionZip(64)
+    tiny_host.configure_for(pruner)
+    captured = {}
+    layer = tiny_host._vision_layer()
+    handle = layer.self_attn.register_forward_hook(lambda _m, _i, out: captured.update(a=out[1]))
+    embeds = []
+    language_model = tiny_host.model.model.language_model
+    hook = language_model.register_forward_pre_hook(
+        lambda _m, _a, kwargs: embeds.append(kwargs["inputs_embeds"]), with_kwargs=True
+    )
+    ids = tiny_host.prompt_ids(QUESTION)
+    pixels = _pixels(tiny_host)
+    try:
+        pre = tiny_host.prefill(pixels, ids, pruner, 64)
+    finally:
+        handle.remove()
+        hook.remove()
+    dominant = rules.topk_indices(captured["a"][:, :, 0, 1:].sum(1), 64 - 10 - 1)[0]
+    assert pre.kept_index[0] == -1 and torch.equal(pre.kept_index[1:54], dominant)
+    tower = tiny_host.model.model.vision_tower(pixels, output_hidden_states=True)
+    cls = tiny_host.model.model.multi_modal_projector(tower.hidden_states[-2][:, :1])
+    slot = ids.index(tiny_host.codec.image_token_id)
+    torch.testing.assert_close(embeds[0][:, slot : slot + 1], cls)
+
+
+def test_pdrop_renumbers_positions_after_each_drop_and_in_decoding(tiny_host: LlavaHost) -> None:
+    pdrop = pruners.PyramidDrop(64)  # 4 layers: drops before layers 1, 2, 3 to 64, 32, 16
+    assert tiny_host.configure_for(pdrop) == {"vision": "sdpa", "text": "sdpa"}
+    language_model = tiny_host.model.model.language_model
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    handles = [  # what attention receives from the (hooked) decoder layer
+        layer.self_attn.register_forward_pre_hook(
+            lambda _m, _a, kwargs: seen.append((kwargs["position_ids"], kwargs["position_embeddings"][0])),
+            with_kwargs=True,
+        )
+        for layer in language_model.layers
+    ]
+    try:
+        out = tiny_host.generate(_pixels(tiny_host), QUESTION, pdrop, 64, max_new_tokens=2)
+    finally:
+        for handle in handles:
+            handle.remove()
+    lengths = out.sequence_per_layer
+    assert out.visual_tokens_per_layer == [576, 64, 32, 16]
+    assert lengths == [out.prompt_tokens - 576 + n for n in out.visual_tokens_per_layer]
+    assert out.new_tokens == 2 and len(seen) == 2 * len(lengths)  # prefill, then one decoding step
+    for index, length in enumerate(lengths):  # prefill: 0..L'-1; the new token continues from L'
+        prefill, decode = seen[index], seen[len(lengths) + index]
+        for (ids, cos), expected in ((prefill, torch.arange(length)), (decode, torch.tensor([length]))):
+            assert torch.equal(ids, expected[None])
+            assert torch.equal(cos, language_model.rotary_emb(cos, expected[None])[0])
+
+
 def test_a_model_without_a_vision_tower_is_refused() -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 

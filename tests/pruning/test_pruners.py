@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from tokbench.adapters import MODELS, build_model
-from tokbench.adapters.base import Budget, Pruner, parse_budget, resolve_budget
+from tokbench.adapters.base import Budget, PreLLMContext, Pruner, parse_budget, resolve_budget
 from tokbench.errors import ConfigError
-from tokbench.pruning.pruners import FastV, PyramidDrop
+from tokbench.pruning.pruners import FastV, PyramidDrop, VisionZip
 
 PRUNERS = ["none", "random", "pool", "fastv", "pdrop", "cls-attn", "divprune", "visionzip", "tome"]
 
@@ -39,10 +40,43 @@ def test_a_budget_above_the_token_count_is_refused() -> None:
         resolve_budget(Budget(count=577), 576)
 
 
-def test_fastv_drops_once_at_layer_k_and_pdrop_in_stages() -> None:
+def test_fastv_drops_once_at_layer_k() -> None:
     assert FastV(64, layer=2).schedule(32, 64) == [(2, 64)]
-    assert PyramidDrop(64, layer=2, ratio=0.5).schedule(32, 64) == [(2, 64), (16, 32), (24, 16)]
     with pytest.raises(ConfigError, match="layer"):
         FastV(64, layer=4).schedule(4, 64)
     with pytest.raises(ConfigError, match="layer"):
         FastV(64, layer=0)
+
+
+def test_pdrop_defaults_to_the_published_schedule() -> None:
+    pdrop = PyramidDrop()
+    keep = resolve_budget(pdrop.budget, 576)
+    assert pdrop.schedule(32, keep) == [(8, 288), (16, 144), (24, 72)]  # λ = 0.5 after layers 8/16/24
+    assert pdrop.schedule(8, keep) == [(2, 288), (4, 144), (6, 72)]  # the reference's tiny Llama
+    assert PyramidDrop(64, layer=2, ratio=0.5).schedule(32, 64) == [(2, 64), (4, 32), (6, 16)]
+    assert PyramidDrop(100, ratio=0.3).schedule(32, 100) == [(8, 100), (16, 30), (24, 9)]
+
+
+def test_pdrop_refuses_schedules_that_do_not_fit() -> None:
+    with pytest.raises(ConfigError, match="layer=11"):
+        PyramidDrop(layer=11).schedule(32, 288)
+    with pytest.raises(ConfigError, match="at least one"):
+        PyramidDrop(2, ratio=0.25).schedule(32, 2)
+    with pytest.raises(ConfigError, match="ratio"):
+        PyramidDrop(ratio=0.0)
+
+
+def test_visionzip_refuses_what_it_cannot_merge() -> None:
+    tokens, features = torch.randn(1, 16, 8), torch.randn(1, 16, 4)
+    context = PreLLMContext(
+        tokens=tokens,
+        vision_features=features,
+        grid=(4, 4),
+        vision_attentions=torch.rand(1, 2, 17, 17),
+        vision_keys=torch.randn(1, 17, 4),
+        prefix_features=torch.randn(1, 1, 4),
+    )
+    with pytest.raises(ConfigError, match="projector"):
+        VisionZip(8).reduce(context, 8)
+    with pytest.raises(ConfigError, match="exceeds the budget 4"):
+        VisionZip(4, contextual=4).reduce(context, 4)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -132,12 +132,13 @@ class Pruner(Adapter):
     """Reduces the visual tokens a vision-language model sees, at one of two insertion points.
 
     *pre-LLM* pruners override ``reduce``: after the projector they select or merge the visual
-    tokens (``PreLLMContext`` holds the projected tokens, the vision features, the vision encoder's
-    attention maps and keys when ``needs_attention``, and the text query). *intra-LLM* pruners
-    override ``schedule`` and ``select_in_layer``: at decoder layer K they drop visual tokens using
-    the LLM's own attention (FastV, PyramidDrop). ``budget`` is a token count (``64``) or a ratio of
-    the visual tokens (``0.25``); the host resolves it with ``resolve_budget``. ``vlm`` overrides
-    the suite's host VLM (e.g. ``vlm=tiny-random`` for an offline smoke run).
+    tokens (``PreLLMContext`` holds the projected tokens, the vision features with the [CLS] token
+    and the projector, the vision encoder's attention maps and keys when ``needs_attention``, and the
+    text query). *intra-LLM* pruners override ``schedule`` and ``select_in_layer``: at decoder layer K
+    they drop visual tokens using the LLM's own attention (FastV, PyramidDrop). ``budget`` is a token
+    count (``64``) or a ratio of the visual tokens (``0.25``); the host resolves it with
+    ``resolve_budget``. ``vlm`` overrides the suite's host VLM (e.g. ``vlm=tiny-random`` for an
+    offline smoke run).
     """
 
     kind: ClassVar[str] = "pruner"
@@ -150,6 +151,12 @@ class Pruner(Adapter):
     needs_text_query: ClassVar[bool] = False
     #: Outputs merged (averaged) tokens rather than a subset of the originals.
     merges_tokens: ClassVar[bool] = False
+    #: Intra-LLM: ranks with the last token's attention in the dropping layer itself, computed from
+    #: its layer-normed input with its own q/k projections and RoPE (``LayerContext.query_attention``).
+    needs_query_attention: ClassVar[bool] = False
+    #: Intra-LLM: position ids are renumbered 0..L'-1 after each drop (decoding continues from L'),
+    #: instead of keeping the original positions with gaps.
+    renumbers_positions: ClassVar[bool] = False
 
     def __init__(self, budget: int | float | str = 576, vlm: str | None = None):
         self.budget = parse_budget(budget)
@@ -181,13 +188,19 @@ class PreLLMContext:
     grid: tuple[int, int]
     #: B×H×(P+N)×(P+N) attention of the selected vision layer (P prefix tokens, e.g. [CLS]) or None.
     vision_attentions: torch.Tensor | None = None
-    #: B×(P+N)×Dk keys of the selected vision layer, or None.
+    #: B×(P+N)×Dk keys of the selected vision layer (heads concatenated, head-major), or None.
     vision_keys: torch.Tensor | None = None
     #: Number of prefix tokens ([CLS]) in ``vision_attentions``/``vision_keys``.
     num_prefix: int = 1
     #: B×T×D embeddings of the text tokens of the prompt.
     text_embeddings: torch.Tensor | None = None
     generator: torch.Generator | None = None
+    #: B×P×Dv prefix tokens ([CLS]) at the selected vision layer, which a pruner may keep (index -1);
+    #: None where the host keeps them itself.
+    prefix_features: torch.Tensor | None = None
+    #: Maps B×K×Dv vision-layer tokens to ``tokens``' space (the VLM's projector); None when
+    #: ``tokens`` are the vision features themselves.
+    projector: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 @dataclass(frozen=True)
@@ -195,17 +208,21 @@ class LayerContext:
     """What an intra-LLM pruner sees at the decoder layer where it drops tokens."""
 
     layer: int
-    #: B×H×Q×K attention of the previous decoder layer over the current sequence.
-    attentions: torch.Tensor
+    #: B×H×Q×K attention of the previous decoder layer over the current sequence (``needs_attention``).
+    attentions: torch.Tensor | None
     #: Positions (in the current sequence) of the visual tokens still present, increasing.
     visual_positions: torch.Tensor
     #: B×Q×D hidden states entering the layer.
     hidden_states: torch.Tensor
+    #: B×H×K attention of the last query to every key of the current sequence in this layer itself,
+    #: before the drop (``needs_query_attention``).
+    query_attention: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
 class ReducedTokens:
-    """A pre-LLM pruner's output: ``B×K×D`` tokens and, per slot, the original index it stands for."""
+    """A pre-LLM pruner's output: ``B×K×D`` tokens and, per slot, the original patch index it stands
+    for (-1 for a kept prefix token such as [CLS], which comes first)."""
 
     tokens: torch.Tensor
     index: torch.Tensor

@@ -3,16 +3,20 @@
 Pre-LLM pruners run between the projector and the LLM: the host computes the image features with
 the model's own ``get_image_features``, lets the pruner reduce them, and feeds the LLM embeddings
 with as many image placeholders as tokens kept (the same ``masked_scatter`` the model uses, so the
-``none`` pruner reproduces the unpruned logits bit for bit). Intra-LLM pruners run as forward
-pre-hooks on the decoder layers: at layer K the hidden states, rotary embeddings and causal mask are
-cut to the kept positions, using the attention captured from layer K-1 (eager attention). No
-transformers code is forked; hooks are removed after every call.
+``none`` pruner reproduces the unpruned logits bit for bit); a pruner that merges in the vision
+layer's space (VisionZip) gets that layer's [CLS] token and the projector too. Intra-LLM pruners run
+as forward pre-hooks on the decoder layers: at layer K the hidden states, rotary embeddings and
+causal mask are cut to the kept positions, ranked by the attention captured from layer K-1 (eager
+attention, FastV) or by layer K's own last-query attention (PyramidDrop), with the original
+positions kept or renumbered as the pruner declares. No transformers code is forked; hooks are
+removed after every call.
 
 Items run one at a time (batch 1, as LLaVA's own evaluation scripts do).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -165,9 +169,12 @@ class LlavaHost:
         if pruner.needs_attention and pruner.stage == "pre-llm" and captured.get("attentions") is None:
             raise ConfigError(f"VLM {self.name!r}: the vision tower returned no attention maps (needs eager)")
         text_ids = torch.tensor([i for i in ids if i != self.codec.image_token_id], device=self.device)
+        vision_states = outputs.hidden_states[self.feature_layer]
         context = PreLLMContext(
             tokens=features,
-            vision_features=outputs.hidden_states[self.feature_layer][:, 1:],
+            vision_features=vision_states[:, 1:],
+            prefix_features=vision_states[:, :1],
+            projector=inner.multi_modal_projector,
             grid=self.grid,
             vision_attentions=captured.get("attentions"),
             vision_keys=captured.get("keys"),
@@ -286,14 +293,15 @@ def _layer_hooks(
         yield
         return
     first = min(schedule)
+    language_model = host.model.model.language_model
     handles = []
-    for index, layer in enumerate(host.model.model.language_model.layers):
-        if prefill and index + 1 in schedule:
+    for index, layer in enumerate(language_model.layers):
+        if prefill and pruner.needs_attention and index + 1 in schedule:
             handles.append(layer.self_attn.register_forward_hook(_capture_attention(state)))
         hook = (
             _prefill_hook(pruner, state, index, schedule, first)
             if prefill
-            else _decode_hook(state, index, first)
+            else _decode_hook(pruner, state, index, first, language_model.rotary_emb)
         )
         handles.append(layer.register_forward_pre_hook(hook, with_kwargs=True))
     try:
@@ -321,25 +329,28 @@ def _with_hidden(args: tuple, kwargs: dict, hidden: torch.Tensor) -> tuple[tuple
 
 
 def _prefill_hook(pruner: Pruner, state: _HookState, index: int, schedule: dict[int, int], first: int):
-    def hook(_module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    def hook(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         hidden = args[0] if args else kwargs["hidden_states"]
         if hidden.shape[0] != 1:
             raise ConfigError("the pruning host runs one item at a time (batch 1)")
         if state.kept is None:
             state.kept = torch.arange(hidden.shape[1], device=hidden.device)
             state.prefill_length = hidden.shape[1]
+        cos, sin = kwargs["position_embeddings"]
         if index in schedule:
-            hidden = _drop_visual(pruner, state, index, schedule[index], hidden)
+            positions = _positions(pruner, state.kept)
+            rotary = (cos[:, positions], sin[:, positions])
+            hidden = _drop_visual(pruner, state, index, schedule[index], hidden, module, rotary)
         state.visual_counts.append(int(state.visual.numel()))
         state.sequence_counts.append(int(hidden.shape[1]))
         if index < first:
             return args, kwargs
         kept = state.kept
         state.layer_kept[index] = kept
-        cos, sin = kwargs["position_embeddings"]
-        kwargs = {**kwargs, "position_embeddings": (cos[:, kept], sin[:, kept])}
+        positions = _positions(pruner, kept)
+        kwargs = {**kwargs, "position_embeddings": (cos[:, positions], sin[:, positions])}
         if kwargs.get("position_ids") is not None:
-            kwargs["position_ids"] = kwargs["position_ids"][:, kept]
+            kwargs["position_ids"] = kwargs["position_ids"][:, positions]
         mask = kwargs.get("attention_mask")
         if isinstance(mask, torch.Tensor):
             kwargs["attention_mask"] = mask[:, :, kept][:, :, :, kept]
@@ -348,13 +359,25 @@ def _prefill_hook(pruner: Pruner, state: _HookState, index: int, schedule: dict[
     return hook
 
 
+def _positions(pruner: Pruner, kept: torch.Tensor) -> torch.Tensor:
+    """Prefill positions of the ``kept`` tokens: the originals (gaps kept) or renumbered 0..L'-1."""
+    return torch.arange(kept.numel(), device=kept.device) if pruner.renumbers_positions else kept
+
+
 def _drop_visual(
-    pruner: Pruner, state: _HookState, index: int, keep: int, hidden: torch.Tensor
+    pruner: Pruner,
+    state: _HookState,
+    index: int,
+    keep: int,
+    hidden: torch.Tensor,
+    layer: torch.nn.Module,
+    rotary: tuple[torch.Tensor, torch.Tensor],
 ) -> torch.Tensor:
     """Cut ``hidden`` to the text tokens plus the ``keep`` visual tokens the pruner selects."""
-    if state.attentions is None:
+    if pruner.needs_attention and state.attentions is None:
         raise ConfigError(f"no attention was captured before decoder layer {index}")
-    context = LayerContext(index, state.attentions, state.visual, hidden)
+    query = last_query_attention(layer, hidden, rotary) if pruner.needs_query_attention else None
+    context = LayerContext(index, state.attentions, state.visual, hidden, query)
     chosen = pruner.select_in_layer(context, keep)[0]
     visual_set = torch.zeros(hidden.shape[1], dtype=torch.bool, device=hidden.device)
     visual_set[state.visual] = True
@@ -367,13 +390,42 @@ def _drop_visual(
     return hidden[:, current]
 
 
-def _decode_hook(state: _HookState, index: int, first: int):
+def last_query_attention(
+    layer: torch.nn.Module, hidden: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor]
+) -> torch.Tensor:
+    """B×H×L attention of the last token in decoder ``layer`` over ``hidden`` (what PyramidDrop's
+    ``pdrop_rank_drop`` computes): the layer's input norm, q/k projections, RoPE with ``rotary``
+    (cos, sin at the current positions), logits / sqrt(head_dim), softmax in float32 cast back to
+    the model's dtype. The last row of the causal mask hides nothing (batch 1, no padding); grouped
+    kv heads are repeated."""
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    attention = layer.self_attn
+    normed = layer.input_layernorm(hidden)
+    b, length, _ = normed.shape
+    head_dim = attention.head_dim
+    query = attention.q_proj(normed).view(b, length, -1, head_dim).transpose(1, 2)
+    key = attention.k_proj(normed).view(b, length, -1, head_dim).transpose(1, 2)
+    query, key = apply_rotary_pos_emb(query, key, *rotary)
+    key = key.repeat_interleave(query.shape[1] // key.shape[1], dim=1)
+    logits = torch.matmul(query[:, :, -1:], key.transpose(2, 3)) / math.sqrt(head_dim)
+    return torch.softmax(logits, dim=-1, dtype=torch.float32).to(query.dtype)[:, :, 0]
+
+
+def _decode_hook(pruner: Pruner, state: _HookState, index: int, first: int, rotary: torch.nn.Module):
     def hook(_module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        if index < first:
+            return args, kwargs
         mask = kwargs.get("attention_mask")
-        if index >= first and isinstance(mask, torch.Tensor):
+        if isinstance(mask, torch.Tensor):
             extra = torch.arange(state.prefill_length, mask.shape[-1], device=mask.device)
             columns = torch.cat([state.layer_kept[index], extra])
             kwargs = {**kwargs, "attention_mask": mask[..., columns]}
+        if pruner.renumbers_positions:
+            hidden = args[0] if args else kwargs["hidden_states"]
+            dropped = state.prefill_length - state.layer_kept[index].numel()
+            positions = kwargs["position_ids"] - dropped
+            kwargs = {**kwargs, "position_ids": positions, "position_embeddings": rotary(hidden, positions)}
         return args, kwargs
 
     return hook

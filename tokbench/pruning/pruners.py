@@ -1,7 +1,9 @@
 """The built-in visual-token pruners, registered as models (``tokbench run --model fastv:budget=64``).
 
-Each is a thin adapter over a rule in ``tokbench.pruning.rules``; the host (``tokbench.pruning.host``)
-applies it before the LLM (``reduce``) or inside it (``schedule`` + ``select_in_layer``).
+Most are thin adapters over a rule in ``tokbench.pruning.rules``; VisionZip and PyramidDrop follow
+their official code step by step here (pinned by ``tests/pruning/test_pruner_goldens.py``). The host
+(``tokbench.pruning.host``) applies them before the LLM (``reduce``) or inside it (``schedule`` +
+``select_in_layer``).
 """
 
 from __future__ import annotations
@@ -107,10 +109,18 @@ class DivPrune(Pruner):
 
 
 class VisionZip(Pruner):
-    """VisionZip (Yang et al., CVPR 2025, arXiv:2412.04467): dominant tokens by [CLS] attention plus
-    contextual tokens merged by key similarity; ``contextual`` defaults to the paper's 54:10 split
-    (10/64 of the budget: 54+10, 108+20, 162+30)."""
+    """VisionZip (Yang et al., CVPR 2025, arXiv:2412.04467) as dvlab-research/VisionZip runs it in
+    LLaVA-1.5: on the vision layer LLaVA reads (-2), before the projector. The [CLS] token and the
+    patches with the highest head-summed [CLS] attention are the dominant tokens (in sequence
+    order); of the other patches, every ``step = n_rest // contextual``-th is a target, each other
+    patch joins the target nearest by cosine of the head-averaged keys, and a contextual token is its
+    target plus the mean of its members. Output: [CLS], dominant patches, contextual tokens, then
+    the projector. ``contextual`` defaults to the paper's 54:10 split (10/64 of the budget: 54+10,
+    108+20, 162+30, the [CLS] counted among the dominant tokens); ``contextual=0`` keeps dominant
+    tokens only. Where the host keeps [CLS] itself (ViT reduction: no ``prefix_features``) the
+    dominant patches take its slot."""
 
+    version: ClassVar[str] = "2"
     needs_attention: ClassVar[bool] = True
     merges_tokens: ClassVar[bool] = True
 
@@ -123,16 +133,62 @@ class VisionZip(Pruner):
         self.contextual = contextual
 
     def reduce(self, context: PreLLMContext, keep: int) -> ReducedTokens:
-        """Dominant + contextual tokens; the merge runs on the projected tokens."""
+        """[CLS] + dominant + contextual tokens merged in the vision layer's space, then projected."""
         contextual = round(keep * 10 / 64) if self.contextual is None else self.contextual
-        if contextual > keep:
-            raise ConfigError(f"visionzip: contextual={contextual} exceeds the budget {keep}")
+        prefix = context.prefix_features
+        kept_prefix = 0 if prefix is None else prefix.shape[1]
+        dominant = keep - contextual - kept_prefix
+        if dominant < 0:
+            raise ConfigError(
+                f"visionzip: contextual={contextual} plus {kept_prefix} [CLS] token exceeds the budget {keep}"
+            )
         if context.vision_keys is None:
             raise ConfigError("pruner 'visionzip' needs the vision encoder's keys; the host gave none")
-        scores = rules.cls_attention_scores(_vision_attentions(context, "visionzip"), context.num_prefix)
-        keys = context.vision_keys[:, context.num_prefix :]
-        merged = rules.visionzip_merge(context.tokens, scores, keys, keep - contextual, contextual)
-        return ReducedTokens(tokens=merged.tokens, index=merged.index)
+        if context.projector is None and context.tokens.shape != context.vision_features.shape:
+            raise ConfigError(
+                "pruner 'visionzip' merges vision features and needs the VLM's projector; the host gave none"
+            )
+        attentions = _vision_attentions(context, "visionzip")
+        b, length, width = context.vision_keys.shape
+        heads = attentions.shape[1]
+        scores = attentions[:, :, 0, context.num_prefix :].sum(dim=1)
+        metric = context.vision_keys.view(b, length, heads, width // heads).mean(dim=2)
+        merged, index = _visionzip_tokens(
+            context.vision_features, scores, metric[:, context.num_prefix :], dominant, contextual
+        )
+        if prefix is not None:
+            merged = torch.cat([prefix, merged], dim=1)
+            index = torch.cat([index.new_full((b, kept_prefix), -1), index], dim=1)
+        tokens = merged if context.projector is None else context.projector(merged)
+        return ReducedTokens(tokens=tokens.to(context.tokens.dtype), index=index)
+
+
+def _visionzip_tokens(
+    features: torch.Tensor, scores: torch.Tensor, metric: torch.Tensor, dominant: int, contextual: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """VisionZip's dominant patches (ascending) and contextual tokens (target order) with their indices."""
+    b, n, _ = features.shape
+    rest_mask = torch.ones(b, n, dtype=torch.bool, device=features.device)
+    rest_mask.scatter_(1, torch.topk(scores, dominant, dim=1).indices, False)
+    chosen = torch.nonzero(~rest_mask)[:, 1].view(b, dominant)
+    dominant_tokens = rules.gather_tokens(features, chosen)
+    if contextual == 0:
+        return dominant_tokens, chosen
+    rest = torch.nonzero(rest_mask)[:, 1].view(b, n - dominant)
+    hidden = rules.gather_tokens(features, rest)
+    keys = rules.gather_tokens(metric, rest)
+    keys = keys / keys.norm(dim=-1, keepdim=True)
+    step = max(1, rest.shape[1] // contextual)
+    targets = torch.arange(0, rest.shape[1], step, device=features.device)[:contextual]
+    members = torch.ones(rest.shape[1], dtype=torch.bool, device=features.device)
+    members[targets] = False
+    assign = torch.bmm(keys[:, members], keys[:, targets].transpose(1, 2)).argmax(dim=2)
+    sums = hidden.new_zeros(b, contextual, hidden.shape[2])
+    sums.scatter_add_(1, assign.unsqueeze(-1).expand(-1, -1, hidden.shape[2]), hidden[:, members])
+    counts = torch.zeros(b, contextual, dtype=hidden.dtype, device=features.device)
+    counts.scatter_add_(1, assign, torch.ones_like(assign, dtype=hidden.dtype))
+    merged = hidden[:, targets] + sums / counts.clamp(min=1).unsqueeze(-1)
+    return torch.cat([dominant_tokens, merged], dim=1), torch.cat([chosen, rest[:, targets]], dim=1)
 
 
 class ToMe(Pruner):
@@ -171,28 +227,63 @@ class FastV(Pruner):
 
     def select_in_layer(self, context: LayerContext, keep: int) -> torch.Tensor:
         """Top-``keep`` visual tokens by the last query's head-averaged attention."""
+        if context.attentions is None:
+            raise ConfigError("pruner 'fastv' needs the previous layer's attention maps; the host gave none")
         scores = rules.query_attention_scores(context.attentions, context.visual_positions)
         return rules.topk_indices(scores, keep)
 
 
-class PyramidDrop(FastV):
-    """PyramidDrop (Xing et al., CVPR 2025, arXiv:2410.17247): staged drops ranked by the last
-    instruction token's attention. Here the budget is kept from layer ``layer`` (K) on, and at
-    half and three quarters of the depth the visual tokens are multiplied again by ``ratio`` (λ);
-    the record reports the layer-averaged visual token count."""
+class PyramidDrop(Pruner):
+    """PyramidDrop (Xing et al., CVPR 2025, arXiv:2410.17247) as Cooperx521/PyramidDrop runs it at
+    inference: the LLM is split into four stages at layers K, 2K, 3K (default K = L/4: 8, 16, 24 of
+    32). At each split the first layer of the new stage ranks the visual tokens by the attention of
+    the last instruction token (its own q/k on its layer-normed input, with RoPE, averaged over
+    heads) and keeps the top ones: ``budget`` after K, ``int(budget·ratio)`` after 2K and
+    ``int(budget·ratio²)`` after 3K; position ids are renumbered after each drop. The default
+    (budget 0.5, ratio λ = 0.5) is the published setting, 576 → 288 → 144 → 72."""
+
+    version: ClassVar[str] = "2"
+    stage: ClassVar[str] = "intra-llm"
+    needs_query_attention: ClassVar[bool] = True
+    renumbers_positions: ClassVar[bool] = True
 
     def __init__(
-        self, budget: int | float | str = 576, layer: int = 2, ratio: float = 0.5, vlm: str | None = None
+        self,
+        budget: int | float | str = 0.5,
+        layer: int | None = None,
+        ratio: float = 0.5,
+        vlm: str | None = None,
     ):
-        super().__init__(budget, layer, vlm)
+        super().__init__(budget, vlm)
+        if layer is not None and layer < 1:
+            raise ConfigError(f"pdrop: layer={layer} must be >= 1 (the first stage boundary)")
         if not 0.0 < ratio <= 1.0:
             raise ConfigError(f"pdrop: ratio={ratio} must be in (0, 1]")
+        self.layer = layer
         self.ratio = ratio
 
     def schedule(self, num_layers: int, keep: int) -> list[tuple[int, int]]:
-        """Stage boundaries K, L/2, 3L/4 (those after K), each keeping ``ratio`` of the previous."""
-        stages = super().schedule(num_layers, keep)
-        for boundary in (num_layers // 2, (3 * num_layers) // 4):
-            if boundary > stages[-1][0]:
-                stages.append((boundary, max(1, round(stages[-1][1] * self.ratio))))
-        return stages
+        """Drops at layers K, 2K, 3K keeping ``keep``, ``int(keep·λ)``, ``int(keep·λ²)`` tokens."""
+        first = num_layers // 4 if self.layer is None else self.layer
+        if first < 1 or 3 * first >= num_layers:
+            raise ConfigError(
+                f"pdrop: layer={first} puts the stage boundaries at {[first, 2 * first, 3 * first]}; "
+                f"they must lie in [1, {num_layers}) for the LLM's {num_layers} layers"
+            )
+        counts = [int(keep * self.ratio**stage) for stage in range(3)]
+        if counts[-1] < 1:
+            raise ConfigError(
+                f"pdrop: budget {keep} with ratio={self.ratio} keeps {counts} visual tokens per stage; "
+                "raise the budget or the ratio so the last stage keeps at least one"
+            )
+        return [(first * (stage + 1), count) for stage, count in enumerate(counts)]
+
+    def scores(self, context: LayerContext) -> torch.Tensor:
+        """Head-averaged attention of the last instruction token to each visual token, ``B×N``."""
+        if context.query_attention is None:
+            raise ConfigError("pruner 'pdrop' needs the layer's last-query attention; the host gave none")
+        return context.query_attention.mean(dim=1)[:, context.visual_positions]
+
+    def select_in_layer(self, context: LayerContext, keep: int) -> torch.Tensor:
+        """The ``keep`` top-ranked visual tokens, in sequence order."""
+        return torch.topk(self.scores(context), keep, dim=1).indices.sort(dim=1).values
