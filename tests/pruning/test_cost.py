@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import torch
 from PIL import Image
 
@@ -28,23 +26,17 @@ def test_analytic_flops_match_the_flop_counter_under_eager_attention(tiny_host: 
         assert counted == analytic.total
 
 
-def test_prefill_flops_and_latency_fall_with_the_budget(tiny_host: LlavaHost) -> None:
+def test_prefill_flops_fall_with_the_budget(tiny_host: LlavaHost) -> None:
+    """Latency is measured in benchmarks/prune_cost.py, not asserted here (timings flake under load)."""
     pool = pruners.Pool(64)
     tiny_host.configure_for(pool)
     pixels, ids = _inputs(tiny_host)
-    flops, seconds = {}, {}
+    flops = {}
     for keep in (576, 192, 128, 64):
         pruner = pruners.NoPruning() if keep == 576 else pruners.Pool(keep)
         pre = tiny_host.prefill(pixels, ids, pruner, keep)
         flops[keep] = cost.prefill_flops(tiny_host.model.config, pre.sequence_per_layer).total
-        runs = []
-        for _ in range(3):
-            start = time.perf_counter()
-            tiny_host.prefill(pixels, ids, pruner, keep)
-            runs.append(time.perf_counter() - start)
-        seconds[keep] = min(runs)
     assert flops[576] > flops[192] > flops[128] > flops[64]
-    assert seconds[64] < seconds[576]
 
 
 def test_kv_cache_shrinks_with_the_kept_sequence(tiny_host: LlavaHost) -> None:

@@ -97,24 +97,6 @@ def test_divprune_is_within_the_greedy_factor_two_of_the_optimum() -> None:
     assert _min_pairwise(points, chosen) >= best / 2
 
 
-def test_visionzip_keeps_dominant_tokens_and_merges_the_rest_into_targets() -> None:
-    tokens = torch.arange(10, dtype=torch.float32).reshape(1, 10, 1)
-    scores = torch.zeros(1, 10)
-    scores[0, [2, 8]] = 1.0
-    keys = torch.zeros(1, 10, 2)
-    keys[0, :5, 0] = 1.0  # tokens 0-4 resemble each other, 5-9 too
-    keys[0, 5:, 1] = 1.0
-    merged = rules.visionzip_merge(tokens, scores, keys, dominant=2, contextual=2)
-    assert merged.index[0, :2].tolist() == [2, 8]
-    assert merged.tokens[0, :2].flatten().tolist() == [2.0, 8.0]
-    # remaining 0,1,3,4,5,6,7,9 → targets at stride 4: tokens 0 and 5
-    assert merged.index[0, 2:].tolist() == [0, 5]
-    assert merged.tokens[0, 2:].flatten().tolist() == pytest.approx(
-        [(0 + 1 + 3 + 4) / 4, (5 + 6 + 7 + 9) / 4]
-    )
-    assert merged.sizes.tolist() == [[1.0, 1.0, 4.0, 4.0]]
-
-
 def test_tome_merges_the_most_similar_pairs_with_size_weights() -> None:
     tokens = torch.tensor([[[1.0, 0.0], [1.0, 0.01], [0.0, 1.0], [-1.0, 0.3], [0.5, 0.5], [0.9, -1.0]]])
     merged = rules.tome_merge(tokens, r=1)

@@ -35,7 +35,6 @@ __all__ = [
     "tome_merge",
     "tome_reduce",
     "topk_indices",
-    "visionzip_merge",
 ]
 
 
@@ -151,51 +150,6 @@ def divprune_indices(features: torch.Tensor, keep: int) -> torch.Tensor:
         closest = torch.minimum(closest, distance[pick])
         closest[chosen] = -math.inf
     return torch.tensor(sorted(chosen), dtype=torch.long, device=features.device)
-
-
-def visionzip_merge(
-    tokens: torch.Tensor, scores: torch.Tensor, keys: torch.Tensor, dominant: int, contextual: int
-) -> MergeResult:
-    """VisionZip (Yang et al., CVPR 2025, arXiv:2412.04467): dominant + merged contextual tokens.
-
-    The ``dominant`` tokens with the highest [CLS] ``scores`` (``B×N``) are kept; of the rest,
-    ``contextual`` targets are taken at a uniform stride, every other remaining token is assigned to
-    its most similar target by key dot product (``keys``: ``B×N×Dk``) and averaged into it. Output
-    order: dominant tokens in original order, then contextual tokens in original order.
-    """
-    b, n, _ = tokens.shape
-    check_keep(n, dominant + contextual)
-    if dominant < 0 or contextual < 0:
-        raise ConfigError(f"visionzip: dominant={dominant} and contextual={contextual} must be >= 0")
-    dom = topk_indices(scores, dominant) if dominant else scores.new_zeros((b, 0), dtype=torch.long)
-    rest_mask = torch.ones(b, n, dtype=torch.bool, device=tokens.device)
-    rest_mask.scatter_(1, dom, False)
-    rest = torch.nonzero(rest_mask)[:, 1].reshape(b, n - dominant)
-    out_tokens = [gather_tokens(tokens, dom)]
-    out_sizes = [tokens.new_ones(b, dominant, dtype=torch.float32)]
-    out_index = [dom]
-    if contextual:
-        step = (n - dominant) / contextual
-        target_slots = (torch.arange(contextual, device=tokens.device) * step).long()
-        targets = rest[:, target_slots]
-        other_slots = torch.ones(n - dominant, dtype=torch.bool, device=tokens.device)
-        other_slots[target_slots] = False
-        others = rest[:, other_slots]
-        similarity = gather_tokens(keys, others).float() @ gather_tokens(keys, targets).float().transpose(
-            1, 2
-        )
-        assign = similarity.argmax(dim=-1)
-        sums = gather_tokens(tokens, targets).float()
-        sums = sums.scatter_add(
-            1, assign.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]), gather_tokens(tokens, others).float()
-        )
-        counts = torch.ones(b, contextual, device=tokens.device).scatter_add(
-            1, assign, torch.ones_like(assign, dtype=torch.float32)
-        )
-        out_tokens.append((sums / counts.unsqueeze(-1)).to(tokens.dtype))
-        out_sizes.append(counts)
-        out_index.append(targets)
-    return MergeResult(torch.cat(out_tokens, 1), torch.cat(out_sizes, 1), torch.cat(out_index, 1))
 
 
 def tome_merge(
