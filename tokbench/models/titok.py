@@ -25,11 +25,11 @@ from tokbench.hashing import file_sha256
 from tokbench.hub import offline_reason
 from tokbench.models.titok_modules import (  # noqa: F401  (re-exported)
     GaussianPosterior,
-    PixelDecoderConfig,
     TiTokConfig,
     TiTokModel,
     ViTConfig,
 )
+from tokbench.models.titok_pixel_decoder import PixelDecoderConfig
 
 logger = logging.getLogger(__name__)
 
