@@ -5,7 +5,7 @@ with the uint8 preprocessed original by the suite's metrics, the judges (Incepti
 once per batch and stream, and the originals' judge features are cached on disk. An unusable item
 (unreadable image, bad model output for that image) is counted with its reason under ``skip``.
 
-Settings: ``perturbation: {alpha, beta, delta, seed}`` (pFID, ``tokbench.perturb``) runs the same
+Settings: ``perturbation: {alpha, beta, delta, seed[, rule]}`` (pFID, ``tokbench.perturb``) runs the same
 flow with the token indices perturbed before decoding; continuous tokenizers are not applicable.
 """
 
