@@ -124,19 +124,11 @@ def test_two_fids_under_their_own_keys_load(tmp_path: Path, monkeypatch: pytest.
 
 #: Record keys of each suite's metric entries, pinned like GOLDEN: keys name the numbers of a
 #: version, so renaming one needs a version bump even though keys are not part of the hash.
+RECON_KEYS = ["psnr", "ssim", "ms_ssim", "lpips", "fid", "kid", "bits_per_pixel", "bytes_per_image"]
 RECORD_KEYS = {
-    ("recon", "2"): ["psnr", "ssim", "ms_ssim", "lpips", "fid", "kid", "bits_per_pixel", "bytes_per_image"],
-    ("recon", "3"): ["psnr", "ssim", "ms_ssim", "lpips", "fid", "kid", "bits_per_pixel", "bytes_per_image"],
-    ("recon-clean", "1"): [
-        "psnr",
-        "ssim",
-        "ms_ssim",
-        "lpips",
-        "fid",
-        "kid",
-        "bits_per_pixel",
-        "bytes_per_image",
-    ],
+    ("recon", "2"): RECON_KEYS,
+    ("recon", "3"): RECON_KEYS,
+    ("recon-clean", "1"): RECON_KEYS,
     ("pfid", "2"): ["fid", "kid"],
     ("pfid", "3"): ["fid", "kid"],
     ("semantic", "1"): ["clip_cosine", "fd_clip", "zs_top1"],
