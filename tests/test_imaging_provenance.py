@@ -20,5 +20,7 @@ def test_records_state_the_imaging_libraries() -> None:
 def test_a_preprocessing_protocol_changes_with_the_pillow_version(monkeypatch: pytest.MonkeyPatch) -> None:
     preprocess = build_preprocess("imagenet-center-crop", resolution=256)
     today = protocol_hash({"preprocess": preprocess.describe()})
-    monkeypatch.setattr(base, "imaging_versions", lambda: {**imaging_versions(), "pillow": "0.0.0-another-release"})
+    monkeypatch.setattr(
+        base, "imaging_versions", lambda: {**imaging_versions(), "pillow": "0.0.0-another-release"}
+    )
     assert protocol_hash({"preprocess": preprocess.describe()}) != today
