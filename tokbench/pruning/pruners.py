@@ -20,6 +20,7 @@ __all__ = [
     "ClsAttention",
     "DivPrune",
     "FastV",
+    "FastVOfficial",
     "NoPruning",
     "Pool",
     "PyramidDrop",
@@ -192,8 +193,11 @@ def _visionzip_tokens(
 
 
 class ToMe(Pruner):
-    """ToMe (Bolya et al., ICLR 2023, arXiv:2210.09461) bipartite soft matching applied to the
-    projected visual tokens, in rounds, until the budget remains (size-weighted averages)."""
+    """ToMe, projector-space adaptation (not the published method): ToMe's bipartite soft matching
+    (Bolya et al., ICLR 2023, arXiv:2210.09461; ``rules.tome_merge``) applied once, after the
+    projector, to the projected visual tokens, matching on the CLIP layer −2 features, in rounds until
+    the budget remains (size-weighted averages). The published form merges ``r`` tokens inside every
+    ViT block instead."""
 
     merges_tokens: ClassVar[bool] = True
 
@@ -206,10 +210,15 @@ class ToMe(Pruner):
 class FastV(Pruner):
     """FastV (Chen et al., ECCV 2024, "An image is worth 1/2 tokens after layer 2",
     arXiv:2403.06764): after decoder layer ``layer`` (K), keep the visual tokens that received the
-    most attention from the last text token at layer K-1; layers before K see every token."""
+    most attention from the last text token at layer K-1; layers before K see every token. Ranked
+    once, in prefill, and the cut prompt is cached for decoding: the form of FastV's lmms-eval
+    ``fastv_kvcache.py`` (its selection is the paper fork's at the same K and rank); original
+    positions are kept, with gaps."""
 
     stage: ClassVar[str] = "intra-llm"
     needs_attention: ClassVar[bool] = True
+    #: Whether the host re-runs the whole sequence, without a cache, for every generated token.
+    reranks_per_token: ClassVar[bool] = False
 
     def __init__(self, budget: int | float | str = 576, layer: int = 2, vlm: str | None = None):
         super().__init__(budget, vlm)
@@ -231,6 +240,14 @@ class FastV(Pruner):
             raise ConfigError("pruner 'fastv' needs the previous layer's attention maps; the host gave none")
         scores = rules.query_attention_scores(context.attentions, context.visual_positions)
         return rules.topk_indices(scores, keep)
+
+
+class FastVOfficial(FastV):
+    """FastV as the paper's own code (pkunlp-icler/FastV's transformers fork, its accuracy scripts'
+    ``generate(use_cache=False)``) runs it: every generated token re-runs the whole sequence, so
+    the visual tokens are re-ranked by the attention of the newest token at layer K-1 each time."""
+
+    reranks_per_token: ClassVar[bool] = True
 
 
 class PyramidDrop(Pruner):

@@ -40,12 +40,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class MergeResult:
-    """Merged tokens (``B×K×D``), how many originals each one averages (``B×K``, float), and the
-    original index of the token that stands for each slot (``B×K`` int64, increasing along K)."""
+    """Merged tokens (``B×K×D``), how many originals each one averages (``B×K``, float), the
+    original index of the token that stands for each slot (``B×K`` int64, increasing along K) and,
+    from ``tome_merge``, the output slot each input token went to (``B×N`` int64)."""
 
     tokens: torch.Tensor
     sizes: torch.Tensor
     index: torch.Tensor
+    source: torch.Tensor | None = None
 
 
 def check_keep(n: int, keep: int, what: str = "tokens") -> int:
@@ -159,45 +161,49 @@ def tome_merge(
     metric: torch.Tensor | None = None,
     protected: int = 0,
 ) -> MergeResult:
-    """One round of ToMe bipartite soft matching (Bolya et al., ICLR 2023, arXiv:2210.09461).
+    """One round of ToMe bipartite soft matching as facebookresearch/ToMe ``bipartite_soft_matching``
+    + ``merge_wavg`` + ``merge_source`` compute it (Bolya et al., ICLR 2023, arXiv:2210.09461).
 
-    Tokens alternate between sets A (even positions) and B (odd); each A token's most similar B
-    token (cosine of ``metric``, default the tokens) is its edge; the ``r`` most similar edges merge
-    their A token into the B token by a size-weighted average. The first ``protected`` tokens (e.g.
-    [CLS]) are never merged. Output keeps the surviving tokens in original order; ``index`` gives
-    their original positions (use it to map ``sizes`` for proportional attention).
+    Even positions form set A and odd positions set B, over all tokens; each A token's edge is its
+    most cosine-similar B token (``metric``, default the tokens). The first ``protected`` tokens
+    never merge (ToMe's class token: its A row is −inf; a second one, the distillation token, its B
+    column). ``r`` is clamped to ``(N − protected) // 2``; the ``r`` A tokens with the best edges
+    (ranked descending, ties by position) merge into their B token by a size-weighted average
+    (sizes summed). ToMe outputs ``[unmerged A, all B]``; here the same slots are in original order
+    (``index``), and ``source`` gives the slot each input token ended in.
     """
     b, n, d = tokens.shape
-    mergeable = n - protected
-    if r < 0 or r > mergeable // 2:
-        raise ConfigError(
-            f"tome_merge: r={r} must be in [0, {mergeable // 2}] for {mergeable} mergeable tokens"
-        )
+    if r < 0:
+        raise ConfigError(f"tome_merge: r={r} must be >= 0")
+    r = min(r, (n - protected) // 2)
     if sizes is None:
         sizes = tokens.new_ones(b, n, dtype=torch.float32)
     index = torch.arange(n, device=tokens.device).expand(b, n)
     if r == 0:
-        return MergeResult(tokens, sizes, index)
+        return MergeResult(tokens, sizes, index, index)
     metric = tokens if metric is None else metric
-    unit = F.normalize(metric[:, protected:].float(), dim=-1)
-    a_pos = torch.arange(protected, n, 2, device=tokens.device)
-    b_pos = torch.arange(protected + 1, n, 2, device=tokens.device)
-    similarity = unit[:, 0::2] @ unit[:, 1::2].transpose(1, 2)
-    best, match = similarity.max(dim=-1)
-    order = torch.argsort(best, dim=-1, descending=True, stable=True)
-    merged_a = order[:, :r]
-    target_b = torch.gather(match, 1, merged_a)
+    unit = F.normalize(metric.float(), dim=-1)
+    scores = unit[:, 0::2] @ unit[:, 1::2].transpose(1, 2)
+    scores[:, : (protected + 1) // 2, :] = -math.inf
+    scores[:, :, : protected // 2] = -math.inf
+    best, match = scores.max(dim=-1)
+    merged_a = torch.argsort(best, dim=-1, descending=True, stable=True)[:, :r]
+    src_pos = 2 * merged_a
+    dst_pos = 2 * torch.gather(match, 1, merged_a) + 1
     weighted = tokens.float() * sizes.unsqueeze(-1)
-    src = gather_tokens(weighted, a_pos[merged_a])
-    dst_pos = b_pos[target_b]
-    weighted = weighted.scatter_add(1, dst_pos.unsqueeze(-1).expand(-1, -1, d), src)
-    new_sizes = sizes.scatter_add(1, dst_pos, torch.gather(sizes, 1, a_pos[merged_a]))
+    weighted = weighted.scatter_add(
+        1, dst_pos.unsqueeze(-1).expand(-1, -1, d), gather_tokens(weighted, src_pos)
+    )
+    new_sizes = sizes.scatter_add(1, dst_pos, torch.gather(sizes, 1, src_pos))
     alive = torch.ones(b, n, dtype=torch.bool, device=tokens.device)
-    alive.scatter_(1, a_pos[merged_a], False)
+    alive.scatter_(1, src_pos, False)
     kept = torch.nonzero(alive)[:, 1].reshape(b, n - r)
+    source = torch.zeros(b, n, dtype=torch.long, device=tokens.device)
+    source.scatter_(1, kept, torch.arange(n - r, device=tokens.device).expand(b, n - r))
+    source.scatter_(1, src_pos, torch.gather(source, 1, dst_pos))
     kept_sizes = torch.gather(new_sizes, 1, kept)
     kept_tokens = (gather_tokens(weighted, kept) / kept_sizes.unsqueeze(-1)).to(tokens.dtype)
-    return MergeResult(kept_tokens, kept_sizes, kept)
+    return MergeResult(kept_tokens, kept_sizes, kept, source)
 
 
 def tome_reduce(
