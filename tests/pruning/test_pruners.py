@@ -10,7 +10,18 @@ from tokbench.adapters.base import Budget, PreLLMContext, Pruner, parse_budget, 
 from tokbench.errors import ConfigError
 from tokbench.pruning.pruners import FastV, PyramidDrop, VisionZip
 
-PRUNERS = ["none", "random", "pool", "fastv", "pdrop", "cls-attn", "divprune", "visionzip", "tome"]
+PRUNERS = [
+    "none",
+    "random",
+    "pool",
+    "fastv",
+    "fastv-official",
+    "pdrop",
+    "cls-attn",
+    "divprune",
+    "visionzip",
+    "tome",
+]
 
 
 @pytest.mark.parametrize("name", PRUNERS)
@@ -19,7 +30,7 @@ def test_every_pruner_is_registered_and_built_from_a_spec(name: str) -> None:
     built = build_model(f"{name}:budget=576" if name == "none" else f"{name}:budget=64")
     assert isinstance(built.adapter, Pruner) and built.adapter.kind == "pruner"
     assert built.adapter.stage in ("pre-llm", "intra-llm")
-    assert (built.adapter.stage == "intra-llm") == (name in ("fastv", "pdrop"))
+    assert (built.adapter.stage == "intra-llm") == (name in ("fastv", "fastv-official", "pdrop"))
 
 
 def test_budget_is_a_count_or_a_ratio() -> None:

@@ -40,6 +40,7 @@ _BUILTIN_MODELS = {
     "visionzip": "tokbench.pruning.pruners:VisionZip",
     "tome": "tokbench.pruning.pruners:ToMe",
     "fastv": "tokbench.pruning.pruners:FastV",
+    "fastv-official": "tokbench.pruning.pruners:FastVOfficial",
     "pdrop": "tokbench.pruning.pruners:PyramidDrop",
 }
 for _key, _target in _BUILTIN_MODELS.items():

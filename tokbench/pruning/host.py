@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -231,16 +231,21 @@ class LlavaHost:
         prefill_seconds = time.perf_counter() - start
         produced, decode_seconds = [int(token)], []
         past = pre.past_key_values
-        with _layer_hooks(self, pruner, keep, pre.hook_state, prefill=False):
+        rerank = getattr(pruner, "reranks_per_token", False)
+        hooks = nullcontext() if rerank else _layer_hooks(self, pruner, keep, pre.hook_state, prefill=False)
+        with hooks:
             while len(produced) < max_new_tokens and produced[-1] != self.codec.eos_token_id:
                 start = time.perf_counter()
-                out = self.model(
-                    input_ids=token[:, None], past_key_values=past, use_cache=True, logits_to_keep=1
-                )
-                token = out.logits[:, -1].argmax(-1)
+                if rerank:  # no cache: the whole sequence again, pruned anew (FastV's own scripts)
+                    logits = self.prefill(pixel_values, ids + produced, pruner, keep, generator).logits
+                else:
+                    out = self.model(
+                        input_ids=token[:, None], past_key_values=past, use_cache=True, logits_to_keep=1
+                    )
+                    logits, past = out.logits, out.past_key_values
+                token = logits[:, -1].argmax(-1)
                 sync()
                 decode_seconds.append(time.perf_counter() - start)
-                past = out.past_key_values
                 produced.append(int(token))
         text_ids = [t for t in produced if t != self.codec.eos_token_id]
         return Generation(
