@@ -19,8 +19,8 @@ import torch
 from safetensors.torch import load_file
 
 from tokbench.adapters import build_model
-from tokbench.adapters.base import LayerContext
-from tokbench.pruning import pruners
+from tokbench.adapters.base import Budget, LayerContext, PreLLMContext, resolve_budget
+from tokbench.pruning import pruners, rules
 from tokbench.pruning.host import LlavaHost, _HookState, _layer_hooks
 from tokbench.pruning.prompts import LLAVA15_TEMPLATE, WordCodec
 
@@ -176,3 +176,155 @@ def test_fastv_official_reranks_at_every_generated_token(tiny_host: LlavaHost) -
         assert len(lengths[name]) == (answer.new_tokens if name == "fastv-official" else 1)
     first = lengths["fastv"][0]
     assert lengths["fastv-official"] == list(range(first, first + len(lengths["fastv-official"])))
+
+
+# -------------------------------------------------------------------------- FasterVLM and DivPrune
+
+
+@pytest.fixture(scope="module")
+def fastervlm() -> dict[str, torch.Tensor]:
+    return load_file(REFERENCE / "fastervlm.safetensors")
+
+
+@pytest.fixture(scope="module")
+def divprune() -> dict[str, torch.Tensor]:
+    return load_file(REFERENCE / "divprune.safetensors")
+
+
+def _clip_host(projector: dict[str, torch.Tensor] | None) -> LlavaHost:
+    """A LLaVA whose vision tower is the reference's tiny CLIP (24 layers, 577 tokens); its
+    projector is ``projector`` (DivPrune's stored 32→64→64 MLP) or the identity (FasterVLM)."""
+    from transformers import CLIPVisionConfig, LlamaConfig
+
+    clip = REFERENCE / "tiny_clip"
+    width = 32 if projector is None else 64
+    text = LlamaConfig(vocab_size=WordCodec(336).vocab_size, hidden_size=width, intermediate_size=64,
+                       num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2)  # fmt: skip
+    host = _host(CLIPVisionConfig.from_pretrained(clip), text, image_size=336)
+    tower = host.model.model.vision_tower
+    weights = load_file(clip / "model.safetensors")
+    if not hasattr(tower, "vision_model"):  # transformers 5 keeps the bare CLIPVisionTransformer
+        weights = {name.removeprefix("vision_model."): value for name, value in weights.items()}
+    tower.load_state_dict(weights)
+    if projector is None:
+        host.model.model.multi_modal_projector = torch.nn.Identity()
+    else:
+        names = {"mm_projector.0": "linear_1", "mm_projector.2": "linear_2"}
+        host.model.model.multi_modal_projector.load_state_dict(
+            {
+                f"{names[name.rsplit('.', 1)[0]]}.{name.rsplit('.', 1)[1]}": value
+                for name, value in projector.items()
+            }
+        )
+    return host
+
+
+def _clip_pixels() -> torch.Tensor:
+    """The official CLIPImageProcessor output for the stored 336×336 images (bitwise, per the README)."""
+    config = json.loads((REFERENCE / "tiny_clip" / "preprocessor_config.json").read_text())
+    images = load_file(REFERENCE / "tiny_clip" / "input_images.safetensors")["images_uint8"]
+    mean = torch.tensor(config["image_mean"], dtype=torch.float32)
+    std = torch.tensor(config["image_std"], dtype=torch.float32)
+    pixels = ((images.float() / 255 - mean) / std).permute(0, 3, 1, 2).contiguous()
+    expected = json.loads((REFERENCE / "fastervlm.json").read_text())["pixel_values_sum_f64"]
+    assert pixels.double().sum().item() == pytest.approx(expected, rel=1e-9)
+    return pixels
+
+
+def _image_embeds(host: LlavaHost, pruner: Any, pixels: torch.Tensor, keep: int) -> list[Any]:
+    """The prefill's kept index and the visual tokens it fed the LLM, per image."""
+    ids = host.prompt_ids("What is in the image?")
+    slot = ids.index(host.codec.image_token_id)
+    embeds: list[torch.Tensor] = []
+    handle = host.model.model.language_model.register_forward_pre_hook(
+        lambda _m, _a, kwargs: embeds.append(kwargs["inputs_embeds"]), with_kwargs=True
+    )
+    try:
+        out = []
+        for image in pixels:
+            pre = host.prefill(image[None], ids, pruner, keep)
+            out.append((pre.kept_index, embeds[-1][0, slot : slot + keep]))
+        return out
+    finally:
+        handle.remove()
+
+
+class _RecordingClsAttention(pruners.ClsAttention):
+    """FasterVLM's rule that keeps the contexts the host gave it."""
+
+    def reduce(self, context: Any, keep: int) -> Any:
+        self.contexts.append(context)
+        return super().reduce(context, keep)
+
+
+@pytest.fixture(scope="module")
+def identity_clip_host() -> LlavaHost:
+    return _clip_host(None)
+
+
+@pytest.mark.parametrize("keep", [58, 64, 144, 192])
+def test_fastervlm_in_the_host_reproduces_the_official_tokens(
+    identity_clip_host: LlavaHost, fastervlm: dict[str, torch.Tensor], keep: int
+) -> None:
+    """CLIP layer -2's [CLS] row (head mean), top T, kept in ascending patch order, per image."""
+    host = identity_clip_host
+    pruner = _RecordingClsAttention(keep)
+    pruner.contexts = []
+    assert host.configure_for(pruner)["vision"] == "eager"
+    for image, (index, tokens) in enumerate(_image_embeds(host, pruner, _clip_pixels(), keep)):
+        context = pruner.contexts[image]
+        _close(context.vision_attentions[0, :, 0, 1:], fastervlm["cls_attention_layer_m2"][image], 2e-6)
+        _close(context.tokens[0], fastervlm["image_features_hs_m2_patch"][image], 1e-5)
+        assert torch.equal(index, fastervlm[f"T{keep}/kept_indices"][image])
+        _close(tokens, fastervlm[f"T{keep}/kept_features"][image], 1e-5)
+
+
+@pytest.mark.parametrize("keep", [58, 64, 144, 192])
+def test_fastervlm_from_the_stored_attention(fastervlm: dict[str, torch.Tensor], keep: int) -> None:
+    """The batch of two from the stored [CLS] rows and layer -2 patch features."""
+    rows = fastervlm["cls_attention_layer_m2"]
+    attentions = torch.zeros(2, 2, 577, 577)
+    attentions[:, :, 0, 1:] = rows
+    features = fastervlm["image_features_hs_m2_patch"]
+    context = PreLLMContext(
+        tokens=features, vision_features=features, grid=(24, 24), vision_attentions=attentions
+    )
+    reduced = pruners.ClsAttention(keep).reduce(context, keep)
+    _close(reduced.tokens, fastervlm[f"T{keep}/kept_features"], 1e-6)
+    assert torch.equal(reduced.index, fastervlm[f"T{keep}/kept_indices"])
+    assert torch.equal(reduced.index, fastervlm[f"T{keep}/topk_order"].sort(dim=1).values)
+    _close(rules.cls_attention_scores(attentions), fastervlm["cls_attention_mean_over_heads"], 1e-6)
+
+
+@pytest.mark.parametrize("run", ["r56", "r64", "r128", "r192"])
+def test_divprune_from_the_stored_projected_tokens(divprune: dict[str, torch.Tensor], run: str) -> None:
+    """The greedy pick order on the stored projected tokens of image 0, and the kept set sorted."""
+    tokens = divprune["visual_tokens"]
+    order = divprune[f"direct/{run}/selection_order"]
+    keep = resolve_budget(
+        Budget(ratio=json.loads((REFERENCE / "divprune.json").read_text())["direct"][run]["threshold_ratio"]),
+        576,
+    )
+    assert keep == order.numel()
+    assert torch.equal(rules.divprune_order(tokens, keep), order)
+    context = PreLLMContext(tokens=tokens[None], vision_features=tokens[None], grid=(24, 24))
+    reduced = pruners.DivPrune(keep).reduce(context, keep)
+    assert torch.equal(reduced.index[0], order.sort().values)
+    assert torch.equal(reduced.tokens[0], tokens[order.sort().values])
+
+
+def test_divprune_in_the_host_reproduces_the_llava_path(divprune: dict[str, torch.Tensor]) -> None:
+    """SUBSET_RATIO 0.098 (56 tokens) through the host: the projected tokens of image 0, the kept
+    image tokens in ascending order and the LLM input (the kept tokens, positions 0..L'-1)."""
+    projector = {name: value for name, value in divprune.items() if name.startswith("mm_projector.")}
+    host = _clip_host(projector)
+    keep = resolve_budget(build_model("divprune:budget=0.098").adapter.budget, 576)
+    assert keep == 56
+    pruner = pruners.DivPrune(keep)
+    host.configure_for(pruner)
+    ((index, tokens),) = _image_embeds(host, pruner, _clip_pixels()[:1], keep)
+    visual = divprune["visual_tokens"]
+    expected = divprune["llava_path/kept_image_indices"]
+    assert torch.equal(index, expected)
+    assert torch.equal(rules.divprune_order(visual, keep), divprune["llava_path/selection_order"])
+    _close(tokens, visual[expected], 1e-5)

@@ -27,6 +27,7 @@ __all__ = [
     "check_keep",
     "cls_attention_scores",
     "divprune_indices",
+    "divprune_order",
     "gather_tokens",
     "pool_grid",
     "pool_tokens",
@@ -130,11 +131,16 @@ def pool_tokens(tokens: torch.Tensor, grid: tuple[int, int], keep: int) -> torch
 
 
 def divprune_indices(features: torch.Tensor, keep: int) -> torch.Tensor:
+    """DivPrune's ``keep`` tokens of ``N×D`` ``features`` (one image), sorted (see ``divprune_order``)."""
+    return divprune_order(features, keep).sort().values
+
+
+def divprune_order(features: torch.Tensor, keep: int) -> torch.Tensor:
     """DivPrune (Alvar et al., CVPR 2025, arXiv:2503.02175): greedy max–min diversity selection.
 
     Distance is ``1 - cosine similarity``. The first token is the one farthest from its nearest
     neighbour; each next token maximises its minimum distance to the tokens already chosen.
-    ``features`` is ``N×D`` (one image); returns ``keep`` sorted indices.
+    ``features`` is ``N×D`` (one image); returns the ``keep`` indices in the order they are picked.
     """
     n = features.shape[0]
     check_keep(n, keep)
@@ -151,7 +157,7 @@ def divprune_indices(features: torch.Tensor, keep: int) -> torch.Tensor:
         chosen.append(pick)
         closest = torch.minimum(closest, distance[pick])
         closest[chosen] = -math.inf
-    return torch.tensor(sorted(chosen), dtype=torch.long, device=features.device)
+    return torch.tensor(chosen, dtype=torch.long, device=features.device)
 
 
 def tome_merge(
