@@ -22,6 +22,7 @@ MEASUREMENTS = {
     "num_tokens": OutputInfo("tokens", None),
     "tokens_kept": OutputInfo("tokens kept", None),
     "encoder_gflops": OutputInfo("encoder GFLOPs", False),
+    "prefill_tflops_paper": OutputInfo("prefill TFLOPs (4nd²+2n²d+2ndm per LLM layer)", False, "TFLOPs"),
     "encode_seconds_per_image": OutputInfo("encode time", False, "s/image"),
     "decode_seconds_per_image": OutputInfo("decode time", False, "s/image"),
 }

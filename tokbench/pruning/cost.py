@@ -4,7 +4,8 @@ FLOPs are counted analytically from the model config and the sequence length eac
 saw (multiply–add = 2 FLOPs; attention scores and values counted in full, as a dense kernel runs
 them); ``tokbench.flops.measured_flops`` counts the same with ``torch.utils.flop_counter`` (which sees
 matmuls and convolutions but not CPU fused attention); the tests check the two agree under eager
-attention.
+attention. ``prefill_flops_paper`` gives the convention the FastV, DivPrune and PyramidDrop papers
+report (``4nd² + 2n²d + 2ndm`` per decoder layer).
 """
 
 from __future__ import annotations
@@ -68,6 +69,19 @@ def prefill_flops(config: Any, sequence_per_layer: list[int], logits_kept: int =
         llm=sum(decoder_layer_flops(text, n) for n in sequence_per_layer),
         head=2 * logits_kept * text.hidden_size * text.vocab_size,
     )
+
+
+def prefill_flops_paper(config: Any, sequence_per_layer: list[int]) -> int:
+    """``4nd² + 2n²d + 2ndm`` summed over the decoder layers (n = that layer's sequence length).
+
+    The convention of FastV (Chen et al., arXiv:2403.06764, §4), used by DivPrune and PyramidDrop:
+    one FLOP per multiply–add, the four d×d attention projections, QKᵀ and AV, and two d×m MLP
+    matrices; Llama's third MLP matrix, grouped-query widths, the vision tower, the projector and
+    the LM head are not counted. For an MHA Llama the LLM part of ``prefill_flops`` is
+    ``8nd² + 4n²d + 6ndm`` per layer.
+    """
+    d, m = config.text_config.hidden_size, config.text_config.intermediate_size
+    return sum(4 * n * d * d + 2 * n * n * d + 2 * n * d * m for n in sequence_per_layer)
 
 
 def kv_cache_bytes(config: Any, sequence_per_layer: list[int], dtype: torch.dtype) -> int:

@@ -224,6 +224,7 @@ def _answer(
     return {
         "prediction": answer.text,
         "prefill_flops": flops.total,
+        "prefill_flops_paper": cost.prefill_flops_paper(host.model.config, answer.sequence_per_layer),
         "prefill_seconds": answer.prefill_seconds,
         "decode_seconds": answer.decode_seconds,
         "visual_tokens_per_layer": answer.visual_tokens_per_layer,
@@ -294,6 +295,7 @@ def _cost(
         "tokens_retained_pct": 100.0 * keep / host["visual_tokens"],
         "avg_visual_tokens": sum(layers) / len(layers),
         "prefill_gflops": sum(p["prefill_flops"] for p in predictions) / len(predictions) / 1e9,
+        "prefill_tflops_paper": sum(p["prefill_flops_paper"] for p in predictions) / len(predictions) / 1e12,
         "prefill_ms": 1e3 * sum(p["prefill_seconds"] for p in predictions) / len(predictions),
         "kv_cache_mb": sum(p["kv_cache_bytes"] for p in predictions) / len(predictions) / 2**20,
     }
