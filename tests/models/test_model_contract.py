@@ -138,6 +138,7 @@ CASES: dict[str, ContractCase] = {
     "divprune": ContractCase(_spec("divprune:budget=0.25")),
     "visionzip": ContractCase(_spec("visionzip:budget=0.25")),
     "tome": ContractCase(_spec("tome:budget=0.25")),
+    "tome-vit": ContractCase(_spec("tome-vit:budget=0.25")),
     "fastv": ContractCase(_spec("fastv:budget=0.25")),
     "fastv-official": ContractCase(_spec("fastv-official:budget=0.25")),
     "pdrop": ContractCase(_spec("pdrop:budget=0.25")),

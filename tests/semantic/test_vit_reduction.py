@@ -8,7 +8,13 @@ import torch
 from tokbench.adapters.registry import build_model
 from tokbench.errors import ConfigError
 from tokbench.flops import measured_flops
-from tokbench.semantic.vit_reduction import check_visual, encode_image_reduced, encoder_flops, num_patches
+from tokbench.semantic.vit_reduction import (
+    _attention,
+    check_visual,
+    encode_image_reduced,
+    encoder_flops,
+    num_patches,
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +83,36 @@ def test_bad_layer_and_keep(visual, pixels) -> None:
 def test_only_open_clip_vision_transformers(small_judge) -> None:
     with pytest.raises(ConfigError, match="needs an open_clip VisionTransformer"):
         check_visual(small_judge.model)
+
+
+def test_tome_vit_without_merges_is_the_models_own_forward(visual, pixels) -> None:
+    with torch.inference_mode():
+        embedding, lengths = encode_image_reduced(visual, pixels, build_model("tome-vit:r=0").adapter, 49)
+        reference = visual(pixels)
+    assert torch.allclose(embedding, reference, atol=1e-5, rtol=1e-5) and lengths == [50] * 12
+
+
+def test_tome_vit_merges_r_tokens_in_every_block(visual, pixels) -> None:
+    with torch.inference_mode():
+        embedding, lengths = encode_image_reduced(visual, pixels, build_model("tome-vit:r=2").adapter, 49)
+    assert torch.isfinite(embedding).all() and lengths == [50 - 2 * block for block in range(12)]
+
+
+def test_tome_vit_budget_spreads_the_merges_to_leave_keep_patches(visual, pixels) -> None:
+    pruner = _pruner("tome-vit", 13)
+    assert [pruner.block_r(block, 12, 49, 13) for block in range(12)] == [3] * 12
+    assert [pruner.block_r(block, 12, 49, 30) for block in range(12)] == [2] * 9 + [1, 0, 0]
+    with torch.inference_mode():
+        _, lengths = encode_image_reduced(visual, pixels, pruner, 13)
+    assert lengths == [50 - 3 * block for block in range(12)]  # 50 - 36 = 1 + 13 tokens leave block 12
+
+
+def test_proportional_attention_counts_a_merged_token_as_its_size(visual) -> None:
+    """A token of size 2 gets the attention its two identical originals got (ToMe's prop_attn)."""
+    x = torch.randn(1, 5, 384, generator=torch.Generator().manual_seed(1))
+    x[:, 2] = x[:, 1]
+    block = visual.transformer.resblocks[3]
+    with torch.inference_mode():
+        full, _, _ = _attention(block, x)
+        merged, _, _ = _attention(block, x[:, [0, 1, 3, 4]], torch.tensor([[1.0, 2.0, 1.0, 1.0]]))
+    torch.testing.assert_close(merged, full[:, [0, 1, 3, 4]], rtol=1e-5, atol=1e-5)

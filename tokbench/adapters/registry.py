@@ -39,6 +39,7 @@ _BUILTIN_MODELS = {
     "divprune": "tokbench.pruning.pruners:DivPrune",
     "visionzip": "tokbench.pruning.pruners:VisionZip",
     "tome": "tokbench.pruning.pruners:ToMe",
+    "tome-vit": "tokbench.pruning.pruners:ToMeViT",  # ToMe inside every ViT block (suite vit-reduction)
     "fastv": "tokbench.pruning.pruners:FastV",
     "fastv-official": "tokbench.pruning.pruners:FastVOfficial",
     "pdrop": "tokbench.pruning.pruners:PyramidDrop",

@@ -197,7 +197,7 @@ class ToMe(Pruner):
     (Bolya et al., ICLR 2023, arXiv:2210.09461; ``rules.tome_merge``) applied once, after the
     projector, to the projected visual tokens, matching on the CLIP layer −2 features, in rounds until
     the budget remains (size-weighted averages). The published form merges ``r`` tokens inside every
-    ViT block instead."""
+    ViT block instead: ``tome-vit``."""
 
     merges_tokens: ClassVar[bool] = True
 
@@ -205,6 +205,36 @@ class ToMe(Pruner):
         """Merge by cosine similarity of the vision features until ``keep`` tokens remain."""
         merged = rules.tome_reduce(context.tokens, keep, metric=context.vision_features)
         return ReducedTokens(tokens=merged.tokens, index=merged.index)
+
+
+class ToMeViT(ToMe):
+    """ToMe as published (Bolya et al., ICLR 2023; facebookresearch/ToMe ``tome/patch/timm.py``) for
+    the ``vit-reduction`` suite: in every ViT block, after attention with proportional attention,
+    ``r`` tokens merge (``rules.tome_merge`` on the head-mean keys, [CLS] protected), then the MLP
+    runs (``tokbench.semantic.vit_reduction.BlockMerger``). ``r`` is constant per block as published;
+    without it the ``patches − keep`` merges are spread over the blocks, ``ceil`` per block from the
+    first, so exactly ``keep`` patches remain. Outside a ViT, ``reduce`` is the projector-space
+    ``tome``."""
+
+    def __init__(self, budget: int | float | str = 576, r: int | None = None, vlm: str | None = None):
+        super().__init__(budget, vlm)
+        if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 0):
+            raise ConfigError(f"tome-vit: r={r!r} must be an int >= 0 (tokens merged per block)")
+        self.r = r
+
+    def block_r(self, block: int, num_blocks: int, patches: int, keep: int) -> int:
+        """Tokens to merge in block ``block`` (0-based): ``r``, or the budget's share."""
+        if self.r is not None:
+            return self.r
+        per_block = -(-(patches - keep) // num_blocks)
+        return max(0, min(per_block, patches - keep - per_block * block))
+
+    def merge_block(
+        self, tokens: torch.Tensor, sizes: torch.Tensor | None, metric: torch.Tensor, r: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One ToMe merge of ``r`` tokens ([CLS] first, protected); the merged tokens and sizes."""
+        merged = rules.tome_merge(tokens, r, sizes, metric, protected=1)
+        return merged.tokens, merged.sizes
 
 
 class FastV(Pruner):
