@@ -97,6 +97,40 @@ def test_divprune_is_within_the_greedy_factor_two_of_the_optimum() -> None:
     assert _min_pairwise(points, chosen) >= best / 2
 
 
+def _forbid_host_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every tensor → Python conversion (a device→host sync on an accelerator) raise."""
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a tensor was read on the host inside a selection loop")
+
+    for name in ("item", "tolist", "__int__", "__index__", "__float__", "__bool__"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+
+
+def test_selection_loops_never_read_tensors_on_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    points = torch.randn(40, 8, generator=torch.Generator().manual_seed(5))
+    tokens = torch.randn(2, 33, 8, generator=torch.Generator().manual_seed(6))
+    order = rules.divprune_order(points, 12)
+    reduced = rules.tome_reduce(tokens, 9, protected=1)
+    monkeypatch.undo()
+    assert len(set(order.tolist())) == 12 and reduced.tokens.shape == (2, 9, 8)
+    unit = torch.nn.functional.normalize(points.double(), dim=-1)
+    distance = (1 - unit @ unit.T).masked_fill(torch.eye(40, dtype=torch.bool), float("inf"))
+    assert int(order[0]) == int(distance.min(dim=0).values.argmax())
+
+
+def test_divprune_order_is_the_max_min_greedy_with_duplicates() -> None:
+    points = torch.randn(12, 4, generator=torch.Generator().manual_seed(7))
+    points = torch.cat([points, points[:6] * 2.0])  # exact cosine ties
+    unit = torch.nn.functional.normalize(points.double(), dim=-1)
+    distance = 1 - unit @ unit.T
+    order = rules.divprune_order(points, 10).tolist()
+    for step in range(1, 10):
+        closest = distance[order[:step]].min(dim=0).values
+        closest[order[:step]] = -float("inf")
+        assert order[step] == int(closest.argmax())
+
+
 def test_tome_merges_the_most_similar_pairs_with_size_weights() -> None:
     tokens = torch.tensor([[[1.0, 0.0], [1.0, 0.01], [0.0, 1.0], [-1.0, 0.3], [0.5, 0.5], [0.9, -1.0]]])
     merged = rules.tome_merge(tokens, r=1)

@@ -141,6 +141,7 @@ def divprune_order(features: torch.Tensor, keep: int) -> torch.Tensor:
     Distance is ``1 - cosine similarity``. The first token is the one farthest from its nearest
     neighbour; each next token maximises its minimum distance to the tokens already chosen.
     ``features`` is ``N×D`` (one image); returns the ``keep`` indices in the order they are picked.
+    The picks stay on the device (no host synchronisation per step).
     """
     n = features.shape[0]
     check_keep(n, keep)
@@ -149,15 +150,14 @@ def divprune_order(features: torch.Tensor, keep: int) -> torch.Tensor:
     if n == 1:
         return torch.zeros(1, dtype=torch.long, device=features.device)
     nearest = distance.masked_fill(torch.eye(n, dtype=torch.bool, device=features.device), math.inf)
-    chosen = [int(torch.argmax(nearest.min(dim=0).values))]
-    closest = distance[chosen[0]].clone()
-    closest[chosen[0]] = -math.inf
+    pick = torch.argmax(nearest.min(dim=0).values).view(1)
+    chosen = [pick]
+    closest = distance.index_select(0, pick)[0].index_fill(0, pick, -math.inf)
     for _ in range(keep - 1):
-        pick = int(torch.argmax(closest))
+        pick = torch.argmax(closest).view(1)
         chosen.append(pick)
-        closest = torch.minimum(closest, distance[pick])
-        closest[chosen] = -math.inf
-    return torch.tensor(chosen, dtype=torch.long, device=features.device)
+        closest = torch.minimum(closest, distance.index_select(0, pick)[0]).index_fill(0, pick, -math.inf)
+    return torch.cat(chosen)
 
 
 def tome_merge(
@@ -203,7 +203,7 @@ def tome_merge(
     new_sizes = sizes.scatter_add(1, dst_pos, torch.gather(sizes, 1, src_pos))
     alive = torch.ones(b, n, dtype=torch.bool, device=tokens.device)
     alive.scatter_(1, src_pos, False)
-    kept = torch.nonzero(alive)[:, 1].reshape(b, n - r)
+    kept = torch.argsort((~alive).to(torch.uint8), dim=1, stable=True)[:, : n - r]
     source = torch.zeros(b, n, dtype=torch.long, device=tokens.device)
     source.scatter_(1, kept, torch.arange(n - r, device=tokens.device).expand(b, n - r))
     source.scatter_(1, src_pos, torch.gather(source, 1, dst_pos))
