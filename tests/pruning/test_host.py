@@ -121,6 +121,29 @@ def test_fastv_at_full_budget_generates_like_the_unpruned_model(tiny_host: Llava
     assert a.text == b.text and a.new_tokens == b.new_tokens
 
 
+@pytest.mark.parametrize(("cls", "prefills"), [(pruners.FastV, 1), (pruners.FastVOfficial, 2)])
+def test_warm_up_runs_one_prefill_and_one_decode_step(
+    tiny_host: LlavaHost, monkeypatch: pytest.MonkeyPatch, cls: type, prefills: int
+) -> None:
+    pruner = cls(64, layer=2)
+    tiny_host.configure_for(pruner)
+    calls = {"prefill": 0, "forward": 0}
+    prefill, forward = LlavaHost.prefill, type(tiny_host.model).forward
+
+    def counted_prefill(*args, **kwargs):
+        calls["prefill"] += 1
+        return prefill(*args, **kwargs)
+
+    def counted_forward(*args, **kwargs):
+        calls["forward"] += 1
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(LlavaHost, "prefill", counted_prefill)
+    monkeypatch.setattr(type(tiny_host.model), "forward", counted_forward)
+    tiny_host.warm_up(_pixels(tiny_host), QUESTION, pruner, 64)
+    assert calls == {"prefill": prefills, "forward": 2}  # the rerank form's decode step is a prefill
+
+
 def test_visionzip_keeps_the_vision_cls_token_first_through_the_projector(tiny_host: LlavaHost) -> None:
     pruner = pruners.VisionZip(64)
     tiny_host.configure_for(pruner)

@@ -10,6 +10,7 @@ import pytest
 import tokbench
 from tokbench.cli import main
 from tokbench.errors import ConfigError
+from tokbench.pruning.host import LlavaHost
 
 
 def test_one_command_writes_a_record_with_scores_cost_and_the_unpruned_reference(
@@ -44,6 +45,31 @@ def test_one_command_writes_a_record_with_scores_cost_and_the_unpruned_reference
     for name, value in baseline.metrics.items():
         if name in ("gqa", "pope", "sqa", "mmb", "textvqa", "mme") and value > 0:
             assert metrics[f"{name}_pct_of_unpruned"] == pytest.approx(100 * metrics[name] / value)
+
+
+def test_one_untimed_warm_up_prefill_precedes_the_first_timed_item(
+    benchmark_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    prefill, generate = LlavaHost.prefill, LlavaHost.generate
+
+    def spied_prefill(*args, **kwargs):
+        calls.append("prefill")
+        return prefill(*args, **kwargs)
+
+    def spied_generate(*args, **kwargs):
+        calls.append("generate")
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(LlavaHost, "prefill", spied_prefill)
+    monkeypatch.setattr(LlavaHost, "generate", spied_generate)
+    result = tokbench.evaluate(
+        "none:vlm=tiny-random", suite="prune", data=str(benchmark_dir), limit=1, store=tmp_path / "store"
+    )
+    items = result.record["dataset"]["items_used"]
+    assert calls[:2] == ["prefill", "generate"]  # the warm-up, then the first timed item
+    assert calls.count("generate") == items and calls.count("prefill") == items + 1
+    assert result.record["pruning"]["warmup"] == 1
 
 
 def test_the_prune_suite_needs_data_and_a_pruner(tmp_path: Path) -> None:

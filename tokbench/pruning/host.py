@@ -212,6 +212,31 @@ class LlavaHost:
         )
 
     @torch.no_grad()
+    def warm_up(
+        self,
+        pixel_values: torch.Tensor,
+        question: str,
+        pruner: Pruner,
+        keep: int,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        """One untimed prefill and decode step, so lazy initialisation never lands in a timed item."""
+        ids = self.prompt_ids(question)
+        pre = self.prefill(pixel_values, ids, pruner, keep, generator)
+        token = pre.logits[:, -1].argmax(-1)
+        if getattr(pruner, "reranks_per_token", False):
+            self.prefill(pixel_values, [*ids, int(token)], pruner, keep, generator)
+        else:
+            with _layer_hooks(self, pruner, keep, pre.hook_state, prefill=False):
+                self.model(
+                    input_ids=token[:, None],
+                    past_key_values=pre.past_key_values,
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
+        _synchroniser(self.device)()
+
+    @torch.no_grad()
     def generate(
         self,
         pixel_values: torch.Tensor,

@@ -140,6 +140,7 @@ class PruneTrack(Track):
             (name, index, item) for name, found in state.items.items() for index, item in enumerate(found)
         ]
         shared = run.share(flat)
+        warmup = _warm_up(host, pruner, keep, [item for _, (_, _, item) in shared], run.options.seed)
         predictions = []
         with run.progress(len(shared), f"prune · {plan.model.spec}", unit="item") as progress:
             for position, (name, index, item) in shared:
@@ -155,7 +156,7 @@ class PruneTrack(Track):
         return {
             "predictions": predictions,
             "keep": keep,
-            "host": _describe_host(host, attention, pruner, keep, state.settings, plan.device),
+            "host": _describe_host(host, attention, pruner, keep, state.settings, plan.device, warmup),
         }
 
     def merge(self, plan: Plan, shards: list[Shard]) -> Measurement:
@@ -213,6 +214,23 @@ def _load_items(root: Path, settings: PruneSettings, limit: int | None) -> dict[
     return items
 
 
+def _warm_up(host: LlavaHost, pruner: Pruner, keep: int, items: list[Item], seed: int) -> int:
+    """One untimed prefill and decode step on the first usable item before timing; runs made (0 or 1)."""
+    for item in items:
+        try:
+            host.warm_up(
+                host.codec.pixels(item.image()),
+                item.prompt,
+                pruner,
+                keep,
+                torch.Generator().manual_seed(seed),
+            )
+        except DataError:
+            continue
+        return 1
+    return 0
+
+
 def _answer(
     host: LlavaHost, pruner: Pruner, keep: int, item: Item, max_new_tokens: int, generator: torch.Generator
 ) -> dict[str, Any]:
@@ -240,12 +258,14 @@ def _describe_host(
     keep: int,
     settings: PruneSettings,
     device: torch.device,
+    warmup: int,
 ) -> dict[str, Any]:
-    """The record's ``pruning`` section (without the predictions): host, budget, schedule, groups."""
+    """The record's ``pruning`` section (without the predictions): host, warm-up, budget, schedule, groups."""
     return {
         "vlm": host.name,
         "random_weights": host.random_weights,
         "attention_implementation": attention,
+        "warmup": warmup,
         "dtype": str(host.model.dtype).removeprefix("torch."),
         "device": str(device),
         "visual_tokens": host.num_visual_tokens,
