@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tokbench.adapters.base import Pruner
 from tokbench.errors import ConfigError
 from tokbench.pruning import pruners, rules
 from tokbench.pruning.host import LlavaHost
@@ -142,6 +143,22 @@ def test_warm_up_runs_one_prefill_and_one_decode_step(
     monkeypatch.setattr(type(tiny_host.model), "forward", counted_forward)
     tiny_host.warm_up(_pixels(tiny_host), QUESTION, pruner, 64)
     assert calls == {"prefill": prefills, "forward": 2}  # the rerank form's decode step is a prefill
+
+
+@pytest.mark.parametrize(
+    ("pruner", "expected"),
+    [
+        (pruners.NoPruning(), {"vision": "sdpa", "text": "sdpa"}),
+        (pruners.ClsAttention(64), {"vision": "eager", "text": "sdpa"}),
+        (pruners.FastV(64), {"vision": "sdpa", "text": "eager"}),
+        (pruners.NoPruning(text_attention="eager"), {"vision": "sdpa", "text": "eager"}),
+    ],
+)
+def test_configure_for_sets_and_returns_the_effective_attention(
+    tiny_host: LlavaHost, pruner: Pruner, expected: dict[str, str]
+) -> None:
+    assert tiny_host.configure_for(pruner) == expected == tiny_host.attention_implementation()
+    tiny_host.configure_for(pruners.NoPruning())  # the session host back to SDPA
 
 
 def test_visionzip_keeps_the_vision_cls_token_first_through_the_projector(tiny_host: LlavaHost) -> None:

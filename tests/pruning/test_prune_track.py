@@ -10,7 +10,9 @@ import pytest
 import tokbench
 from tokbench.cli import main
 from tokbench.errors import ConfigError
+from tokbench.pruning import pruners
 from tokbench.pruning.host import LlavaHost
+from tokbench.tracks.prune import _baseline_spec, _check_same_attention
 
 
 def test_one_command_writes_a_record_with_scores_cost_and_the_unpruned_reference(
@@ -70,6 +72,44 @@ def test_one_untimed_warm_up_prefill_precedes_the_first_timed_item(
     assert calls[:2] == ["prefill", "generate"]  # the warm-up, then the first timed item
     assert calls.count("generate") == items and calls.count("prefill") == items + 1
     assert result.record["pruning"]["warmup"] == 1
+
+
+def test_the_baseline_runs_the_pruners_attention_implementation(benchmark_dir: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    pruned = tokbench.evaluate(
+        "fastv:budget=64,vlm=tiny-random", suite="prune", data=str(benchmark_dir), limit=1, store=store
+    )
+    eager_text = {"vision": "sdpa", "text": "eager"}
+    assert pruned.record["pruning"]["attention_implementation"] == eager_text
+    assert pruned.record["protocol"]["attention_implementation"] == eager_text
+    baseline = tokbench.evaluate(
+        "none:vlm=tiny-random,text_attention=eager",
+        suite="prune",
+        data=str(benchmark_dir),
+        limit=1,
+        store=store,
+    )
+    assert baseline.stored is not None and baseline.stored.status == "exists"  # the one fastv required
+    assert baseline.record["pruning"]["attention_implementation"] == eager_text
+    assert any(key.endswith("_pct_of_unpruned") for key in pruned.metrics)
+
+
+def test_relative_scores_refuse_a_baseline_with_another_attention_implementation() -> None:
+    record = {
+        "record_id": "prune-none",
+        "pruning": {"attention_implementation": {"vision": "sdpa", "text": "sdpa"}},
+    }
+    with pytest.raises(ConfigError, match="same attention implementation"):
+        _check_same_attention({"vision": "sdpa", "text": "eager"}, record)
+    _check_same_attention({"vision": "sdpa", "text": "sdpa"}, record)
+
+
+def test_the_baseline_spec_names_only_the_eager_towers() -> None:
+    assert _baseline_spec(pruners.Pool(64)) == "none"
+    assert _baseline_spec(pruners.FastV(64, vlm="tiny-random")) == "none:vlm=tiny-random,text_attention=eager"
+    assert _baseline_spec(pruners.ClsAttention(64)) == "none:vision_attention=eager"
+    with pytest.raises(ConfigError, match="text_attention"):
+        pruners.NoPruning(text_attention="flash")
 
 
 def test_the_prune_suite_needs_data_and_a_pruner(tmp_path: Path) -> None:

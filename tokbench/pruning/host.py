@@ -114,12 +114,13 @@ class LlavaHost:
         }
 
     def configure_for(self, pruner: Pruner) -> dict[str, str]:
-        """Eager attention where ``pruner`` reads attention maps (vision pre-LLM, text intra-LLM)."""
-        vision, text = "sdpa", "sdpa"
-        if pruner.needs_attention:
-            vision, text = ("eager", "sdpa") if pruner.stage == "pre-llm" else ("sdpa", "eager")
-        self.model.set_attn_implementation({"vision_config": vision, "text_config": text})
-        return self.attention_implementation()
+        """Set ``attention_for(pruner)`` on the model and return it, checked to be the effective one."""
+        wanted = attention_for(pruner)
+        self.model.set_attn_implementation({"vision_config": wanted["vision"], "text_config": wanted["text"]})
+        effective = self.attention_implementation()
+        if effective != wanted:
+            raise ConfigError(f"VLM {self.name!r}: asked for attention {wanted}, the model runs {effective}")
+        return effective
 
     def prompt_ids(self, question: str) -> list[int]:
         """Token ids of the templated prompt with exactly one image placeholder."""
@@ -283,6 +284,19 @@ class LlavaHost:
             sequence_per_layer=pre.sequence_per_layer,
             kept_index=pre.kept_index.tolist(),
         )
+
+
+def attention_for(pruner: Pruner) -> dict[str, str]:
+    """The attention implementation per tower for ``pruner``: eager where it reads attention maps
+    (vision pre-LLM, text intra-LLM), else SDPA; the unpruned baseline states its own (``attention``)."""
+    requested = getattr(pruner, "attention", None)
+    if requested is not None:
+        return dict(requested)
+    if not pruner.needs_attention:
+        return {"vision": "sdpa", "text": "sdpa"}
+    if pruner.stage == "pre-llm":
+        return {"vision": "eager", "text": "sdpa"}
+    return {"vision": "sdpa", "text": "eager"}
 
 
 def _store(captured: dict[str, torch.Tensor], key: str, item: int | None):

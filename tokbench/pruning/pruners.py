@@ -38,8 +38,31 @@ def _selected(context: PreLLMContext, index: torch.Tensor) -> ReducedTokens:
     return ReducedTokens(tokens=rules.gather_tokens(context.tokens, index), index=index)
 
 
+ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager")
+
+
 class NoPruning(Pruner):
-    """The unpruned model: every visual token is kept (the reference for "% of unpruned")."""
+    """The unpruned model: every visual token is kept (the reference for "% of unpruned").
+
+    ``vision_attention`` and ``text_attention`` choose the attention implementation of the vision
+    tower and of the LLM, so the baseline of a pruner that needs eager attention runs as it does.
+    """
+
+    def __init__(
+        self,
+        budget: int | float | str = 576,
+        vlm: str | None = None,
+        vision_attention: str = "sdpa",
+        text_attention: str = "sdpa",
+    ):
+        super().__init__(budget, vlm)
+        for name, value in (("vision_attention", vision_attention), ("text_attention", text_attention)):
+            if value not in ATTENTION_IMPLEMENTATIONS:
+                raise ConfigError(
+                    f"pruner 'none': {name}={value!r}; use one of {list(ATTENTION_IMPLEMENTATIONS)}"
+                )
+        #: The attention implementation per tower (``vision``, ``text``) the host runs this baseline with.
+        self.attention = {"vision": vision_attention, "text": text_attention}
 
     def reduce(self, context: PreLLMContext, keep: int) -> ReducedTokens:
         """Return the tokens unchanged; ``keep`` must equal the token count."""

@@ -22,7 +22,7 @@ from tokbench.metrics import METRICS
 from tokbench.pruning import cost
 from tokbench.pruning.benchmark_metrics import BenchmarkScore
 from tokbench.pruning.benchmarks import GROUPS, READERS, Item, read_benchmark
-from tokbench.pruning.host import LlavaHost
+from tokbench.pruning.host import LlavaHost, attention_for
 from tokbench.pruning.pruners import NoPruning
 from tokbench.pruning.vlms import load_host
 from tokbench.tracks.base import Measurement, Plan, RunContext, Shard, Track, TrackRequest, check_adapter
@@ -115,11 +115,11 @@ class PruneTrack(Track):
             "dataset": {"name": root.name, "manifest_hash": manifest_hash(root, sorted(items))},
             "items": {name: len(found) for name, found in items.items()},
             "decoding": {"greedy": True, "max_new_tokens": settings.max_new_tokens, "batch_size": 1},
+            "attention_implementation": attention_for(pruner),
         }
         requires = {}
         if settings.relative_to_unpruned and not isinstance(pruner, NoPruning):
-            baseline = "none" if pruner.vlm is None else f"none:vlm={pruner.vlm}"
-            requires["unpruned"] = dataclasses.replace(request, model=baseline)
+            requires["unpruned"] = dataclasses.replace(request, model=_baseline_spec(pruner))
         return Plan(
             model=built,
             protocol=protocol,
@@ -171,7 +171,9 @@ class PruneTrack(Track):
         metrics.update(cost)
         not_applicable.update(missing)
         if "unpruned" in plan.results:
-            metrics.update(_relative(metrics, plan.results["unpruned"].metrics))
+            baseline = plan.results["unpruned"]
+            _check_same_attention(host["attention_implementation"], baseline.record)
+            metrics.update(_relative(metrics, baseline.metrics))
         section = {**host, "predictions": predictions}
         return Measurement(
             metrics=metrics, not_applicable=not_applicable, extra={"pruning": section}, metric_info=info
@@ -190,6 +192,23 @@ class _State:
 
 def _first(entry: tuple[int, Any]) -> int:
     return entry[0]
+
+
+def _baseline_spec(pruner: Pruner) -> str:
+    """The unpruned model on the pruner's VLM with the pruner's attention implementation per tower."""
+    args = [] if pruner.vlm is None else [f"vlm={pruner.vlm}"]
+    args += [f"{tower}_attention={impl}" for tower, impl in attention_for(pruner).items() if impl != "sdpa"]
+    return "none:" + ",".join(args) if args else "none"
+
+
+def _check_same_attention(attention: dict[str, str], baseline: dict[str, Any]) -> None:
+    """Scores are relative only to an unpruned run with the same attention implementation."""
+    found = baseline.get("pruning", {}).get("attention_implementation")
+    if found != attention:
+        raise ConfigError(
+            f"the unpruned baseline {baseline.get('record_id', '?')!r} ran attention {found}, this run "
+            f"{attention}: % of unpruned needs the same attention implementation in both runs"
+        )
 
 
 def _check_metrics(suite: Any, settings: PruneSettings) -> None:
