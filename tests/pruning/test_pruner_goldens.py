@@ -10,46 +10,28 @@ the stored intermediates.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from pruning_reference import (
+    IMAGE_START,
+    IMAGE_TOKENS,
+    NEEDS_REFERENCE,
+    build_clip_host,
+    build_llama_host,
+    clip_pixels,
+    close,
+    record_layer_inputs,
+    reference_data,
+)
 
 from tokbench.adapters.base import LayerContext, PreLLMContext
 from tokbench.pruning import pruners
 from tokbench.pruning.host import LlavaHost, _HookState, _layer_hooks, last_query_attention
-from tokbench.pruning.prompts import LLAVA15_TEMPLATE, WordCodec
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "pruning"
-pytestmark = pytest.mark.skipif(
-    not REFERENCE.is_dir(), reason=f"pruning reference data not found at {REFERENCE}"
-)
+pytestmark = NEEDS_REFERENCE
 VISIONZIP_RUNS = [(54, 10), (108, 20), (162, 30)]
-IMAGE_START, IMAGE_TOKENS = 35, 576  # the LLaVA-1.5 layout of the PyramidDrop reference
-
-
-def _close(actual: torch.Tensor, expected: torch.Tensor, tolerance: float) -> None:
-    torch.testing.assert_close(actual, expected, rtol=tolerance, atol=tolerance)
-
-
-def _host(vision: Any, text: Any, image_size: int) -> LlavaHost:
-    from transformers import LlavaConfig, LlavaForConditionalGeneration
-
-    codec = WordCodec(image_size=image_size)
-    config = LlavaConfig(
-        vision_config=vision,
-        text_config=text,
-        image_token_id=codec.image_token_id,
-        vision_feature_layer=-2,
-        vision_feature_select_strategy="default",
-        projector_hidden_act="gelu",
-    )
-    torch.manual_seed(0)
-    model = LlavaForConditionalGeneration(config)
-    return LlavaHost(model, codec, "reference", random_weights=True, template=LLAVA15_TEMPLATE)
 
 
 # ----------------------------------------------------------------------------------------- VisionZip
@@ -65,38 +47,14 @@ class _RecordingVisionZip(pruners.VisionZip):
 
 @pytest.fixture(scope="module")
 def visionzip() -> dict[str, torch.Tensor]:
-    return load_file(REFERENCE / "visionzip.safetensors")
+    return reference_data("visionzip")[1]
 
 
 @pytest.fixture(scope="module")
 def clip_host() -> LlavaHost:
     """A LLaVA whose vision tower is the reference's tiny CLIP (24 layers, 577 tokens) and whose
     projector is the identity, as in the reference run (the LLM is random and 32 wide to match)."""
-    from transformers import CLIPVisionConfig, LlamaConfig
-
-    clip = REFERENCE / "tiny_clip"
-    text = LlamaConfig(vocab_size=WordCodec(336).vocab_size, hidden_size=32, intermediate_size=64,
-                       num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2)  # fmt: skip
-    host = _host(CLIPVisionConfig.from_pretrained(clip), text, image_size=336)
-    tower = host.model.model.vision_tower
-    weights = load_file(clip / "model.safetensors")
-    if not hasattr(tower, "vision_model"):  # transformers 5 keeps the bare CLIPVisionTransformer
-        weights = {name.removeprefix("vision_model."): value for name, value in weights.items()}
-    tower.load_state_dict(weights)
-    host.model.model.multi_modal_projector = torch.nn.Identity()
-    return host
-
-
-def _clip_pixels() -> torch.Tensor:
-    """The official CLIPImageProcessor output for the stored 336×336 images (bitwise, per the README)."""
-    config = json.loads((REFERENCE / "tiny_clip" / "preprocessor_config.json").read_text())
-    images = load_file(REFERENCE / "tiny_clip" / "input_images.safetensors")["images_uint8"]
-    mean = torch.tensor(config["image_mean"], dtype=torch.float32)
-    std = torch.tensor(config["image_std"], dtype=torch.float32)
-    pixels = ((images.float() / 255 - mean) / std).permute(0, 3, 1, 2).contiguous()
-    expected = json.loads((REFERENCE / "visionzip.json").read_text())["pixel_values_sum_f64"]
-    assert pixels.double().sum().item() == pytest.approx(expected, rel=1e-9)
-    return pixels
+    return build_clip_host(None)
 
 
 def _expected_index(golden: dict[str, torch.Tensor], run: str, image: int) -> torch.Tensor:
@@ -121,16 +79,16 @@ def test_visionzip_in_the_host_reproduces_the_official_tokens(
         lambda _m, _a, kwargs: embeds.append(kwargs["inputs_embeds"]), with_kwargs=True
     )
     try:
-        for image, pixels in enumerate(_clip_pixels()):
+        for image, pixels in enumerate(clip_pixels("visionzip")):
             pre = clip_host.prefill(pixels[None], ids, pruner, keep)
             context = pruner.context
             states = torch.cat([context.prefix_features, context.vision_features], dim=1)[0]
-            _close(states, visionzip["hidden_states_m2"][image], 1e-5)
-            _close(context.vision_attentions[0, :, 0], visionzip["attn_m2_cls_row"][image], 2e-6)
+            close(states, visionzip["hidden_states_m2"][image], 1e-5)
+            close(context.vision_attentions[0, :, 0], visionzip["attn_m2_cls_row"][image], 2e-6)
             keys = context.vision_keys[0].view(577, 2, 16).mean(dim=1)
-            _close(keys, visionzip["metric_keys_m2_headmean"][image], 1e-5)
+            close(keys, visionzip["metric_keys_m2_headmean"][image], 1e-5)
             assert torch.equal(pre.kept_index, _expected_index(visionzip, run, image))
-            _close(embeds[-1][0, slot : slot + keep], visionzip[f"{run}/output_tokens"][image], 1e-5)
+            close(embeds[-1][0, slot : slot + keep], visionzip[f"{run}/output_tokens"][image], 1e-5)
     finally:
         handle.remove()
 
@@ -156,7 +114,7 @@ def test_visionzip_from_the_stored_intermediates(
     reduced = pruners.VisionZip(keep, contextual=contextual).reduce(context, keep)
     for image in range(2):
         assert torch.equal(reduced.index[image], _expected_index(visionzip, run, image))
-    _close(reduced.tokens, visionzip[f"{run}/output_tokens"], 1e-6)
+    close(reduced.tokens, visionzip[f"{run}/output_tokens"], 1e-6)
 
 
 # --------------------------------------------------------------------------------------- PyramidDrop
@@ -172,40 +130,23 @@ class _RecordingPyramidDrop(pruners.PyramidDrop):
 
 @pytest.fixture(scope="module")
 def pyramiddrop() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    meta = json.loads((REFERENCE / "pyramiddrop.json").read_text())
-    return meta, load_file(REFERENCE / "pyramiddrop.safetensors")
+    return reference_data("pyramiddrop")
 
 
 @pytest.fixture(scope="module")
 def llama_host(pyramiddrop: tuple[dict[str, Any], dict[str, torch.Tensor]]) -> LlavaHost:
     """A LLaVA whose LLM is the reference's tiny 8-layer Llama (its stored weights)."""
-    from transformers import CLIPVisionConfig, LlamaConfig
-
-    meta, tensors = pyramiddrop
-    fields = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-              "num_key_value_heads", "rms_norm_eps", "max_position_embeddings", "rope_theta")  # fmt: skip
-    text = LlamaConfig(**{name: meta["tiny_llama_config"][name] for name in fields})
-    vision = CLIPVisionConfig(image_size=96, patch_size=4, hidden_size=32, intermediate_size=64,
-                              num_hidden_layers=3, num_attention_heads=2)  # fmt: skip
-    host = _host(vision, text, image_size=96)
-    weights = {
-        name.removeprefix("model."): value for name, value in tensors.items() if name.startswith("model.")
-    }
-    host.model.model.language_model.load_state_dict(weights)
-    return host
+    return build_llama_host(*pyramiddrop)
 
 
-def _seen(layers: list[torch.nn.Module], record: list[dict[int, Any]]) -> list[Any]:
-    """Pre-hooks (after the host's) storing each layer's position ids and rotary embeddings."""
+def _positions_and_rotary(record: list[dict[int, Any]]) -> Any:
+    """A ``record_layer_inputs`` store: each layer's position ids and rotary embeddings."""
 
-    def capture(index: int):
-        def hook(_module: torch.nn.Module, _args: tuple, kwargs: dict) -> None:
-            record[0][index] = kwargs["position_ids"][0]
-            record[1][index] = kwargs["position_embeddings"]
+    def store(index: int, kwargs: dict[str, Any]) -> None:
+        record[0][index] = kwargs["position_ids"][0]
+        record[1][index] = kwargs["position_embeddings"]
 
-        return hook
-
-    return [layer.register_forward_pre_hook(capture(i), with_kwargs=True) for i, layer in enumerate(layers)]
+    return store
 
 
 def test_pdrop_in_the_host_reproduces_the_official_stages(
@@ -221,7 +162,7 @@ def test_pdrop_in_the_host_reproduces_the_official_stages(
     state = _HookState(visual=torch.arange(IMAGE_START, IMAGE_START + IMAGE_TOKENS))
     prefill: list[dict[int, Any]] = [{}, {}]
     with torch.no_grad(), _layer_hooks(llama_host, pruner, keep, state, prefill=True):
-        handles = _seen(language_model.layers, prefill)
+        handles = record_layer_inputs(language_model.layers, _positions_and_rotary(prefill))
         out = llama_host.model(inputs_embeds=golden["inputs_embeds"], use_cache=True, logits_to_keep=1)
     for handle in handles:
         handle.remove()
@@ -231,7 +172,7 @@ def test_pdrop_in_the_host_reproduces_the_official_stages(
         hidden = golden[f"stage{stage}/hidden_states_in"]
         scale = float(hidden.abs().max())  # magnitudes up to 51: compare relative to the tensor
         torch.testing.assert_close(context.hidden_states, hidden, rtol=1e-5, atol=1e-5 * scale)
-        _close(pruner.scores(context)[0], golden[f"stage{stage}/scores"], 2e-6)
+        close(pruner.scores(context)[0], golden[f"stage{stage}/scores"], 2e-6)
         kept = state.layer_kept[layer]
         image = kept[(kept >= IMAGE_START) & (kept < IMAGE_START + IMAGE_TOKENS)] - IMAGE_START
         assert torch.equal(image, golden[f"stage{stage}/kept_original_image_indices"])
@@ -244,7 +185,7 @@ def test_pdrop_in_the_host_reproduces_the_official_stages(
     assert lengths == meta["kv_cache_len_per_layer_after_prefill"]
     decode: list[dict[int, Any]] = [{}, {}]
     with torch.no_grad(), _layer_hooks(llama_host, pruner, keep, state, prefill=False):
-        handles = _seen(language_model.layers, decode)
+        handles = record_layer_inputs(language_model.layers, _positions_and_rotary(decode))
         llama_host.model(inputs_embeds=golden["decode_token_embeds"], past_key_values=out.past_key_values)
     for handle in handles:
         handle.remove()
@@ -273,6 +214,6 @@ def test_pdrop_ranking_from_the_stored_stage_inputs(
     visual = torch.arange(IMAGE_START, IMAGE_START + info["image_tokens_before"])
     context = LayerContext(info["ranking_layer_index_0based"], None, visual, hidden, query)
     pdrop = pruners.PyramidDrop()
-    _close(pdrop.scores(context)[0], golden[f"stage{stage}/scores"], 1e-6)
+    close(pdrop.scores(context)[0], golden[f"stage{stage}/scores"], 1e-6)
     chosen = pdrop.select_in_layer(context, info["image_tokens_after"])[0]
     assert torch.equal(chosen, golden[f"stage{stage}/topk_local_indices"].sort().values)

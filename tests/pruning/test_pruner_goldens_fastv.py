@@ -10,25 +10,29 @@ intermediates.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from pruning_reference import (
+    IMAGE_START,
+    IMAGE_TOKENS,
+    NEEDS_REFERENCE,
+    build_clip_host,
+    build_llama_host,
+    clip_pixels,
+    close,
+    record_layer_inputs,
+    reference_data,
+    reference_meta,
+)
 
 from tokbench.adapters import build_model
 from tokbench.adapters.base import Budget, LayerContext, PreLLMContext, resolve_budget
 from tokbench.pruning import pruners, rules
 from tokbench.pruning.host import LlavaHost, _HookState, _layer_hooks
-from tokbench.pruning.prompts import LLAVA15_TEMPLATE, WordCodec
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "pruning"
-pytestmark = pytest.mark.skipif(
-    not REFERENCE.is_dir(), reason=f"pruning reference data not found at {REFERENCE}"
-)
-IMAGE_START, IMAGE_TOKENS = 35, 576  # the LLaVA-1.5 layout of the reference runs
+pytestmark = NEEDS_REFERENCE
 # run name, K, rank: the paper fork's inplace runs, its mask run and lmms-eval's fastv_kvcache.py
 FASTV_RUNS = [
     ("fork_inplace_K2_sys35_rank144", 2, 144),
@@ -36,27 +40,6 @@ FASTV_RUNS = [
     ("fork_mask_K2_sys35_rank288", 2, 288),
     ("lmms_kvcache_K3_ratio0.5", 3, 288),
 ]
-
-
-def _close(actual: torch.Tensor, expected: torch.Tensor, tolerance: float) -> None:
-    torch.testing.assert_close(actual, expected, rtol=tolerance, atol=tolerance)
-
-
-def _host(vision: Any, text: Any, image_size: int) -> LlavaHost:
-    from transformers import LlavaConfig, LlavaForConditionalGeneration
-
-    codec = WordCodec(image_size=image_size)
-    config = LlavaConfig(
-        vision_config=vision,
-        text_config=text,
-        image_token_id=codec.image_token_id,
-        vision_feature_layer=-2,
-        vision_feature_select_strategy="default",
-        projector_hidden_act="gelu",
-    )
-    torch.manual_seed(0)
-    model = LlavaForConditionalGeneration(config)
-    return LlavaHost(model, codec, "reference", random_weights=True, template=LLAVA15_TEMPLATE)
 
 
 # --------------------------------------------------------------------------------------------- FastV
@@ -72,39 +55,13 @@ class _RecordingFastV(pruners.FastV):
 
 @pytest.fixture(scope="module")
 def fastv() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    meta = json.loads((REFERENCE / "fastv.json").read_text())
-    return meta, load_file(REFERENCE / "fastv.safetensors")
+    return reference_data("fastv")
 
 
 @pytest.fixture(scope="module")
 def fastv_host(fastv: tuple[dict[str, Any], dict[str, torch.Tensor]]) -> LlavaHost:
     """A LLaVA whose LLM is the reference's tiny 4-layer Llama (its stored weights)."""
-    from transformers import CLIPVisionConfig, LlamaConfig
-
-    meta, tensors = fastv
-    fields = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-              "num_key_value_heads", "rms_norm_eps", "max_position_embeddings", "rope_theta")  # fmt: skip
-    text = LlamaConfig(**{name: meta["tiny_llama_config"][name] for name in fields})
-    vision = CLIPVisionConfig(image_size=96, patch_size=4, hidden_size=32, intermediate_size=64,
-                              num_hidden_layers=3, num_attention_heads=2)  # fmt: skip
-    host = _host(vision, text, image_size=96)
-    weights = {
-        name.removeprefix("model."): value for name, value in tensors.items() if name.startswith("model.")
-    }
-    host.model.model.language_model.load_state_dict(weights)
-    return host
-
-
-def _seen_positions(layers: list[torch.nn.Module], record: dict[int, torch.Tensor]) -> list[Any]:
-    """Pre-hooks (after the host's) storing the rotary cosines each layer is given."""
-
-    def capture(index: int):
-        def hook(_module: torch.nn.Module, _args: tuple, kwargs: dict) -> None:
-            record[index] = kwargs["position_embeddings"][0]
-
-        return hook
-
-    return [layer.register_forward_pre_hook(capture(i), with_kwargs=True) for i, layer in enumerate(layers)]
+    return build_llama_host(*fastv)
 
 
 @pytest.mark.parametrize("form", [pruners.FastV, pruners.FastVOfficial])
@@ -128,12 +85,15 @@ def test_fastv_in_the_host_reproduces_the_official_selection(
     seen: dict[int, torch.Tensor] = {}
     embeds = golden["inputs_embeds"]
     with torch.no_grad(), _layer_hooks(fastv_host, pruner, rank, state, prefill=True):
-        handles = _seen_positions(language_model.layers, seen)
+        handles = record_layer_inputs(
+            language_model.layers,
+            lambda index, kwargs: seen.__setitem__(index, kwargs["position_embeddings"][0]),
+        )
         fastv_host.model(inputs_embeds=embeds, use_cache=True, logits_to_keep=1)
     for handle in handles:
         handle.remove()
     (context,) = pruner.contexts
-    _close(context.attentions[:, :, -1], golden[f"{run}/attn_layerKm1_lastrow"], 2e-6)
+    close(context.attentions[:, :, -1], golden[f"{run}/attn_layerKm1_lastrow"], 2e-6)
     kept = golden[f"{run}/kept_indices"]
     assert torch.equal(state.layer_kept[layer], kept)
     assert state.sequence_counts == [640] * layer + [len(kept)] * (4 - layer)
@@ -183,52 +143,12 @@ def test_fastv_official_reranks_at_every_generated_token(tiny_host: LlavaHost) -
 
 @pytest.fixture(scope="module")
 def fastervlm() -> dict[str, torch.Tensor]:
-    return load_file(REFERENCE / "fastervlm.safetensors")
+    return reference_data("fastervlm")[1]
 
 
 @pytest.fixture(scope="module")
 def divprune() -> dict[str, torch.Tensor]:
-    return load_file(REFERENCE / "divprune.safetensors")
-
-
-def _clip_host(projector: dict[str, torch.Tensor] | None) -> LlavaHost:
-    """A LLaVA whose vision tower is the reference's tiny CLIP (24 layers, 577 tokens); its
-    projector is ``projector`` (DivPrune's stored 32→64→64 MLP) or the identity (FasterVLM)."""
-    from transformers import CLIPVisionConfig, LlamaConfig
-
-    clip = REFERENCE / "tiny_clip"
-    width = 32 if projector is None else 64
-    text = LlamaConfig(vocab_size=WordCodec(336).vocab_size, hidden_size=width, intermediate_size=64,
-                       num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2)  # fmt: skip
-    host = _host(CLIPVisionConfig.from_pretrained(clip), text, image_size=336)
-    tower = host.model.model.vision_tower
-    weights = load_file(clip / "model.safetensors")
-    if not hasattr(tower, "vision_model"):  # transformers 5 keeps the bare CLIPVisionTransformer
-        weights = {name.removeprefix("vision_model."): value for name, value in weights.items()}
-    tower.load_state_dict(weights)
-    if projector is None:
-        host.model.model.multi_modal_projector = torch.nn.Identity()
-    else:
-        names = {"mm_projector.0": "linear_1", "mm_projector.2": "linear_2"}
-        host.model.model.multi_modal_projector.load_state_dict(
-            {
-                f"{names[name.rsplit('.', 1)[0]]}.{name.rsplit('.', 1)[1]}": value
-                for name, value in projector.items()
-            }
-        )
-    return host
-
-
-def _clip_pixels() -> torch.Tensor:
-    """The official CLIPImageProcessor output for the stored 336×336 images (bitwise, per the README)."""
-    config = json.loads((REFERENCE / "tiny_clip" / "preprocessor_config.json").read_text())
-    images = load_file(REFERENCE / "tiny_clip" / "input_images.safetensors")["images_uint8"]
-    mean = torch.tensor(config["image_mean"], dtype=torch.float32)
-    std = torch.tensor(config["image_std"], dtype=torch.float32)
-    pixels = ((images.float() / 255 - mean) / std).permute(0, 3, 1, 2).contiguous()
-    expected = json.loads((REFERENCE / "fastervlm.json").read_text())["pixel_values_sum_f64"]
-    assert pixels.double().sum().item() == pytest.approx(expected, rel=1e-9)
-    return pixels
+    return reference_data("divprune")[1]
 
 
 def _image_embeds(host: LlavaHost, pruner: Any, pixels: torch.Tensor, keep: int) -> list[Any]:
@@ -259,7 +179,7 @@ class _RecordingClsAttention(pruners.ClsAttention):
 
 @pytest.fixture(scope="module")
 def identity_clip_host() -> LlavaHost:
-    return _clip_host(None)
+    return build_clip_host(None)
 
 
 @pytest.mark.parametrize("keep", [58, 64, 144, 192])
@@ -271,12 +191,12 @@ def test_fastervlm_in_the_host_reproduces_the_official_tokens(
     pruner = _RecordingClsAttention(keep)
     pruner.contexts = []
     assert host.configure_for(pruner)["vision"] == "eager"
-    for image, (index, tokens) in enumerate(_image_embeds(host, pruner, _clip_pixels(), keep)):
+    for image, (index, tokens) in enumerate(_image_embeds(host, pruner, clip_pixels("fastervlm"), keep)):
         context = pruner.contexts[image]
-        _close(context.vision_attentions[0, :, 0, 1:], fastervlm["cls_attention_layer_m2"][image], 2e-6)
-        _close(context.tokens[0], fastervlm["image_features_hs_m2_patch"][image], 1e-5)
+        close(context.vision_attentions[0, :, 0, 1:], fastervlm["cls_attention_layer_m2"][image], 2e-6)
+        close(context.tokens[0], fastervlm["image_features_hs_m2_patch"][image], 1e-5)
         assert torch.equal(index, fastervlm[f"T{keep}/kept_indices"][image])
-        _close(tokens, fastervlm[f"T{keep}/kept_features"][image], 1e-5)
+        close(tokens, fastervlm[f"T{keep}/kept_features"][image], 1e-5)
 
 
 @pytest.mark.parametrize("keep", [58, 64, 144, 192])
@@ -290,10 +210,10 @@ def test_fastervlm_from_the_stored_attention(fastervlm: dict[str, torch.Tensor],
         tokens=features, vision_features=features, grid=(24, 24), vision_attentions=attentions
     )
     reduced = pruners.ClsAttention(keep).reduce(context, keep)
-    _close(reduced.tokens, fastervlm[f"T{keep}/kept_features"], 1e-6)
+    close(reduced.tokens, fastervlm[f"T{keep}/kept_features"], 1e-6)
     assert torch.equal(reduced.index, fastervlm[f"T{keep}/kept_indices"])
     assert torch.equal(reduced.index, fastervlm[f"T{keep}/topk_order"].sort(dim=1).values)
-    _close(rules.cls_attention_scores(attentions), fastervlm["cls_attention_mean_over_heads"], 1e-6)
+    close(rules.cls_attention_scores(attentions), fastervlm["cls_attention_mean_over_heads"], 1e-6)
 
 
 @pytest.mark.parametrize("run", ["r56", "r64", "r128", "r192"])
@@ -302,7 +222,7 @@ def test_divprune_from_the_stored_projected_tokens(divprune: dict[str, torch.Ten
     tokens = divprune["visual_tokens"]
     order = divprune[f"direct/{run}/selection_order"]
     keep = resolve_budget(
-        Budget(ratio=json.loads((REFERENCE / "divprune.json").read_text())["direct"][run]["threshold_ratio"]),
+        Budget(ratio=reference_meta("divprune")["direct"][run]["threshold_ratio"]),
         576,
     )
     assert keep == order.numel()
@@ -317,14 +237,14 @@ def test_divprune_in_the_host_reproduces_the_llava_path(divprune: dict[str, torc
     """SUBSET_RATIO 0.098 (56 tokens) through the host: the projected tokens of image 0, the kept
     image tokens in ascending order and the LLM input (the kept tokens, positions 0..L'-1)."""
     projector = {name: value for name, value in divprune.items() if name.startswith("mm_projector.")}
-    host = _clip_host(projector)
+    host = build_clip_host(projector)
     keep = resolve_budget(build_model("divprune:budget=0.098").adapter.budget, 576)
     assert keep == 56
     pruner = pruners.DivPrune(keep)
     host.configure_for(pruner)
-    ((index, tokens),) = _image_embeds(host, pruner, _clip_pixels()[:1], keep)
+    ((index, tokens),) = _image_embeds(host, pruner, clip_pixels("fastervlm")[:1], keep)
     visual = divprune["visual_tokens"]
     expected = divprune["llava_path/kept_image_indices"]
     assert torch.equal(index, expected)
     assert torch.equal(rules.divprune_order(visual, keep), divprune["llava_path/selection_order"])
-    _close(tokens, visual[expected], 1e-5)
+    close(tokens, visual[expected], 1e-5)

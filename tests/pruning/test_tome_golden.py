@@ -10,28 +10,21 @@ slots are put in that order first, from the stored ``source_argmax`` alone.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 import torch
-from safetensors.torch import load_file
+from pruning_reference import NEEDS_REFERENCE, reference_data
 
 from tokbench.pruning import rules
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "pruning"
-pytestmark = pytest.mark.skipif(
-    not (REFERENCE / "tome.json").is_file(), reason=f"ToMe reference data not found at {REFERENCE}"
-)
+pytestmark = NEEDS_REFERENCE
 RUNS = [f"r{r}_cls{cls}" for r in (16, 100, 288, 400) for cls in (1, 0)]
 
 
 @pytest.fixture(scope="module")
 def golden() -> tuple[dict, dict[str, torch.Tensor]]:
     """The reference's run settings and tensors."""
-    return json.loads((REFERENCE / "tome.json").read_text())["runs"], load_file(
-        REFERENCE / "tome.safetensors"
-    )
+    meta, tensors = reference_data("tome")
+    return meta["runs"], tensors
 
 
 def _official_order(source_argmax: torch.Tensor, tokens_in: int, tokens_out: int) -> torch.Tensor:
