@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tokbench import catalog, cli
+from tokbench.suites import SUITE_ENTRY_POINT_GROUP
 
 
 def test_the_cli_lists_every_kind_of_the_catalog() -> None:
@@ -12,7 +13,10 @@ def test_the_cli_lists_every_kind_of_the_catalog() -> None:
 
 
 def test_every_kind_extends_through_an_entry_point_group() -> None:
-    assert catalog.entry_point_groups() == {kind: f"tokbench.{kind}" for kind in catalog.KINDS}
+    groups = {kind: registry.entry_point_group for kind, registry in catalog.REGISTRIES.items()}
+    assert {**groups, "suites": SUITE_ENTRY_POINT_GROUP} == {
+        kind: f"tokbench.{kind}" for kind in catalog.KINDS
+    }
 
 
 @pytest.mark.parametrize("kind", catalog.KINDS)

@@ -1,8 +1,9 @@
-"""The catalog: every registry of tokbench in one place, with the entry-point group plugins use.
+"""The catalog: every registry of tokbench in one place.
 
 Models, metrics, judges, datasets, preprocessing, tracks and suites are each registered once (lazy
-built-ins, decorators, and for third-party packages the entry-point groups below); ``tokbench list``,
-``doctor`` and the registry-driven contract tests walk them from here.
+built-ins, decorators, and for third-party packages each registry's entry-point group,
+``tokbench.<kind>``; suite folders through ``tokbench.suites``); ``tokbench list`` and the catalog
+test walk them from here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from tokbench.errors import TokbenchError
 from tokbench.judges.registry import JUDGES
 from tokbench.metrics import METRICS
 from tokbench.registry import Registry
-from tokbench.suites import SUITE_ENTRY_POINT_GROUP, list_suites, load_suite
+from tokbench.suites import list_suites, load_suite
 from tokbench.tracks import TRACKS
 
 #: Kind (as ``tokbench list`` names it) → registry.
@@ -29,12 +30,6 @@ REGISTRIES: dict[str, Registry] = {
     "tracks": TRACKS,
 }
 KINDS = (*REGISTRIES, "suites")
-
-
-def entry_point_groups() -> dict[str, str]:
-    """Kind → the entry-point group through which installed packages add to it."""
-    groups = {kind: registry.entry_point_group for kind, registry in REGISTRIES.items()}
-    return {**{k: g for k, g in groups.items() if g}, "suites": SUITE_ENTRY_POINT_GROUP}
 
 
 def names(kind: str) -> list[str]:

@@ -45,7 +45,7 @@ def default_record_key(metric: str) -> str:
     """The record key a registered metric's primary output has unless a suite renames it."""
     from tokbench.metrics import METRICS
 
-    return getattr(METRICS.get(metric), "key", "") or metric.replace("-", "_")
+    return METRICS.get(metric).key or metric.replace("-", "_")
 
 
 @dataclass(frozen=True)

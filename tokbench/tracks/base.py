@@ -221,10 +221,6 @@ class Track(ABC):
     ) -> None:
         """Write files that go beside the stored record (called before it is stored); none by default."""
 
-    def describe(self) -> dict[str, Any]:
-        """Name and kinds, for ``tokbench list`` and ``doctor``."""
-        return {"name": self.name, "kinds": list(self.kinds)}
-
 
 def check_kind(track: Track, suite: SuiteConfig) -> None:
     """Raise unless the suite's kind is one the track evaluates."""

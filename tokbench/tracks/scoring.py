@@ -20,7 +20,7 @@ from tokbench.errors import ConfigError
 from tokbench.judges.base import Judge
 from tokbench.judges.registry import JUDGES
 from tokbench.metrics import METRICS, Metric
-from tokbench.suites import MetricConfig, SuiteConfig
+from tokbench.suites import MetricConfig, SuiteConfig, default_record_key
 
 #: Metric inputs that are judge features (the judge runs once per batch; metrics share its outputs).
 FEATURE_INPUTS = ("real_features", "fake_features", "fake_logits")
@@ -136,16 +136,12 @@ class SuiteMetrics:
             info.update(found[1])
         return values, info
 
-    def versions(self) -> dict[str, str]:
-        """Implementation version of each entry's metric, by record key."""
-        return {key: type(metric).implementation_version for key, (_, metric) in self.entries.items()}
-
 
 def rename_outputs(
     result: dict[str, float], config: MetricConfig, cls: type[Metric]
 ) -> tuple[dict[str, float], dict[str, dict[str, Any]]]:
     """A metric's computed outputs under their record keys, and each key's display metadata."""
-    default = cls.key or config.name.replace("-", "_")
+    default = default_record_key(config.name)
     key = config.record_key()
     values, info = {}, {}
     for output, value in result.items():
