@@ -17,6 +17,32 @@ import torch
 from tokbench.errors import ConfigError
 
 
+@dataclass(frozen=True)
+class ModelCard:
+    """What ``tokbench list models --details`` and the coverage table show for one released variant."""
+
+    #: Model family as papers name it, e.g. "LlamaGen VQ".
+    family: str
+    #: The spec that builds it, e.g. "llamagen-vq:variant=ds16-c2i".
+    spec: str
+    #: "discrete", "continuous", "codec", "generator" or "pruner".
+    kind: str
+    #: Tokens (or latent positions) per image at ``resolution``; None where undefined.
+    tokens: int | None = None
+    #: Codebook size of a discrete tokenizer; None otherwise.
+    codebook: int | None = None
+    #: Spatial downsampling factor; None for 1-D tokenizers and codecs.
+    downsampling: int | None = None
+    #: Input resolution the variant was trained at (pixels per side); None when any.
+    resolution: int | None = None
+    #: Hub id or URL of the official weights; "" when weightless.
+    hub_id: str = ""
+    #: How the implementation is verified: "golden: <reference folder>", "library: <package class>",
+    #: "none" (with the reason in ``note``).
+    verification: str = "none"
+    note: str = ""
+
+
 class Adapter:
     """Common attributes of every adapter: a kind, a version and optional weights provenance."""
 
@@ -35,6 +61,11 @@ class Adapter:
     def to(self, device: torch.device) -> Adapter:
         """Move any networks to ``device``; weightless adapters ignore it."""
         return self
+
+    @classmethod
+    def cards(cls) -> tuple[ModelCard, ...]:
+        """One card per released variant this adapter builds (none for generic adapters)."""
+        return ()
 
 
 @dataclass(frozen=True)
