@@ -51,7 +51,7 @@ def _evaluate(env: Path, model, suite: str, work: str, reference: str = "ref.npz
 
 
 def test_fd_clip_beside_gfid(env: Path, tiny_dit) -> None:
-    from tokbench.gen.reference import iter_images
+    from tokbench.data.image_sets import iter_npz_images as iter_images
     from tokbench.judges.clip import ClipJudge
 
     result = _evaluate(env, tiny_dit(), "twojudges", "both", save_samples=True)

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from gen_fixtures import write_reference
 
+from tokbench.data.image_sets import iter_npz_images as iter_images
 from tokbench.errors import ConfigError
-from tokbench.gen.reference import find_reference, iter_images, load_reference
+from tokbench.gen.reference import find_reference, load_reference
 
 
 def test_adm_reference_is_read_with_its_images(tmp_path: Path) -> None:

@@ -10,14 +10,13 @@ member, cached on disk per reference sha256 and judge) or from clean-fid's ``fea
 from __future__ import annotations
 
 import os
-import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from tokbench.data.image_sets import iter_npz_images, npz_image_shape
 from tokbench.errors import ConfigError
 from tokbench.features import FeatureCache
 from tokbench.hashing import file_sha256
@@ -90,49 +89,10 @@ def load_reference(path: Path, feature_dim: int) -> ReferenceBatch:
                 raise ConfigError(
                     f"reference batch {path}: 'feats' must be (n, {feature_dim}) judge features, got {shape}"
                 )
-    image_shape = _image_header(path) if "arr_0" in files else None
+    image_shape = npz_image_shape(path) if "arr_0" in files else None
     activations = "arr_0" if image_shape is not None else "feats" if "feats" in files else None
     spatial = {"mu_s", "sigma_s"} <= files
     return ReferenceBatch(path, file_sha256(path), statistics, activations, image_shape, spatial)
-
-
-def _open_images(archive: zipfile.ZipFile, path: Path) -> tuple[object, tuple[int, ...]]:
-    handle = archive.open("arr_0.npy")
-    version = np.lib.format.read_magic(handle)
-    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, fortran_order, dtype = reader(handle)
-    if dtype != np.uint8 or len(shape) != 4 or shape[3] != 3 or fortran_order or shape[0] < 1:
-        handle.close()
-        raise ConfigError(
-            f"reference batch {path}: 'arr_0' must be uint8 images N×H×W×3 (ADM's layout), got "
-            f"{dtype} {tuple(shape)}{' in Fortran order' if fortran_order else ''}"
-        )
-    return handle, tuple(shape)
-
-
-def _image_header(path: Path) -> tuple[int, int, int]:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            handle, shape = _open_images(archive, path)
-            handle.close()
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
-        raise ConfigError(f"reference batch {path}: cannot read the header of 'arr_0': {error}") from None
-    return shape[0], shape[1], shape[2]
-
-
-def iter_images(path: Path, chunk: int) -> Iterator[torch.Tensor]:
-    """``arr_0`` as uint8 N×3×H×W tensors of at most ``chunk`` images, read without loading it whole."""
-    with zipfile.ZipFile(path) as archive:
-        handle, shape = _open_images(archive, path)
-        row_bytes = int(np.prod(shape[1:]))
-        with handle:
-            for start in range(0, shape[0], chunk):
-                count = min(chunk, shape[0] - start)
-                data = handle.read(count * row_bytes)
-                if len(data) != count * row_bytes:
-                    raise ConfigError(f"reference batch {path}: 'arr_0' ends early at image {start}")
-                array = np.frombuffer(data, dtype=np.uint8).reshape(count, *shape[1:])
-                yield torch.from_numpy(array.copy()).permute(0, 3, 1, 2).contiguous()
 
 
 def reference_activations(
@@ -157,7 +117,7 @@ def reference_activations(
         return cached
     rows = []
     with torch.inference_mode():
-        for images in iter_images(reference.path, batch_size):
+        for images in iter_npz_images(reference.path, batch_size):
             rows.append(judge(images.to(device))[output].detach().to("cpu", torch.float32).clone())
     features = torch.cat(rows)
     if store is not None and os.environ.get("RANK", "0") == "0":
