@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).parent.parent / "tokbench"
 LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(layer.split())
     for layer in (
-        "errors hashing tensors",
+        "errors hashing tensors files",
         "registry distributed flops vocabulary provenance",
         "adapters data judges records comparability",
         "metrics hub features",
