@@ -21,6 +21,7 @@ import filelock
 import pandas as pd
 
 from tokbench.errors import ConfigError, StoreError
+from tokbench.files import remove_stale_temp_files
 from tokbench.records import (
     created_at_to_datetime,
     read_record_file,
@@ -105,7 +106,8 @@ class RecordStore:
                 return AddResult(status="exists", path=path, record_id=record["record_id"])
             try:
                 _make_dirs(path.parent)
-                _remove_stale_temp_files(path.parent)
+                # Temp files are written only under this lock, so any that exists was left by a kill.
+                remove_stale_temp_files(path.parent, [f"{TEMP_PREFIX}*{TEMP_SUFFIX}"], min_age_seconds=0)
                 _write_atomically(path, text)
             except OSError as error:
                 raise StoreError(f"cannot write record file {path}: {error}") from error
@@ -278,12 +280,6 @@ def _write_atomically(path: Path, text: str) -> None:
             temp_path.unlink(missing_ok=True)
         raise
     _fsync_directory(path.parent)
-
-
-def _remove_stale_temp_files(directory: Path) -> None:
-    """Delete temporary files a killed writer left; only call this while holding the write lock."""
-    for path in directory.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
-        path.unlink(missing_ok=True)
 
 
 def _fsync_directory(directory: Path) -> None:
