@@ -22,12 +22,14 @@ from typing import Any
 import numpy as np
 
 from tokbench.errors import StoreError
+from tokbench.files import remove_stale_temp_files
 from tokbench.hashing import sha256_json
 
 logger = logging.getLogger(__name__)
 
 SHARD_FORMAT = "tokbench-gen-shard/1"
 _META_KEYS = ("run_key", "indices", "labels")
+_TEMP_PATTERNS = (".shard-*.partial", ".samples-*.partial")
 
 
 def run_key(parts: dict[str, Any]) -> str:
@@ -41,6 +43,7 @@ def rank_shards(num_shards: int, rank: int, world_size: int) -> list[int]:
 
 
 def _write_atomically(target: Path, arrays: dict[str, np.ndarray]) -> None:
+    remove_stale_temp_files(target.parent, _TEMP_PATTERNS)  # leftovers of killed runs, not live ranks
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}-", suffix=".partial")
     try:
         with os.fdopen(handle, "wb") as stream:
