@@ -31,6 +31,7 @@ _BUILTIN_MODELS = {
     "dit": "tokbench.models.dit:DiT",  # class-conditional generator (suite gen)
     "prefix-dct": "tokbench.models.prefix_dct:PrefixDct",
     "diffusers-vq": "tokbench.models.diffusers_vq:DiffusersVq",
+    "llamagen-vq": "tokbench.models.llamagen_vq:LlamaGenVQ",
     # VLM visual-token pruners (suite prune; tokbench.pruning)
     "none": "tokbench.pruning.pruners:NoPruning",
     "random": "tokbench.pruning.pruners:RandomPruning",
