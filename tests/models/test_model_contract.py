@@ -84,6 +84,24 @@ def _tiny_titok() -> Adapter:
     return TiTok.from_model(TiTokModel.random_init(config, seed=0), name="contract-l32")
 
 
+def _tiny_llamagen_vq() -> Adapter:
+    """The ds16 design (five levels, attention at the lowest, asymmetric-pad downsampling) at
+    widths 32/64, one encoder res block per level, z 32 and a 64-entry codebook: 2×2 tokens at 32×32."""
+    from tokbench.models.llamagen_vq import VARIANTS, LlamaGenVQ, LlamaGenVQModel
+
+    mult = (1, 1, 1, 1, 2)
+    config = dataclasses.replace(
+        VARIANTS["ds16-c2i"].config,
+        codebook_size=64,
+        encoder_ch_mult=mult,
+        decoder_ch_mult=mult,
+        z_channels=32,
+        ch=32,
+        num_res_blocks=1,
+    )
+    return LlamaGenVQ.from_model(LlamaGenVQModel.random_init(config, seed=0), name="contract-ds16")
+
+
 def _tiny_dit() -> Adapter:
     """DiT-XL/2's transformer config (patch 2, adaLN-zero, learned sigma) shrunk to one layer of
     2×8 heads on a 4×4 latent, and the SD VAE config shrunk to three levels (f4): 16×16 samples."""
@@ -122,6 +140,7 @@ CASES: dict[str, ContractCase] = {
     "prefix-dct": ContractCase(_spec("prefix-dct:num_tokens=16,resolution=32")),
     # learned tokenizers: the real architectures with seeded random weights
     "titok": ContractCase(_tiny_titok),
+    "llamagen-vq": ContractCase(_tiny_llamagen_vq),
     # the full-size KL-f8 (no smaller public path) at its smallest useful input: 2×2 latents
     "sd-vae": ContractCase(_spec("sd-vae:random_init=true"), image_size=16, requires=("diffusers",)),
     # the full-size LDM VQ-f4 at 16×16: 4×4 tokens
