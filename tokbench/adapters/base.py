@@ -52,6 +52,9 @@ class Adapter:
     #: Constructor arguments that only say where files are (e.g. ``weights``): they are recorded but
     #: left out of the model's identity, which the weights sha256 carries instead.
     location_arguments: ClassVar[tuple[str, ...]] = ("weights",)
+    #: An argument the spec may give without its name, right after the model name
+    #: (``reconstructions:DIR`` for ``reconstructions:path=DIR``).
+    positional_argument: ClassVar[str | None] = None
 
     @property
     def weights_sha256(self) -> str | None:
