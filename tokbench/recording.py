@@ -118,6 +118,7 @@ def build_record(
             "arguments": built.arguments,
             "adapter_version": type(built.adapter).version,
             "weights_sha256": built.adapter.weights_sha256,
+            **({"source": built.source} if built.source is not None else {}),
         },
         "dataset": {
             "name": dataset.get("name", "(none)"),

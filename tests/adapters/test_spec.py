@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import textwrap
 from pathlib import Path
 
@@ -148,7 +149,8 @@ def test_weights_location_is_recorded_but_identity_is_the_hash(tmp_path: Path) -
     built_a = build_model(with_arguments(target, {"weights": str(first)}))
     built_b = build_model(with_arguments(f"{target}:size=2", {"weights": str(second)}))
     assert built_a.arguments["weights"] == str(first)
-    assert built_a.spec == f"{target}:size=2@{built_a.adapter.weights_sha256[:12]}"
+    source = hashlib.sha256(WEIGHTED.encode()).hexdigest()[:12]  # a plugin is its class and its code
+    assert built_a.spec == f"Weighted#{source}:size=2@{built_a.adapter.weights_sha256[:12]}"
     assert str(tmp_path / "a.bin") not in built_a.spec
     assert built_a.spec != built_b.spec
     with pytest.raises(ConfigError, match="unknown argument\\(s\\) weights"):

@@ -10,11 +10,11 @@ from tokbench.adapters.base import Adapter
 from tokbench.adapters.spec import (
     canonical_spec,
     coerce_arguments,
-    load_plugin_class,
+    load_plugin,
     parse_model_spec,
     resolved_arguments,
 )
-from tokbench.errors import ConfigError
+from tokbench.errors import ConfigError, TokbenchError, describe_exception
 from tokbench.registry import Registry
 
 A = TypeVar("A", bound=type[Adapter])
@@ -67,20 +67,24 @@ class BuiltModel:
     name: str
     spec: str
     arguments: dict[str, Any]
+    #: Plugins only: where the class came from (path as given, sha256, distribution); not identity.
+    source: dict[str, Any] | None = None
 
 
 def build_model(model: str | Adapter) -> BuiltModel:
     """Construct an adapter from a spec string, or describe an adapter instance the caller built.
 
     The canonical spec lists every identity argument (file locations excluded) and, for adapters
-    with weights, ``@`` and the first 12 hex digits of the weights sha256.
+    with weights, ``@`` and the first 12 hex digits of the weights sha256. A plugin is named by its
+    class and the sha256 of its source (``Class#<sha12>``), never by the spelling of its path.
     """
     if isinstance(model, Adapter):
         cls = type(model)
         name = f"{cls.__module__}:{cls.__qualname__}"
         return BuiltModel(adapter=model, name=name, spec=name, arguments={})
-    parsed = parse_model_spec(model)
-    cls = load_plugin_class(parsed.target) if parsed.is_plugin else MODELS.get(parsed.target)
+    parsed = parse_model_spec(_name_positional_argument(model))
+    plugin = load_plugin(parsed.target) if parsed.is_plugin else None
+    cls = plugin.cls if plugin is not None else MODELS.get(parsed.target)
     if not (isinstance(cls, type) and issubclass(cls, Adapter)):
         raise ConfigError(
             f"model {parsed.target!r} is not a tokbench adapter: subclass tokbench.Tokenizer, "
@@ -89,13 +93,30 @@ def build_model(model: str | Adapter) -> BuiltModel:
     given = coerce_arguments(cls, parsed.raw_args, model)
     try:
         adapter = cls(**given)
-    except ConfigError:
+    except TokbenchError:
         raise
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"model {model!r} could not be constructed: {exc}") from exc
+    except Exception as exc:  # the model's own constructor failed: one line naming file and line
+        file = plugin.source["path"] if plugin is not None else None
+        reason = describe_exception(exc, file)
+        raise ConfigError(f"model {model!r} could not be constructed: {reason}") from exc
     arguments = resolved_arguments(cls, given)
     identity = {k: v for k, v in arguments.items() if k not in cls.location_arguments}
-    spec = canonical_spec(parsed.target, identity)
+    spec = canonical_spec(plugin.identity if plugin is not None else parsed.target, identity)
     if adapter.weights_sha256:
         spec += f"@{adapter.weights_sha256[:12]}"
-    return BuiltModel(adapter=adapter, name=parsed.target, spec=spec, arguments=arguments)
+    name = plugin.name if plugin is not None else parsed.target
+    source = plugin.source if plugin is not None else None
+    return BuiltModel(adapter=adapter, name=name, spec=spec, arguments=arguments, source=source)
+
+
+def _name_positional_argument(spec: str) -> str:
+    """``reconstructions:DIR[:k=v]`` → ``reconstructions:path=DIR[,k=v]`` for models that declare a
+    ``positional_argument``; any other spec unchanged."""
+    name, sep, rest = spec.strip().partition(":")
+    if not sep or name not in MODELS.names() or not rest or "=" in rest.split(":")[0]:
+        return spec
+    positional = getattr(MODELS.get(name), "positional_argument", None)
+    if positional is None:
+        return spec
+    value, _, arguments = rest.partition(":")
+    return f"{name}:{positional}={value}" + (f",{arguments}" if arguments else "")

@@ -8,6 +8,7 @@ follow after one more colon (``my_tok.py:MyTok:size=3``).
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import importlib.util
 import inspect
 import sys
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tokbench.errors import ConfigError
+from tokbench.errors import ConfigError, describe_exception
 from tokbench.registry import import_attr
 
 
@@ -64,36 +65,107 @@ def _parse_args(text: str, spec: str) -> dict[str, str]:
     return args
 
 
-def load_plugin_class(target: str) -> type:
-    """Import the class named by ``file.py:Class`` or ``package.module:Class``."""
+@dataclass(frozen=True)
+class Plugin:
+    """A plugin class with its identity: the class name and the sha256 of the file defining it (for a
+    package, also its distribution and version); where it was found is recorded in ``source``."""
+
+    cls: type
+    #: Spec name in records: ``Class#<sha12>``, or ``Class#<distribution>/<version>#<sha12>``.
+    identity: str
+    #: Readable name, free of path spelling: ``my_tok.py:Class`` or ``package.module:Class``.
+    name: str
+    #: What the record keeps of the source: as given, path, sha256, module, distribution, version.
+    source: dict[str, Any]
+
+
+def load_plugin(target: str) -> Plugin:
+    """Import the class named by ``file.py:Class`` or ``package.module:Class`` and identify it by its
+    code, not by how its path was spelled; import errors are one-line ConfigErrors naming file and line."""
     location, _, class_name = target.rpartition(":")
     if location.endswith(".py"):
         path = Path(location).expanduser().resolve()
         if not path.is_file():
             raise ConfigError(f"plugin file {location!r} does not exist (from model spec {target!r})")
-        module_name = "tokbench_plugin_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
-        module = sys.modules.get(module_name)
-        if module is None:
-            module_spec = importlib.util.spec_from_file_location(module_name, path)
-            if module_spec is None or module_spec.loader is None:
-                raise ConfigError(f"cannot import plugin file {location!r}")
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[module_name] = module
-            try:
-                module_spec.loader.exec_module(module)
-            except Exception:
-                del sys.modules[module_name]
-                raise
+        code = path.read_bytes()
+        module = _exec_plugin_file(path, code, location)
         if not hasattr(module, class_name):
             raise ConfigError(f"plugin file {location!r} defines no {class_name!r}")
-        return getattr(module, class_name)
+        obj = getattr(module, class_name)
+        digest = _source_sha256(obj, code, path)
+        return Plugin(
+            obj,
+            f"{class_name}#{digest[:12]}",
+            f"{path.name}:{class_name}",
+            {"given_as": target, "path": str(path), "sha256": digest},
+        )
     try:
         obj = import_attr(target)
     except ModuleNotFoundError as exc:
         raise ConfigError(f"cannot import {location!r} for model spec {target!r}: {exc}") from None
+    except ConfigError:
+        raise
+    except Exception as exc:  # the plugin's own import error, on one line
+        raise ConfigError(
+            f"cannot import {location!r} for model spec {target!r}: {describe_exception(exc)}"
+        ) from exc
     if not isinstance(obj, type):
         raise ConfigError(f"{target!r} is not a class")
-    return obj
+    file = _defining_file(obj)
+    digest = _source_sha256(obj, None, None)
+    distribution = _distribution(location)
+    identity = f"{class_name}#" + (f"{distribution[0]}/{distribution[1]}#" if distribution else "")
+    source = {"given_as": target, "module": location, "path": file, "sha256": digest}
+    if distribution:
+        source.update(distribution=distribution[0], version=distribution[1])
+    return Plugin(obj, identity + digest[:12], target, source)
+
+
+def _exec_plugin_file(path: Path, code: bytes, location: str) -> types.ModuleType:
+    """The module of a plugin file, run from exactly the bytes that were hashed (so an edited file is a
+    new module, and the code that runs is the code that is identified)."""
+    module_name = "tokbench_plugin_" + hashlib.sha256(str(path).encode() + b"\n" + code).hexdigest()[:16]
+    module = sys.modules.get(module_name)
+    if module is not None:
+        return module
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None:
+        raise ConfigError(f"cannot import plugin file {location!r}")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    try:
+        exec(compile(code, str(path), "exec"), module.__dict__)
+    except Exception as exc:  # SyntaxError, a missing import, any import-time error
+        del sys.modules[module_name]
+        raise ConfigError(
+            f"cannot import plugin file {location!r}: {describe_exception(exc, str(path))}"
+        ) from exc
+    return module
+
+
+def _source_sha256(cls: type, code: bytes | None, path: Path | None) -> str:
+    """sha256 of the plugin file (``code``) and, when the class is defined in another file, of that."""
+    digest = hashlib.sha256(code or b"")
+    file = _defining_file(cls)
+    if file is not None and (path is None or Path(file).resolve() != path) and Path(file).is_file():
+        digest.update(Path(file).read_bytes())
+    return digest.hexdigest()
+
+
+def _defining_file(cls: type) -> str | None:
+    """The source file that defines ``cls``, or None (a built-in or generated class)."""
+    try:
+        return inspect.getsourcefile(cls)
+    except (TypeError, OSError):
+        return None
+
+
+def _distribution(module: str) -> tuple[str, str] | None:
+    """The installed distribution (name, version) providing ``module``'s top-level package, if any."""
+    names = importlib.metadata.packages_distributions().get(module.partition(".")[0]) or []
+    if not names:
+        return None
+    return names[0], importlib.metadata.version(names[0])
 
 
 def coerce_arguments(cls: type, raw_args: dict[str, str], spec: str) -> dict[str, Any]:
