@@ -10,22 +10,27 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
+from tokbench.files import load_safetensors_cache, remove_stale_temp_files
 from tokbench.hashing import sha256_json
 from tokbench.judges.base import Judge
 from tokbench.judges.weights import cache_dir
 
 #: The judge output Inception Score uses (torch-fidelity's default: the classifier without its bias).
 LOGITS_OUTPUT = "logits_unbiased"
+TEMP_PATTERN = ".features-*.partial"
 
 
 class FeatureCache:
-    """Per-item features of one (dataset, preprocessing, judge) combination, in one safetensors file."""
+    """Per-item features of one (dataset, preprocessing, judge) combination, in one safetensors file.
+
+    A damaged file (truncated by a full disk, garbled) is named in a warning, removed and recomputed.
+    """
 
     def __init__(self, path: Path):
         self.path = path
-        self._features: dict[str, torch.Tensor] = load_file(path) if path.is_file() else {}
+        self._features: dict[str, torch.Tensor] = load_safetensors_cache(path, "feature cache file") or {}
         self._dirty = False
 
     @classmethod
@@ -47,10 +52,11 @@ class FeatureCache:
         self._dirty = True
 
     def save(self) -> None:
-        """Write the file atomically if anything new was added."""
+        """Write the file atomically if anything new was added (removing killed writers' leftovers)."""
         if not self._dirty:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(self.path.parent, [TEMP_PATTERN])
         handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".features-", suffix=".partial")
         os.close(handle)
         try:
