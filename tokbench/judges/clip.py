@@ -35,9 +35,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from tokbench.errors import ConfigError, WeightsError
+from tokbench.files import load_safetensors_cache, remove_stale_temp_files
 from tokbench.hashing import file_sha256, sha256_json
 from tokbench.judges.base import Judge
 from tokbench.judges.weights import OFFLINE_ENV, WEIGHTS_DIR_ENV, cache_dir, offline
@@ -348,8 +349,9 @@ class ClipJudge(Judge):
                 {"judge": self.describe(), "device": self.device.type, "classes": key[0], "templates": key[1]}
             )
             path = cache_dir() / "clip-classifiers" / f"{digest}.safetensors"
-            if path.is_file():
-                self._classifiers[key] = load_file(path)["classifier"]
+            cached = load_safetensors_cache(path, "CLIP zero-shot classifier cache file") or {}
+            if "classifier" in cached:
+                self._classifiers[key] = cached["classifier"]
             else:
                 self._classifiers[key] = self._build_classifier(class_names, templates)
                 _save_atomically(path, {"classifier": self._classifiers[key]})
@@ -368,6 +370,7 @@ def _save_atomically(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     """Write a safetensors file through a temporary file; an unwritable cache only costs a recompute."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(path.parent, [".classifier-*.partial"])
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".classifier-", suffix=".partial")
         os.close(handle)
         try:

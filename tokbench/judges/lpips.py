@@ -39,10 +39,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from tokbench.errors import ConfigError, WeightsError
+from tokbench.files import load_safetensors_cache, remove_stale_temp_files
 from tokbench.judges.backbones import AlexNetFeatures, TappedFeatures, Vgg16Features, flax_to_torchvision
 from tokbench.judges.base import Judge
 from tokbench.judges.weights import BundledFile, WeightsSpec, cache_dir, resolve_weights
@@ -190,17 +191,14 @@ def load_backbone_state(
 
     An ``explicit`` checkpoint path bypasses the cache (it is read, checked and converted). The
     result always matches the pinned tensor sha256; a cached file that does not raises (it was
-    written and checked by us, so a mismatch means corruption or tampering), naming the file.
+    written and checked by us, so a mismatch means corruption or tampering), naming the file; an
+    unreadable cached file is removed with a warning and converted again.
     """
     expected = _CONVERTED_SHA256[spec.sha256]
     cached = converted_path(spec)
-    if explicit is None and cached.is_file():
-        try:
-            state = load_file(str(cached))
-        except Exception as error:  # safetensors raises its own error types for damaged files
-            raise WeightsError(
-                f"converted weights {cached} are unreadable ({error}); delete the file"
-            ) from error
+    # A damaged (unreadable) cached file is removed with a warning and converted again below.
+    state = load_safetensors_cache(cached, "converted LPIPS weights") if explicit is None else None
+    if state is not None:
         actual = tensors_sha256(state)
         if actual != expected:
             raise WeightsError(
@@ -221,6 +219,7 @@ def load_backbone_state(
 def _write_atomically(target: Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(target.parent, [".convert-*.partial"])
         handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".convert-", suffix=".partial")
         os.close(handle)
         try:

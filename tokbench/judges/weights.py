@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 from tokbench.errors import WeightsError
+from tokbench.files import remove_stale_temp_files
 from tokbench.hashing import file_sha256
 
 WEIGHTS_DIR_ENV = "TOKBENCH_WEIGHTS_DIR"
@@ -137,6 +138,7 @@ def locate_weights(spec: WeightsSpec) -> tuple[str, Path] | None:
 def _download(spec: WeightsSpec) -> Path:
     target = cache_dir() / "weights" / spec.filename
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(target.parent, [".download-*.partial"])  # downloads a kill interrupted
     errors = []
     for url in spec.urls:
         handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".download-", suffix=".partial")
