@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -155,3 +156,20 @@ def test_ingest_stores_published_tables_in_the_default_store(tmp_path: Path) -> 
     assert record["metric_info"]["rfid"]["higher_is_better"] is False
     missing = tokbench("ingest", "nowhere", cwd=tmp_path)
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+COMMITTED_STORE = Path(__file__).resolve().parent.parent / "leaderboards"
+
+
+def test_leaderboard_is_compact_by_default_and_complete_with_all_columns(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tokbench.cli import main
+
+    assert main(["leaderboard", "--suite", "recon", "--store", str(COMMITTED_STORE)]) == 0
+    compact = capsys.readouterr().out
+    assert max(len(line) for line in compact.splitlines()) <= 120
+    assert "rank  model" in compact and "PSNR dB ↑" in compact and "bpp" in compact
+    assert main(["leaderboard", "--suite", "recon", "--store", str(COMMITTED_STORE), "--all-columns"]) == 0
+    full = capsys.readouterr().out
+    assert "record_id" in full and "kid" in full and "protocol_hash" in full

@@ -80,7 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     board = commands.add_parser("leaderboard", help="print the stored records")
     board.add_argument("--suite", help="only this suite")
     board.add_argument("--source", choices=("reproduced", "reported"))
-    board.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    board.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="table: a compact ranked table per suite and protocol (120 columns); csv, json: every column",
+    )
+    board.add_argument(
+        "--all-columns", action="store_true", help="table: print every column instead of the compact table"
+    )
     board.add_argument("--store", type=Path)
     board.add_argument("--history", metavar="MODEL", help="one model's numbers across protocol versions")
 
@@ -270,17 +278,24 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    from tokbench.store import RecordStore
+    from tokbench.report.exports import frame_to_csv
+    from tokbench.store import RecordStore, records_to_frame
 
     store = RecordStore(_store_root(args.store))
+    records = store.records(suite=args.suite, source=args.source)
     if args.history is not None:
         from tokbench.history import model_history
 
-        frame = model_history(store.records(suite=args.suite, source=args.source), args.history)
+        frame = model_history(records, args.history)
+    elif args.format == "table" and not args.all_columns:
+        from tokbench.report.leaderboard_table import format_compact
+
+        print(format_compact(records))
+        return 0
     else:
-        frame = store.to_frame(suite=args.suite, source=args.source)
+        frame = records_to_frame(records)
     if args.format == "csv":
-        sys.stdout.write(frame.to_csv(index=False))
+        sys.stdout.write(frame_to_csv(frame))
     elif args.format == "json":
         sys.stdout.write(frame.to_json(orient="records", indent=2) + "\n")
     elif frame.empty:

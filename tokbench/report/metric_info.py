@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from tokbench.errors import StoreError
 from tokbench.metrics.base import OutputInfo
 from tokbench.metrics.info import key_info
+from tokbench.records import metric_value
 
 #: The ranking key of records whose suite names no primary (stored before suites named one).
 DEFAULT_PRIMARY = {"recon": "psnr", "tokbench": "t_acc_256_mean", "pfid": "pfid", "gen": "gfid"}
@@ -101,3 +102,21 @@ def primary_metric(records: list[dict]) -> str | None:
         if key in present and metric_direction(key, records) is not None:
             return key
     return None
+
+
+def rank_records(records: list[dict], key: str) -> dict[str, int]:
+    """Competition ranks (1, 2, 2, 4) by ``key`` in its better direction (as the records declare it);
+    records without it are unranked."""
+    sign = -1.0 if metric_direction(key, records) == "higher" else 1.0
+    scored = sorted(
+        (sign * metric_value(value), r["record_id"])
+        for r in records
+        if (value := r["metrics"].get(key)) is not None
+    )
+    ranks: dict[str, int] = {}
+    previous_score, previous_rank = None, 0
+    for position, (score, record_id) in enumerate(scored, start=1):
+        rank = previous_rank if score == previous_score else position
+        ranks[record_id] = rank
+        previous_score, previous_rank = score, rank
+    return ranks

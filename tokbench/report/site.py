@@ -36,6 +36,7 @@ from tokbench.comparability import compares_with
 from tokbench.errors import ConfigError
 from tokbench.provenance import tokbench_version
 from tokbench.records import record_to_json
+from tokbench.report.exports import frame_to_csv
 from tokbench.report.figures import (
     CorrelationPoint,
     rank_correlation_figure,
@@ -44,7 +45,7 @@ from tokbench.report.figures import (
     tokbench_bucket_figures,
 )
 from tokbench.report.grouping import protocol_groups
-from tokbench.report.metric_info import axis_title, metric_direction, primary_metric
+from tokbench.report.metric_info import axis_title, metric_direction, primary_metric, rank_records
 from tokbench.report.rate_quality import has_token_sweeps, rate_quality_figure
 from tokbench.report.site_comparability import COMPARABILITY_NOTE, comparability_html, compare_reported
 from tokbench.report.site_html import (
@@ -59,7 +60,6 @@ from tokbench.report.site_html import (
     protocol_label,
     reported_label,
     safe_url,
-    spreadsheet_safe,
 )
 from tokbench.report.site_pages import leaderboard_table, protocol_card, record_body
 from tokbench.report.site_tokbench import tokbench_section
@@ -134,22 +134,6 @@ def build_site(store_root: Path, out: Path) -> SiteSummary:
 def suite_page_name(suite: str) -> str:
     """The file of a suite's main page (``index`` is taken by the site index)."""
     return "index@suite.html" if suite == "index" else f"{suite}.html"
-
-
-def rank_records(records: list[dict], key: str) -> dict[str, int]:
-    """Competition ranks (1, 2, 2, 4) by ``key`` in its better direction (as the records declare it);
-    records without it are unranked."""
-    sign = -1.0 if metric_direction(key, records) == "higher" else 1.0
-    scored = sorted(
-        (sign * value, r["record_id"]) for r in records if (value := record_metric(r, key)) is not None
-    )
-    ranks: dict[str, int] = {}
-    previous_score, previous_rank = None, 0
-    for position, (score, record_id) in enumerate(scored, start=1):
-        rank = previous_rank if score == previous_score else position
-        ranks[record_id] = rank
-        previous_score, previous_rank = score, rank
-    return ranks
 
 
 def correlation_points(
@@ -277,7 +261,7 @@ class _Site:
 
     def write_exports(self, stem: str, rows: list[dict]) -> None:
         self.write(f"{stem}.json", json.dumps(rows, indent=1, allow_nan=False, ensure_ascii=False) + "\n")
-        self.write(f"{stem}.csv", pd.DataFrame(rows).map(spreadsheet_safe).to_csv(index=False))
+        self.write(f"{stem}.csv", frame_to_csv(pd.DataFrame(rows)))
 
 
 def _write_site(records: list[dict], root: Path) -> None:

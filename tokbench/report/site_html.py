@@ -50,18 +50,6 @@ def escape_script_json(value: object) -> str:
     return re.sub("[<>&\u2028\u2029]", lambda match: _SCRIPT_ESCAPES[match.group(0)], text)
 
 
-def spreadsheet_safe(value: object) -> object:
-    """A CSV cell that spreadsheets will not run as a formula: text starting with ``= + - @``, tab or
-    carriage return gets a leading ``'``; numbers (including text such as ``-inf`` or ``-1.5``) stay."""
-    if not isinstance(value, str) or not value or value[0] not in "=+-@\t\r":
-        return value
-    try:
-        float(value)
-    except ValueError:
-        return "'" + value
-    return value
-
-
 def safe_url(url: object) -> str | None:
     """``url`` when it is an absolute http(s) URL, else None (no ``javascript:`` or relative links)."""
     if isinstance(url, str) and re.match(r"https?://[^\s<>\"'`]+$", url, flags=re.IGNORECASE):
