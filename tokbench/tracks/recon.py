@@ -19,17 +19,18 @@ from typing import Any
 
 import torch
 
-from tokbench.adapters.base import Encoded, Tokenizer
+from tokbench.adapters.base import Tokenizer
 from tokbench.adapters.registry import BuiltModel, build_model
 from tokbench.data.base import ImageItem
 from tokbench.errors import AdapterOutputError, ConfigError, DataError
 from tokbench.features import FeatureCache, JudgeFeatures
 from tokbench.hashing import file_sha256
 from tokbench.judges.base import Judge
+from tokbench.models.files import FileReconstructions, item_stem
 from tokbench.suites import SuiteConfig
 from tokbench.tensors import quantize_uint8
 from tokbench.tracks.base import Measurement, Plan, RunContext, Shard, Track, TrackRequest, check_adapter
-from tokbench.tracks.checks import batch_labels, check_bits, check_images, short_ids
+from tokbench.tracks.checks import batch_labels, check_bits, check_encoded, check_images, short_ids
 from tokbench.tracks.images import SuiteImages, suite_images
 from tokbench.tracks.scoring import (
     SuiteMetrics,
@@ -84,6 +85,12 @@ class ReconTrack(Track):
         perturbation = _perturbation(suite)
         built = build_model(request.model)
         check_adapter(built, Tokenizer, suite)
+        if perturbation is not None and isinstance(built.adapter, FileReconstructions):
+            raise ConfigError(
+                f"suite {suite.name!r} perturbs token indices inside the tokenizer before decoding; "
+                f"{built.spec} holds reconstructions made elsewhere, so it cannot be applied (run pFID "
+                "with the tokenizer itself)"
+            )
         tokenizer = _perturbed(built, perturbation)
         images = suite_images(request)
         device = resolve_device(options.device)
@@ -126,6 +133,8 @@ class ReconTrack(Track):
         work = _Reconstruction(plan, run, SuiteMetrics(state.suite, state.judges, state.injected))
         indexed = run.share(state.images.items)
         state.tokenizer.to(plan.device)
+        if isinstance(state.tokenizer, FileReconstructions) and run.distributed.is_main:
+            _count_extra_files(state.tokenizer, state.images, run)
         with run.progress(len(indexed), f"{state.suite.name} · {plan.model.spec}") as progress:
             for start in range(0, len(indexed), run.options.batch_size):
                 batch = indexed[start : start + run.options.batch_size]
@@ -146,12 +155,14 @@ class ReconTrack(Track):
         not_applicable = {k: v for p in payloads for k, v in p.not_applicable.items()}
         values, info = metrics.compute(not_applicable)
         used = sum(shard.items_used for shard in shards)
-        for phase in ("encode", "decode"):
+        files = state.tokenizer if isinstance(state.tokenizer, FileReconstructions) else None
+        for phase in ("encode", "decode") if files is None else ():
             values[f"{phase}_seconds_per_image"] = sum(s.seconds[f"{phase}_seconds"] for s in shards) / used
         token_images = sum(p.token_images for p in payloads)
         if token_images:  # the model's token count, so rate curves can use tokens as well as bits
             values["num_tokens"] = sum(p.token_sum for p in payloads) / token_images
-        return Measurement(metrics=values, not_applicable=not_applicable, metric_info=info)
+        extra = {"outputs": files.describe()} if files is not None else {}
+        return Measurement(metrics=values, not_applicable=not_applicable, metric_info=info, extra=extra)
 
 
 class _Reconstruction:
@@ -166,6 +177,8 @@ class _Reconstruction:
         self.not_applicable: dict[str, str] = {}
         self.token_sum = 0
         self.token_images = 0
+        #: Reconstructions read from files (``reconstructions:DIR``) by item id, until scored.
+        self.read: dict[str, torch.Tensor] = {}
 
     def payload(self) -> _Payload:
         """The mergeable result of this process."""
@@ -174,9 +187,13 @@ class _Reconstruction:
     def batch(self, batch: Sequence[tuple[int, ImageItem]]) -> None:
         """Load and preprocess a batch, then reconstruct and score what loaded."""
         loaded = []
+        files = self.state.tokenizer if isinstance(self.state.tokenizer, FileReconstructions) else None
         for index, item in batch:
             try:
-                loaded.append((index, item, self.state.images.preprocess(item.load()).image))
+                image = self.state.images.preprocess(item.load()).image
+                if files is not None:  # made elsewhere: the file at the item's path, at the image's size
+                    self.read[item.id] = files.read(item_stem(item.id), item.id, tuple(image.shape[1:]))
+                loaded.append((index, item, image))
             except DataError as error:
                 self.run.skip(index, item.id, error)
         if not loaded:
@@ -190,6 +207,7 @@ class _Reconstruction:
         self.run.attempt(
             loaded, self._score, lambda entry, error: self.run.skip(entry[0], entry[1].id, error)
         )
+        self.read.clear()
 
     def _score(self, entries: Sequence[tuple[int, ImageItem, torch.Tensor]]) -> None:
         images = torch.stack([entry[2] for entry in entries]).to(self.device)
@@ -199,15 +217,13 @@ class _Reconstruction:
 
     def _reconstruct(self, images: torch.Tensor, ids: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
         tokenizer = self.state.tokenizer
+        if isinstance(tokenizer, FileReconstructions):
+            return self._read(tokenizer, ids)
         started = self._clock()
-        encoded = tokenizer.encode(images.clone())
+        returned = self.run.call_model("encode", ids, tokenizer.encode, images.clone())
         encoded_at = self._clock()
-        if not isinstance(encoded, Encoded):
-            raise AdapterOutputError(
-                f"model {self.spec}: encode() returned {type(encoded).__name__}, expected "
-                f"tokbench.Encoded (items {short_ids(ids)})"
-            )
-        reconstructions = tokenizer.decode(encoded)
+        encoded = check_encoded(returned, self.spec, ids)
+        reconstructions = self.run.call_model("decode", ids, tokenizer.decode, encoded)
         decoded_at = self._clock()
         check_images(reconstructions, images.shape, self.spec, ids)
         bits = check_bits(encoded.bits, len(ids), self.spec, ids)
@@ -223,6 +239,15 @@ class _Reconstruction:
         self.run.shard.seconds["encode_seconds"] += encoded_at - started
         self.run.shard.seconds["decode_seconds"] += decoded_at - encoded_at
         return reconstructions, bits
+
+    def _read(self, files: FileReconstructions, ids: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The files read for ``ids`` (as float32 in [0, 1]) and the sidecar's bits, if any."""
+        reconstructions = torch.stack([self.read[i] for i in ids]).to(self.device).float().div(255.0)
+        bits = [files.bits(i) for i in ids]
+        if files.rate is not None and files.rate["num_tokens"] is not None:
+            self.token_sum += files.rate["num_tokens"] * len(ids)
+            self.token_images += len(ids)
+        return reconstructions, None if None in bits else torch.tensor(bits, dtype=torch.float64)
 
     def _clock(self) -> float:
         self.run.synchronize()
@@ -309,3 +334,12 @@ def _feature_caches(
     return {
         alias: FeatureCache.for_protocol({**shared, "judge": j.describe()}) for alias, j in judges.items()
     }
+
+
+def _count_extra_files(files: FileReconstructions, images: SuiteImages, run: RunContext) -> None:
+    """Files under the reconstructions folder that belong to no item of the dataset: each counted
+    with its reason (after the items, in the skipped list), or an error under ``--on-error fail``."""
+    expected = {item_stem(item.id) for item in images.dataset.items()}
+    for position, stem in enumerate(sorted(files.stems() - expected), start=len(images.items)):
+        error = DataError(f"{stem}.*: matches no item of dataset {images.spec!r}")
+        run.skip(position, f"extra file {stem}", error)

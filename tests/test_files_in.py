@@ -1,0 +1,122 @@
+"""Files in, numbers out: ``reconstructions:DIR`` scores reconstructions made elsewhere exactly as the
+model itself would score; missing, extra and misshapen files are counted with their reasons."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import tokbench
+from tokbench.data.preprocess import build_preprocess
+from tokbench.data.registry import resolve_dataset
+from tokbench.errors import ConfigError, DataError
+from tokbench.models.files import item_stem
+
+LIMIT = 6
+FIDELITY = ("psnr", "ssim", "ms_ssim", "lpips", "fid", "kid", "kid_std", "psnr_ci95", "lpips_ci95")
+
+
+def reconstruct_elsewhere(out: Path, quality: int = 30, limit: int = LIMIT) -> list[str]:
+    """What a user's own script does: the suite's preprocessed image, JPEG at ``quality`` with Pillow,
+    decoded and saved as PNG at the item's path. Returns the item ids written."""
+    preprocess = build_preprocess("imagenet-center-crop", resolution=256)
+    ids = []
+    for item in resolve_dataset("embedded").items()[:limit]:
+        pixels = preprocess(item.load()).image.mul(255).round().byte().permute(1, 2, 0).numpy()
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality, subsampling="4:2:0")
+        path = out / f"{item_stem(item.id)}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(io.BytesIO(buffer.getvalue())).convert("RGB").save(path)
+        ids.append(item.id)
+    return ids
+
+
+@pytest.fixture(scope="module")
+def jpeg_record(tmp_path_factory) -> dict:
+    return tokbench.evaluate("jpeg:quality=30", "recon", limit=LIMIT, cache_features=False).record
+
+
+def test_reconstructions_score_like_the_model_itself(tmp_path: Path, jpeg_record: dict) -> None:
+    reconstruct_elsewhere(tmp_path / "rec")
+    record = tokbench.evaluate(f"reconstructions:{tmp_path / 'rec'}", "recon", limit=LIMIT).record
+    metrics, expected = record["metrics"], jpeg_record["metrics"]
+    for key in FIDELITY:
+        assert metrics[key] == expected[key], key
+    assert "bits_per_pixel" in record["not_applicable"]
+    assert record["outputs"]["ran_elsewhere"] is True
+    assert record["model"]["spec"].startswith("reconstructions@")
+    assert record["outputs"]["content_sha256"] == record["model"]["weights_sha256"]
+    assert "encode_seconds_per_image" not in metrics
+    assert record["dataset"]["items_used"] == LIMIT and not record["skipped"]
+
+
+def test_a_rate_sidecar_gives_bits_per_pixel(tmp_path: Path, jpeg_record: dict) -> None:
+    ids = reconstruct_elsewhere(tmp_path / "rec")
+    bits = {i: 8.0 * 1000 for i in ids}
+    (tmp_path / "rec" / "tokbench_rate.json").write_text(json.dumps({"bits": bits, "num_tokens": 256}))
+    record = tokbench.evaluate(f"reconstructions:{tmp_path / 'rec'}", "recon", limit=LIMIT).record
+    assert record["metrics"]["bits_per_pixel"] == pytest.approx(8000 / 256**2)
+    assert record["metrics"]["num_tokens"] == 256
+
+
+def test_missing_resized_and_extra_files_are_counted_with_reasons(tmp_path: Path) -> None:
+    ids = reconstruct_elsewhere(tmp_path / "rec")
+    root = tmp_path / "rec"
+    (root / f"{item_stem(ids[1])}.png").unlink()
+    resized = root / f"{item_stem(ids[2])}.png"
+    Image.open(resized).resize((128, 128)).save(resized)
+    Image.new("RGB", (256, 256)).save(root / "not-an-item.png")
+    record = tokbench.evaluate(f"reconstructions:{root}", "recon").record
+    reasons = {entry["item"]: entry["reason"] for entry in record["skipped"]}
+    assert "no reconstruction" in reasons[ids[1]]
+    assert "is 128×128, expected 256×256" in reasons[ids[2]]
+    assert "matches no item" in reasons["extra file not-an-item"]
+    items = resolve_dataset("embedded").items()
+    missing = [i.id for i in items if i.id not in ids]  # the dataset items nobody reconstructed
+    assert all("no reconstruction" in reasons[i] for i in missing)
+    assert record["dataset"]["items_used"] == LIMIT - 2
+
+
+def test_on_error_fail_stops_at_a_missing_file(tmp_path: Path) -> None:
+    reconstruct_elsewhere(tmp_path / "rec", limit=2)
+    with pytest.raises(DataError, match="no reconstruction"):
+        tokbench.evaluate(f"reconstructions:{tmp_path / 'rec'}", "recon", limit=3, on_error="fail")
+
+
+def test_pfid_refuses_files_made_elsewhere(tmp_path: Path) -> None:
+    reconstruct_elsewhere(tmp_path / "rec", limit=1)
+    with pytest.raises(ConfigError, match="made elsewhere"):
+        tokbench.evaluate(f"reconstructions:{tmp_path / 'rec'}", "pfid", limit=1)
+
+
+def test_identity_is_the_content_not_the_path(tmp_path: Path) -> None:
+    from tokbench.adapters.registry import build_model
+
+    reconstruct_elsewhere(tmp_path / "a", limit=2)
+    reconstruct_elsewhere(tmp_path / "b", limit=2)
+    first, second = (
+        build_model(f"reconstructions:{tmp_path / 'a'}"),
+        build_model(f"reconstructions:path={tmp_path / 'b'}"),
+    )
+    assert first.spec == second.spec
+    reconstruct_elsewhere(tmp_path / "b", quality=31, limit=2)
+    assert build_model(f"reconstructions:{tmp_path / 'b'}").spec != first.spec
+
+
+def test_bad_folders_are_refused(tmp_path: Path) -> None:
+    from tokbench.adapters.registry import build_model
+
+    with pytest.raises(ConfigError, match="not a directory"):
+        build_model(f"reconstructions:{tmp_path / 'nowhere'}")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no images"):
+        build_model(f"reconstructions:{tmp_path / 'empty'}")
+    (tmp_path / "empty" / "tokbench_rate.json").write_text("{}")
+    Image.new("RGB", (4, 4)).save(tmp_path / "empty" / "a.png")
+    with pytest.raises(ConfigError, match=r"tokbench_rate\.json"):
+        build_model(f"reconstructions:{tmp_path / 'empty'}")
