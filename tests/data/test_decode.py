@@ -264,7 +264,8 @@ def test_multi_frame_uses_the_first(tmp_path, suffix):
 
 def test_supported_extensions_all_decode(tmp_path):
     formats = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP"}
-    formats |= {".tif": "TIFF", ".tiff": "TIFF"}
+    formats |= {".tif": "TIFF", ".tiff": "TIFF", ".gif": "GIF", ".tga": "TGA"}
+    formats |= {".pbm": "PPM", ".pgm": "PPM", ".ppm": "PPM", ".pnm": "PPM"}
     assert set(formats) == set(SUPPORTED_EXTENSIONS)
     for suffix, fmt in formats.items():
         assert load_rgb(_save(_noise(), tmp_path / f"a{suffix}", format=fmt)).size == (64, 48)

@@ -31,14 +31,14 @@ def tree(tmp_path: Path) -> Path:
     _write_image(root / "a.bmp", 50)
     _write_image(root / ".hidden.png", 60)
     _write_image(root / ".cache" / "thumb.png", 70)
-    _write_image(root / "a" / "image.gif", 80)  # unsupported extension
+    _write_image(root / "a" / "image.gif", 80)  # a GIF: its first frame
     (root / "notes.txt").write_text("not an image")
     return root
 
 
 def test_recursive_sorted_by_posix_path_and_hidden_skipped(tree):
     ids = [item.id for item in FolderDataset(tree).items()]
-    assert ids == ["B.webp", "a.bmp", "a/nested/deep.TIFF", "a/z.JPG", "b.png"]
+    assert ids == ["B.webp", "a.bmp", "a/image.gif", "a/nested/deep.TIFF", "a/z.JPG", "b.png"]
 
 
 def test_items_point_at_absolute_files_and_load_lazily(tree):
@@ -113,7 +113,7 @@ def test_folder_with_only_hidden_or_other_files(tmp_path):
 def test_resolve_folder_spec(tree):
     dataset = resolve_dataset(f"folder:{tree}")
     assert isinstance(dataset, FolderDataset)
-    assert len(dataset.items()) == 5
+    assert len(dataset.items()) == 6
     with pytest.raises(ConfigError, match="folder:PATH"):
         resolve_dataset("folder")
 

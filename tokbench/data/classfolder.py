@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tokbench.data.base import ImageItem
-from tokbench.data.decode import SUPPORTED_EXTENSIONS, load_rgb
+from tokbench.data.decode import SUPPORTED_EXTENSIONS, display_path, load_rgb
 from tokbench.data.folder import FolderDataset
 from tokbench.errors import ConfigError
 
@@ -38,11 +38,13 @@ class ClassFolderDataset(FolderDataset):
         loose = [item_id for item_id in self._paths if "/" not in item_id]
         if loose:
             raise ConfigError(
-                f"dataset classfolder {root}: images must sit in one subfolder per class, but "
+                f"dataset classfolder {display_path(root)}: images must sit in one subfolder per class, but "
                 f"{len(loose)} lie directly in it (e.g. {loose[0]}); move them into a class folder"
             )
-        folders = sorted(
-            entry.name for entry in self.root.iterdir() if entry.is_dir() and not entry.name.startswith(".")
+        folders = sorted(  # escaped as item ids are, for a folder name that is not UTF-8
+            display_path(entry.name)
+            for entry in self.root.iterdir()
+            if entry.is_dir() and not entry.name.startswith(".")
         )
         counts = dict.fromkeys(folders, 0)
         for item_id in self._paths:
@@ -50,8 +52,9 @@ class ClassFolderDataset(FolderDataset):
         empty = [name for name, count in counts.items() if count == 0]
         if empty:
             raise ConfigError(
-                f"dataset classfolder {root}: class folder(s) {', '.join(empty)} contain no images with "
-                f"extensions {', '.join(SUPPORTED_EXTENSIONS)}; add images or remove the folder(s)"
+                f"dataset classfolder {display_path(root)}: class folder(s) {', '.join(empty)} contain no "
+                f"images with extensions {', '.join(SUPPORTED_EXTENSIONS)}; add images or remove the "
+                "folder(s)"
             )
         self.layout, self._class_names, self._label_of = _labels(folders)
 
@@ -64,7 +67,7 @@ class ClassFolderDataset(FolderDataset):
         return [
             ImageItem(
                 id=item_id,
-                source=str(path),
+                source=display_path(path),
                 load=functools.partial(load_rgb, path, item_id),
                 label=self._label_of[item_id.split("/", 1)[0]],
             )
