@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tokbench.adapters.base import ModelCard
 from tokbench.adapters.registry import MODELS
 from tokbench.data.preprocess import PREPROCESSORS
 from tokbench.data.registry import DATASETS
@@ -37,6 +38,32 @@ def names(kind: str) -> list[str]:
     if kind == "suites":
         return list_suites()
     return REGISTRIES[kind].names()
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model: its adapter kind and cards (one per released variant), or why its class
+    does not load."""
+
+    name: str
+    kind: str = ""
+    cards: tuple[ModelCard, ...] = ()
+    error: str = ""
+
+
+def model_entries() -> list[ModelEntry]:
+    """Every registered model with its ``cards()``, importing each class on its own; a class that fails
+    to import (a missing optional package, a broken plugin) is listed with its error, never raised."""
+    entries = []
+    for name in MODELS.names():
+        try:
+            cls = MODELS.get(name)
+            cards = tuple(cls.cards())
+        except Exception as error:  # a listing must survive any plugin's import failure
+            entries.append(ModelEntry(name, error=f"{type(error).__name__}: {error}"))
+            continue
+        entries.append(ModelEntry(name, cls.kind, cards))
+    return entries
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", help="list registered names")
     listing.add_argument("kind", choices=LIST_KINDS)
+    listing.add_argument(
+        "--details",
+        action="store_true",
+        help="models: one row per released variant (family, kind, tokens, codebook, hub id, verification)",
+    )
 
     board = commands.add_parser("leaderboard", help="print the stored records")
     board.add_argument("--suite", help="only this suite")
@@ -266,6 +271,11 @@ def _format_frame(frame: pd.DataFrame) -> str:
 def _list(args: argparse.Namespace) -> int:
     from tokbench import catalog
 
+    if args.details and args.kind != "models":
+        raise ConfigError(f"--details lists models only, not {args.kind}")
+    if args.details:
+        print(_model_details(catalog.model_entries()))
+        return 0
     if args.kind != "suites":
         print("\n".join(catalog.names(args.kind)))
         return 0
@@ -275,6 +285,36 @@ def _list(args: argparse.Namespace) -> int:
         )
         print(f"{entry.name:<20} {described}")
     return 0
+
+
+#: Columns of ``tokbench list models --details``; the numeric ones are right-aligned.
+DETAIL_COLUMNS = ("spec", "family", "kind", "tokens", "codebook", "down", "res", "hub id", "verification")
+_NUMERIC_DETAILS = ("tokens", "codebook", "down", "res")
+
+
+def _model_details(entries: list) -> str:
+    """``catalog.model_entries()`` as a text table: a row per card; a model without cards gets one row
+    with its adapter kind, and one whose class fails to import gets its error."""
+    rows = []
+    for entry in entries:
+        for card in entry.cards:
+            numbers = ["" if n is None else str(n) for n in (card.tokens, card.codebook, card.downsampling)]
+            numbers.append("" if card.resolution is None else str(card.resolution))
+            verification = card.verification + (f" ({card.note})" if card.verification == "none" else "")
+            rows.append([card.spec, card.family, card.kind, *numbers, card.hub_id, verification])
+        if not entry.cards:
+            note = f"cannot import: {entry.error}" if entry.error else "no released variants"
+            rows.append([entry.name, "", entry.kind or "?", "", "", "", "", "", note])
+    widths = [max(len(name), *(len(row[i]) for row in rows)) for i, name in enumerate(DETAIL_COLUMNS)]
+
+    def line(cells: list[str]) -> str:
+        aligned = (
+            cell.rjust(width) if name in _NUMERIC_DETAILS else cell.ljust(width)
+            for cell, width, name in zip(cells, widths, DETAIL_COLUMNS, strict=True)
+        )
+        return "  ".join(aligned).rstrip()
+
+    return "\n".join([line(list(DETAIL_COLUMNS)), *(line(row) for row in rows)])
 
 
 def _leaderboard(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from typing import ClassVar
 import torch
 from PIL import Image
 
-from tokbench.adapters.base import Encoded, Tokenizer
+from tokbench.adapters.base import Encoded, ModelCard, Tokenizer
 from tokbench.errors import ConfigError
 from tokbench.tensors import pil_to_tensor, tensor_to_pil
 
@@ -33,6 +33,11 @@ class Identity(Tokenizer):
     def __init__(self) -> None:
         pass
 
+    @classmethod
+    def cards(cls) -> tuple[ModelCard, ...]:
+        """The upper bound of every table: 24 bits per pixel, no loss."""
+        return (ModelCard("Identity", "identity", "codec", verification="none", note="output is the input"),)
+
     def encode(self, images: torch.Tensor) -> Encoded:
         n, _, h, w = images.shape
         bits = torch.full((n,), float(RAW_BITS_PER_PIXEL * h * w), dtype=torch.float64)
@@ -47,6 +52,11 @@ class Resize(Tokenizer):
 
     Its size is the raw uint8 RGB image at the reduced resolution.
     """
+
+    @classmethod
+    def cards(cls) -> tuple[ModelCard, ...]:
+        """TokBench's Resize baseline (Pillow's resampling, Lanczos by default)."""
+        return (ModelCard("Resize", "resize", "codec", verification="library: Pillow Image.resize"),)
 
     def __init__(self, factor: float = 2.0, filter: str = "lanczos") -> None:
         if not factor >= 1.0:
@@ -107,6 +117,11 @@ class Jpeg(_PillowCodec):
 
     format = "JPEG"
 
+    @classmethod
+    def cards(cls) -> tuple[ModelCard, ...]:
+        """Baseline JPEG at quality 75, 4:2:0."""
+        return (ModelCard("JPEG", "jpeg", "codec", verification="library: Pillow (libjpeg)"),)
+
     def __init__(self, quality: int = 75, subsampling: str = "4:2:0") -> None:
         if subsampling not in ("4:4:4", "4:2:2", "4:2:0"):
             raise ConfigError(f"jpeg: subsampling must be 4:4:4, 4:2:2 or 4:2:0, got {subsampling!r}")
@@ -121,6 +136,11 @@ class WebP(_PillowCodec):
     """Lossy WebP (libwebp through Pillow) at a quality setting."""
 
     format = "WEBP"
+
+    @classmethod
+    def cards(cls) -> tuple[ModelCard, ...]:
+        """Lossy WebP at quality 75."""
+        return (ModelCard("WebP", "webp", "codec", verification="library: Pillow (libwebp)"),)
 
     def __init__(self, quality: int = 75, method: int = 4) -> None:
         if not 0 <= method <= 6:

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from tokbench.adapters.base import Encoded, Tokenizer
+from tokbench.adapters.base import Encoded, ModelCard, Tokenizer
 from tokbench.errors import ConfigError, WeightsError
 from tokbench.hashing import file_sha256
 from tokbench.hub import HubModel, ResolvedFolder, resolve_model_folder
@@ -249,6 +249,16 @@ def files_sha256(paths: tuple[Path, ...]) -> str:
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
+#: The family name papers and TokBench's table use for each release.
+FAMILIES = {
+    "sd-ft-mse": "SD VAE (ft-MSE)",
+    "sd-ft-ema": "SD VAE (ft-EMA)",
+    "sdxl": "SD-XL VAE",
+    "sd35": "SD-3.5 VAE",
+    "flux1": "FLUX.1 VAE",
+}
+
+
 class DiffusersVae(Tokenizer):
     """A latent-diffusion VAE as a tokbench tokenizer: images in [0, 1] → continuous latents → images.
 
@@ -263,6 +273,26 @@ class DiffusersVae(Tokenizer):
     """
 
     version: ClassVar[str] = "1"
+
+    @classmethod
+    def cards(cls) -> tuple[ModelCard, ...]:
+        """One card per release (``VARIANTS``): latent positions at the config's sample size."""
+        return tuple(
+            ModelCard(
+                family=FAMILIES[name],
+                spec=f"sd-vae:variant={name}",
+                kind="continuous",
+                tokens=(int(v.config["sample_size"]) // v.downsampling_factor) ** 2,
+                downsampling=v.downsampling_factor,
+                resolution=int(v.config["sample_size"]),
+                hub_id=v.hub_id,
+                verification="library: diffusers AutoencoderKL",
+                note=f"{v.latent_channels} latent channels"
+                + (f"; folder {v.subfolder}/" if v.subfolder else "")
+                + ("; gated on the hub" if v.gated else ""),
+            )
+            for name, v in VARIANTS.items()
+        )
 
     def __init__(
         self,

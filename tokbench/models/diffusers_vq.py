@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from tokbench.adapters.base import Encoded, Tokenizer
+from tokbench.adapters.base import Encoded, ModelCard, Tokenizer
 from tokbench.adapters.discrete import DiscreteTokenizer
 from tokbench.errors import ConfigError, WeightsError
 from tokbench.hub import HubModel, ResolvedFolder, resolve_model_folder
@@ -208,6 +208,14 @@ def load_vq_model(variant: VqVariant, resolved: ResolvedFolder) -> torch.nn.Modu
     )
 
 
+#: Family name and training resolution (None: not stated by the release) of each variant.
+FAMILIES: dict[str, tuple[str, int | None]] = {
+    "ldm-celebahq-f4": ("LDM VQ-f4 (CelebA-HQ)", 256),
+    "vq-diffusion-ithq": ("VQ-Diffusion ITHQ VQGAN", 256),
+    "kandinsky22-movq": ("Kandinsky 2.2 MoVQ", None),
+}
+
+
 class DiffusersVq(Tokenizer, DiscreteTokenizer):
     """A diffusers ``VQModel`` as a discrete tokenizer: images in [0, 1] → codebook indices → images.
 
@@ -219,6 +227,29 @@ class DiffusersVq(Tokenizer, DiscreteTokenizer):
     """
 
     version: ClassVar[str] = "1"
+
+    @classmethod
+    def cards(cls) -> tuple[ModelCard, ...]:
+        """One card per release (``VARIANTS``); tokens at the training resolution where known."""
+        cards = []
+        for name, v in VARIANTS.items():
+            family, resolution = FAMILIES[name]
+            cards.append(
+                ModelCard(
+                    family=family,
+                    spec=f"diffusers-vq:variant={name}",
+                    kind="discrete",
+                    tokens=None if resolution is None else (resolution // v.downsampling_factor) ** 2,
+                    codebook=v.codebook_size,
+                    downsampling=v.downsampling_factor,
+                    resolution=resolution,
+                    hub_id=v.hub_id,
+                    verification="library: diffusers VQModel",
+                    note=f"folder {v.subfolder}/"
+                    + ("" if resolution else "; training resolution not stated"),
+                )
+            )
+        return tuple(cards)
 
     def __init__(
         self,

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from tokbench.adapters.base import Generator
+from tokbench.adapters.base import Generator, ModelCard
 from tokbench.errors import ConfigError, WeightsError
 from tokbench.hub import HubModel, ResolvedFolder, resolve_model_folder
 from tokbench.models.diffusers_loading import load_state_strictly, read_config
@@ -243,6 +243,24 @@ class DiT(Generator):
 
     version: ClassVar[str] = "1"
     sampling_settings: ClassVar[tuple[str, ...]] = ("guidance_scale", "steps", "sampler", "guidance_channels")
+
+    @classmethod
+    def cards(cls) -> tuple[ModelCard, ...]:
+        """One card per released pipeline (``VARIANTS``): tokens are the transformer's patches."""
+        return tuple(
+            ModelCard(
+                family="DiT-XL/2",
+                spec=f"dit:variant={name}",
+                kind="generator",
+                tokens=(v.transformer["sample_size"] // v.transformer["patch_size"]) ** 2,
+                downsampling=8 * v.transformer["patch_size"],
+                resolution=v.resolution,
+                hub_id=v.hub_id,
+                verification="library: diffusers DiTTransformer2DModel",
+                note="class-conditional (ImageNet-1k); VAE: SD ft-EMA",
+            )
+            for name, v in VARIANTS.items()
+        )
 
     def __init__(
         self,

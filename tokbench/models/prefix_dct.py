@@ -26,7 +26,7 @@ from typing import ClassVar
 
 import torch
 
-from tokbench.adapters.base import Encoded, Tokenizer, VariableLengthTokenizer
+from tokbench.adapters.base import Encoded, ModelCard, Tokenizer, VariableLengthTokenizer
 from tokbench.adapters.discrete import DiscreteTokenizer
 from tokbench.errors import ConfigError
 
@@ -82,6 +82,23 @@ class PrefixDct(VariableLengthTokenizer, DiscreteTokenizer, Tokenizer):
     """
 
     version: ClassVar[str] = "1"
+
+    @classmethod
+    def cards(cls) -> tuple[ModelCard, ...]:
+        """The default configuration: 256 tokens of a 4096-entry codebook at 256×256."""
+        return (
+            ModelCard(
+                family="prefix-DCT (tokbench reference)",
+                spec="prefix-dct",
+                kind="discrete",
+                tokens=256,
+                codebook=16**3,
+                resolution=256,
+                verification="none",
+                note="tokbench's own weightless reference for token-count sweeps; no official code exists",
+            ),
+        )
+
     supported_num_tokens: ClassVar[range] = range(1, MAX_TOKENS + 1)
 
     def __init__(self, num_tokens: int = 256, levels: int = 16, resolution: int = 256) -> None:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from tokbench.adapters.base import Encoded, Tokenizer
+from tokbench.adapters.base import Encoded, ModelCard, Tokenizer
 from tokbench.adapters.discrete import NOT_APPLICABLE, DiscreteTokenizer
 from tokbench.errors import ConfigError, WeightsError
 from tokbench.hashing import file_sha256
@@ -307,6 +307,25 @@ class TiTok(Tokenizer, DiscreteTokenizer):
     """
 
     version: ClassVar[str] = "1"
+
+    @classmethod
+    def cards(cls) -> tuple[ModelCard, ...]:
+        """One card per official tokenizer (``VARIANTS``), verified against the official code's goldens."""
+        return tuple(
+            ModelCard(
+                family="TiTok",
+                spec=f"titok:variant={name}",
+                kind="discrete" if v.config.quantize_mode == "vq" else "continuous",
+                tokens=v.config.num_latent_tokens,
+                codebook=v.config.codebook_size,
+                resolution=v.config.image_size,
+                hub_id=v.hub_id,
+                verification="golden: reference/titok",
+                note="1-D tokens"
+                + ("" if v.config.quantize_mode == "vq" else f", {v.config.token_size} channels"),
+            )
+            for name, v in VARIANTS.items()
+        )
 
     def __init__(
         self,
