@@ -102,6 +102,17 @@ def _tiny_llamagen_vq() -> Adapter:
     return LlamaGenVQ.from_model(LlamaGenVQModel.random_init(config, seed=0), name="contract-ds16")
 
 
+def _tiny_var_vqvae() -> Adapter:
+    """The released design (partially shared φ, K=4, L2 search, the 10-scale 256-px schedule) on a
+    two-level network of width 32 with a 64-entry codebook: a 16×16 latent at 32×32, 680 tokens."""
+    from tokbench.models.var_vqvae import VARIANTS, VarVqvae, VarVqvaeModel
+
+    config = dataclasses.replace(
+        VARIANTS[256].config, vocab_size=64, z_channels=8, ch=32, ch_mult=(1, 1), num_res_blocks=1
+    )
+    return VarVqvae.from_model(VarVqvaeModel.random_init(config, seed=0), name="contract-var")
+
+
 def _tiny_dit() -> Adapter:
     """DiT-XL/2's transformer config (patch 2, adaLN-zero, learned sigma) shrunk to one layer of
     2×8 heads on a 4×4 latent, and the SD VAE config shrunk to three levels (f4): 16×16 samples."""
@@ -141,6 +152,7 @@ CASES: dict[str, ContractCase] = {
     # learned tokenizers: the real architectures with seeded random weights
     "titok": ContractCase(_tiny_titok),
     "llamagen-vq": ContractCase(_tiny_llamagen_vq),
+    "var-vqvae": ContractCase(_tiny_var_vqvae),
     # the full-size KL-f8 (no smaller public path) at its smallest useful input: 2×2 latents
     "sd-vae": ContractCase(_spec("sd-vae:random_init=true"), image_size=16, requires=("diffusers",)),
     # the full-size LDM VQ-f4 at 16×16: 4×4 tokens

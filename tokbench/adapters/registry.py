@@ -32,6 +32,7 @@ _BUILTIN_MODELS = {
     "prefix-dct": "tokbench.models.prefix_dct:PrefixDct",
     "diffusers-vq": "tokbench.models.diffusers_vq:DiffusersVq",
     "llamagen-vq": "tokbench.models.llamagen_vq:LlamaGenVQ",
+    "var-vqvae": "tokbench.models.var_vqvae:VarVqvae",
     # VLM visual-token pruners (suite prune; tokbench.pruning)
     "none": "tokbench.pruning.pruners:NoPruning",
     "random": "tokbench.pruning.pruners:RandomPruning",
