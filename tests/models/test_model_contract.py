@@ -102,6 +102,17 @@ def _tiny_llamagen_vq() -> Adapter:
     return LlamaGenVQ.from_model(LlamaGenVQModel.random_init(config, seed=0), name="contract-ds16")
 
 
+def _tiny_open_magvit2() -> Adapter:
+    """The f16 design of imagenet_256_L shrunk to width 32, one block per level and 10 LFQ bits:
+    a 2×2 token grid at 32×32."""
+    from tokbench.models.open_magvit2 import VARIANTS, OpenMagvit2, OpenMagvit2Model
+
+    config = dataclasses.replace(
+        VARIANTS["imagenet_256_L"].config, ch=32, ch_mult=(1, 1, 1, 1, 1), num_res_blocks=1, bits=10
+    )
+    return OpenMagvit2.from_model(OpenMagvit2Model.random_init(config, seed=0), name="contract-256")
+
+
 def _tiny_var_vqvae() -> Adapter:
     """The released design (partially shared φ, K=4, L2 search, the 10-scale 256-px schedule) on a
     two-level network of width 32 with a 64-entry codebook: a 16×16 latent at 32×32, 680 tokens."""
@@ -153,6 +164,7 @@ CASES: dict[str, ContractCase] = {
     "titok": ContractCase(_tiny_titok),
     "llamagen-vq": ContractCase(_tiny_llamagen_vq),
     "var-vqvae": ContractCase(_tiny_var_vqvae),
+    "open-magvit2": ContractCase(_tiny_open_magvit2),
     # the full-size KL-f8 (no smaller public path) at its smallest useful input: 2×2 latents
     "sd-vae": ContractCase(_spec("sd-vae:random_init=true"), image_size=16, requires=("diffusers",)),
     # the full-size LDM VQ-f4 at 16×16: 4×4 tokens

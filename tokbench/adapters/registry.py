@@ -33,6 +33,7 @@ _BUILTIN_MODELS = {
     "diffusers-vq": "tokbench.models.diffusers_vq:DiffusersVq",
     "llamagen-vq": "tokbench.models.llamagen_vq:LlamaGenVQ",
     "var-vqvae": "tokbench.models.var_vqvae:VarVqvae",
+    "open-magvit2": "tokbench.models.open_magvit2:OpenMagvit2",
     # VLM visual-token pruners (suite prune; tokbench.pruning)
     "none": "tokbench.pruning.pruners:NoPruning",
     "random": "tokbench.pruning.pruners:RandomPruning",
