@@ -81,7 +81,7 @@ class NotATensor(Passthrough):
 
 class BadEncode(Passthrough):
     def encode(self, images: torch.Tensor) -> Encoded:
-        return images  # type: ignore[return-value]
+        return [images]  # type: ignore[return-value]
 
 
 class BadBits(Passthrough):
@@ -100,7 +100,7 @@ def _recon(model, image_dir: Path, **kwargs):
         (WrongDtype(), "dtype torch.float64, expected torch.float32"),
         (OutOfRange(), r"values in \[-0.1.*expected \[0, 1\]"),
         (NotATensor(), "returned ndarray, expected a torch.Tensor"),
-        (BadEncode(), "encode\\(\\) returned Tensor, expected tokbench.Encoded"),
+        (BadEncode(), "encode\\(\\) returned list, expected tokbench.Encoded or a torch.Tensor"),
         (BadBits(), "Encoded.bits must be finite"),
     ],
 )
@@ -113,6 +113,8 @@ def test_bad_outputs_fail_with_the_model_and_item_named(adapter, message: str, i
 
 def test_bad_output_under_skip_counts_every_item(image_dir: Path) -> None:
     with pytest.raises(TokbenchError, match="no item of 5 could be evaluated"):
+        _recon(WrongShape(), image_dir, on_error="skip", batch_size=1)
+    with pytest.raises(AdapterOutputError, match="every item of the first batch, 5 items, failed"):
         _recon(WrongShape(), image_dir, on_error="skip")
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from tokbench import distributed
-from tokbench.errors import EmptyRunError
+from tokbench.errors import DataError, EmptyRunError
 from tokbench.recording import RunResult, build_record, claim_record, store_result
 from tokbench.tracks import TRACKS
 from tokbench.tracks.base import (
@@ -41,23 +41,31 @@ def run_request(request: TrackRequest) -> RunResult:
     with exact_float32():
         seed_everything(request.options.seed)
         plan = track.plan(request)
-        slot = claim_record(request.suite.name, plan.protocol, plan.model.spec, request.store, request.force)
+        slot = claim_record(
+            request.suite.name, plan.protocol, plan.model.spec, request.store, request.force, request.options
+        )
         if slot.existing is not None:
             return slot.existing
         plan.results = {name: run_request(required) for name, required in plan.requires.items()}
         outcome = measure(track, plan, request)
+    if request.options.on_error == "fail" and outcome.skipped:  # a track that counted instead of raising
+        first = outcome.skipped[0]
+        raise DataError(
+            f"suite {request.suite.name!r}, model {plan.model.spec}: {len(outcome.skipped)} item(s) could "
+            f"not be evaluated under --on-error fail, first {first['item']}: {first['reason']}"
+        )
     record = build_record(
         slot.record_id, request.suite, slot.digest, plan.protocol, plan.model, outcome, request.options
     )
     path = slot.store.path_for(record) if slot.store is not None else None
     track.write_artifacts(plan, record, path, request.force)
-    return store_result(slot.store, record, request.force)
+    return store_result(slot.store, record, request.force or slot.replaces)
 
 
 def measure(track: Track, plan: Plan, request: TrackRequest) -> RunOutcome:
     """Every process measures its share; rank 0 merges them; every process gets the outcome."""
     context = distributed.current(plan.device)
-    run = RunContext(request.options, plan.device, context)
+    run = RunContext(request.options, plan.device, context, plan.model)
     torch.manual_seed(request.options.seed + context.rank)
     started = time.perf_counter()
     with torch.inference_mode(), torch.autocast(plan.device.type, enabled=False):

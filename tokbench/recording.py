@@ -46,23 +46,45 @@ def open_store(store: str | Path | None) -> RecordStore | None:
 
 @dataclass(frozen=True)
 class RecordSlot:
-    """Where a run's record goes: its protocol hash, record id and store, and what the store holds."""
+    """Where a run's record goes: its protocol hash, record id and store, and what the store holds.
+
+    ``replaces`` is set when the stored record exists but does not satisfy this run (a record with
+    skipped items, asked for under ``--on-error fail``): the new record replaces it.
+    """
 
     digest: str
     record_id: str
     store: RecordStore | None
     existing: RunResult | None
+    replaces: bool = False
 
 
 def claim_record(
-    suite_name: str, protocol: dict[str, Any], model_spec: str, store: str | Path | None, force: bool
+    suite_name: str,
+    protocol: dict[str, Any],
+    model_spec: str,
+    store: str | Path | None,
+    force: bool,
+    options: RunOptions | None = None,
 ) -> RecordSlot:
     """Hash ``protocol``, name the record, open ``store``, and find a stored result to reuse (unless
-    ``force``): every track starts its run with this, so identical runs are never repeated."""
+    ``force``): every track starts its run with this, so identical runs are never repeated.
+
+    The error policy is part of "identical": under ``--on-error fail`` a stored record that skipped
+    items is not reused (that run is done again, and replaces it only if it skips nothing)."""
     digest = protocol_hash(protocol)
     record_id = make_record_id(suite_name, digest, model_spec)
     record_store = open_store(store)
-    return RecordSlot(digest, record_id, record_store, existing_result(record_store, record_id, force))
+    existing = existing_result(record_store, record_id, force)
+    if existing is not None and options is not None and not reusable(existing.record, options):
+        return RecordSlot(digest, record_id, record_store, None, replaces=True)
+    return RecordSlot(digest, record_id, record_store, existing)
+
+
+def reusable(record: dict[str, Any], options: RunOptions) -> bool:
+    """Whether a stored record answers a run with ``options``: under ``fail`` only one that skipped
+    nothing does (a ``fail`` run never returns a record with skipped items)."""
+    return options.on_error != "fail" or not (record.get("skipped") or record["dataset"]["items_skipped"])
 
 
 def existing_result(record_store: RecordStore | None, record_id: str, force: bool) -> RunResult | None:

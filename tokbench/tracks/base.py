@@ -27,6 +27,7 @@ from tokbench.adapters.base import Adapter
 from tokbench.distributed import Distributed
 from tokbench.errors import AdapterOutputError, ConfigError, TokbenchError
 from tokbench.suites import SuiteConfig
+from tokbench.tracks.model_calls import call_model
 
 if TYPE_CHECKING:
     from tokbench.adapters.registry import BuiltModel
@@ -45,6 +46,8 @@ class RunOptions:
     seed: int = 0
     on_error: str = "skip"
     progress: bool = True
+    #: Seconds a single model call may take before the run stops (None: no limit); see ``model_calls``.
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -53,6 +56,8 @@ class RunOptions:
             raise ConfigError(f"limit must be >= 1, got {self.limit}")
         if self.on_error not in ERROR_POLICIES:
             raise ConfigError(f"on_error must be one of {ERROR_POLICIES}, got {self.on_error!r}")
+        if self.timeout is not None and not self.timeout > 0:
+            raise ConfigError(f"timeout must be a number of seconds > 0, got {self.timeout}")
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,8 @@ class TrackRequest:
     num_samples: int | None = None
     work_dir: Path | None = None
     save_samples: bool = False
+    #: Generator suites: resume from shards of a generator whose determinism probe failed.
+    allow_nondeterministic: bool = False
 
 
 @dataclass
@@ -132,13 +139,23 @@ class RunOutcome:
 
 
 class RunContext:
-    """One process's view of a run: its options, device and rank, its ``Shard``, the error policy."""
+    """One process's view of a run: its options, device and rank, its ``Shard``, the error policy and
+    the one door to the model (``call_model``)."""
 
-    def __init__(self, options: RunOptions, device: torch.device, distributed: Distributed) -> None:
+    def __init__(
+        self,
+        options: RunOptions,
+        device: torch.device,
+        distributed: Distributed,
+        model: BuiltModel | None = None,
+    ) -> None:
         self.options = options
         self.device = device
         self.distributed = distributed
         self.shard = Shard()
+        self.model_name = model.spec if model is not None else "(unnamed)"
+        self.model_source = (model.source or {}).get("path") if model is not None else None
+        self._attempted = False
 
     def share(self, items: Sequence[T]) -> list[tuple[int, T]]:
         """This process's items with their positions in the whole run (a strided slice)."""
@@ -150,24 +167,56 @@ class RunContext:
             raise error
         self.shard.skipped.append((index, {"item": item_id, "reason": str(error)}))
 
+    def call_model(self, call: str, ids: list[str], fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)``, a call into the model on items ``ids``: an exception raised inside it becomes a
+        ``ModelCallError`` (counted per item by ``attempt`` under ``skip``), ``--timeout`` bounds it."""
+        finish = self.synchronize if self.options.timeout is not None else None
+        return call_model(
+            self.model_name,
+            call,
+            ids,
+            fn,
+            args,
+            timeout=self.options.timeout,
+            source=self.model_source,
+            finish=finish,
+        )
+
     def attempt(
         self,
         batch: Sequence[T],
         call: Callable[[Sequence[T]], None],
         failed: Callable[[T, AdapterOutputError], None],
     ) -> None:
-        """``call(batch)``; when the model breaks its contract, retry item by item to find the items it
-        fails on, and hand each of those to ``failed`` (under ``fail`` the first error is raised)."""
+        """``call(batch)``; when the model breaks its contract or raises, retry item by item to find the
+        items it fails on, and hand each of those to ``failed`` (under ``fail`` the first error is
+        raised). When every item of this process's first batch (of two or more) fails, the run stops
+        there with the first item's error: the model fails on everything, and trying every item of the
+        dataset one by one would only repeat that."""
+        first, self._attempted = not self._attempted, True
         try:
             call(batch)
+            return
         except AdapterOutputError as error:
             if self.options.on_error == "fail":
                 raise
             if len(batch) == 1:
                 failed(batch[0], error)
                 return
-            for entry in batch:
-                self.attempt([entry], call, failed)
+        errors: list[tuple[T, AdapterOutputError]] = []
+        for entry in batch:
+            try:
+                call([entry])
+            except AdapterOutputError as error:
+                errors.append((entry, error))
+        if first and len(errors) == len(batch):
+            error = errors[0][1]
+            raise type(error)(
+                f"{error} (every item of the first batch, {len(batch)} items, failed alone as well: the "
+                "run stops here)"
+            ) from error
+        for entry, error in errors:
+            failed(entry, error)
 
     def progress(self, total: int, description: str, unit: str = "img") -> tqdm:
         """A progress bar, shown on rank 0 only and only when the run asked for progress."""

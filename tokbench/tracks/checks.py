@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from tokbench.adapters.base import Encoded
 from tokbench.data.base import ImageItem
 from tokbench.errors import AdapterOutputError
 
@@ -33,6 +34,19 @@ def check_images(output: Any, expected_shape: torch.Size, model: str, ids: list[
             f"{where}: decode() returned values in [{low:.4g}, {high:.4g}], expected [0, 1] "
             "(clamp inside the adapter if the model's range is wider)"
         )
+
+
+def check_encoded(returned: Any, model: str, ids: list[str]) -> Encoded:
+    """What ``encode`` returned, as the ``Encoded`` that ``decode`` receives: a bare tensor is accepted as
+    ``Encoded(payload=tensor)`` (no bits, no token count); anything else breaks the contract."""
+    if isinstance(returned, Encoded):
+        return returned
+    if isinstance(returned, torch.Tensor):
+        return Encoded(payload=returned)
+    raise AdapterOutputError(
+        f"model {model}, items {short_ids(ids)}: encode() returned {type(returned).__name__}, expected "
+        "tokbench.Encoded or a torch.Tensor"
+    )
 
 
 def check_bits(bits: Any, count: int, model: str, ids: list[str]) -> torch.Tensor | None:
