@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tokbench.adapters.base import Encoded, Tokenizer
+from tokbench.adapters.base import Tokenizer
 from tokbench.adapters.registry import build_model
 from tokbench.data.preprocess import LetterboxLanczos, undo_letterbox
 from tokbench.data.registry import resolve_dataset
@@ -57,7 +57,7 @@ from tokbench.textface.settings import (
     subset_ends,
 )
 from tokbench.tracks.base import Measurement, Plan, RunContext, Shard, Track, TrackRequest, check_adapter
-from tokbench.tracks.checks import check_images
+from tokbench.tracks.checks import check_encoded, check_images
 from tokbench.tracks.scoring import build_judges, metric_versions, resolve_device
 
 RESTORE = "crop the letterbox content, LANCZOS back to the original size, uint8"
@@ -396,7 +396,7 @@ class _Evaluation:
                 restored[item_id] = saved_pixels(image, names[item_id], self.settings.save)
 
         def failed(entry: tuple[AnnotatedImage, np.ndarray], error: AdapterOutputError) -> None:
-            self._fail(entry[0], "", None, "model", f"model {self.spec} failed at {resolution.side}px")
+            self._fail(entry[0], "", None, "model", f"{error} (at {resolution.side}px)")
 
         if loaded:
             self.run.attempt(loaded, reconstruct, failed)
@@ -404,10 +404,9 @@ class _Evaluation:
 
     def _model(self, batch: torch.Tensor, ids: list[str]) -> torch.Tensor:
         clock = time.perf_counter()
-        encoded = self.model.encode(batch.clone())
-        if not isinstance(encoded, Encoded):
-            raise AdapterOutputError(f"model {self.spec}: encode() returned {type(encoded).__name__}")
-        output = self.model.decode(encoded)
+        returned = self.run.call_model("encode", ids, self.model.encode, batch.clone())
+        encoded = check_encoded(returned, self.spec, ids)
+        output = self.run.call_model("decode", ids, self.model.decode, encoded)
         check_images(output, batch.shape, self.spec, ids)
         self.run.shard.seconds["model_seconds"] += time.perf_counter() - clock
         return output
