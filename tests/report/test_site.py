@@ -283,35 +283,38 @@ def test_figures_are_embedded_as_json_for_plotly(site: Path):
     assert {"jpeg", "webp"} <= names and EVIL not in names
 
 
-def test_malformed_record_file_fails_the_build_naming_file_and_field(store: Path, tmp_path: Path):
+def test_malformed_record_files_are_skipped_with_a_warning_naming_file_and_field(
+    store: Path, tmp_path: Path, caplog
+):
     good = build_site(store, tmp_path / "site")
     bad_records = {
         "missing": lambda r: r.pop("metrics"),
         "type": lambda r: r["dataset"].update(items_used="24"),
     }
+    paths = {}
     for problem, mutate in bad_records.items():
         record = make_record("bad", f"bad:{problem}", {"psnr": 1.0})
         mutate(record)
-        path = store / "reproduced" / "recon" / f"{record['record_id']}.json"
-        path.write_text(json.dumps(record), encoding="utf-8")
-        with pytest.raises(StoreError) as error:
-            build_site(store, good.out)
-        message = str(error.value)
-        assert str(path) in message
-        assert ("metrics" in message) if problem == "missing" else ("dataset.items_used" in message)
-        path.unlink()
+        paths[problem] = store / "reproduced" / "recon" / f"{record['record_id']}.json"
+        paths[problem].write_text(json.dumps(record), encoding="utf-8")
     nan_record = make_record("bad", "bad:nan", {"psnr": 1.0})
-    path = store / "reproduced" / "recon" / f"{nan_record['record_id']}.json"
-    path.write_text(json.dumps(nan_record).replace('"psnr": 1.0', '"psnr": NaN'), encoding="utf-8")
-    with pytest.raises(StoreError, match=r"metrics\.psnr") as error:
-        build_site(store, good.out)
-    assert str(path) in str(error.value)
-    assert (good.out / "index.html").is_file()  # the earlier build is left as it was
+    paths["nan"] = store / "reproduced" / "recon" / f"{nan_record['record_id']}.json"
+    paths["nan"].write_text(json.dumps(nan_record).replace('"psnr": 1.0', '"psnr": NaN'), encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        rebuilt = build_site(store, good.out)
+    assert rebuilt.records == good.records  # the bad files are skipped, the others built
+    warnings = {problem: [m for m in caplog.messages if str(path) in m] for problem, path in paths.items()}
+    assert all(len(found) == 1 for found in warnings.values()), caplog.messages
+    assert "metrics" in warnings["missing"][0] and "dataset.items_used" in warnings["type"][0]
+    assert "metrics.psnr" in warnings["nan"][0]
 
 
 def test_rebuild_replaces_an_earlier_site_but_not_a_foreign_directory(store: Path, tmp_path: Path):
     out = build_site(store, tmp_path / "site").out
-    (out / "stale.html").write_text("old", encoding="utf-8")
+    (out / "stale.html").write_text("old", encoding="utf-8")  # a page the earlier build wrote
+    manifest = json.loads((out / ".tokbench-site").read_text(encoding="utf-8"))
+    manifest["files"].append("stale.html")
+    (out / ".tokbench-site").write_text(json.dumps(manifest), encoding="utf-8")
     build_site(store, out)
     assert not (out / "stale.html").exists() and (out / "index.html").is_file()
     foreign = tmp_path / "home"

@@ -19,10 +19,9 @@ own table and are never ranked. Every string from a record is HTML-escaped, and 
 from __future__ import annotations
 
 import json
+import logging
 import math
-import os
 import shutil
-import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ import pandas as pd
 import plotly.offline
 
 from tokbench.comparability import compares_with
-from tokbench.errors import ConfigError
 from tokbench.provenance import tokbench_version
 from tokbench.records import record_to_json
 from tokbench.report.exports import frame_to_csv
@@ -61,6 +59,7 @@ from tokbench.report.site_html import (
     reported_label,
     safe_url,
 )
+from tokbench.report.site_out import check_out, install, new_staging, write_manifest
 from tokbench.report.site_pages import leaderboard_table, protocol_card, record_body
 from tokbench.report.site_tokbench import tokbench_section
 from tokbench.store import RecordStore
@@ -77,7 +76,7 @@ __all__ = [
     "suite_page_name",
 ]
 
-MARKER = ".tokbench-site"
+logger = logging.getLogger(__name__)
 _ASSETS = ("site.css", "site.js")
 _REPORTED_NOTE = (
     '<p class="muted">Copied exactly from papers, official repositories and project pages, each row '
@@ -100,34 +99,28 @@ class SiteSummary:
 def build_site(store_root: Path, out: Path) -> SiteSummary:
     """Build the site of every record in ``store_root`` into ``out`` and return what was written.
 
-    A malformed record file raises StoreError naming the file and field. ``out`` must be new, empty
-    or an earlier build (it holds a ``.tokbench-site`` marker); it is replaced only once the new
-    build is complete.
+    A malformed record file is skipped with a warning naming the file and field. ``out`` must be new,
+    empty or an earlier build holding only the files its manifest (``.tokbench-site``) lists, and must
+    neither contain the store nor lie inside it; it is replaced only once the new build is complete,
+    and only the files the earlier build wrote are deleted.
     """
     start = time.perf_counter()
     out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
-        raise ConfigError(
-            f"{out} exists and is not an earlier tokbench site; choose a new or empty directory"
-        )
-    records = RecordStore(Path(store_root)).records()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    owned = check_out(Path(store_root), out)
+    scan = RecordStore(Path(store_root)).scan()
+    for problem in scan.problems:
+        logger.warning("site build: skipped %s", problem.message)
+    records = list(scan.records)
+    staging = new_staging(out)
     try:
         _write_site(records, staging)
+        write_manifest(staging)
         size = sum(path.stat().st_size for path in staging.rglob("*") if path.is_file())
         pages = sum(1 for _ in staging.rglob("*.html"))
-        staging.chmod(0o755)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            staging.rename(out)
-            shutil.rmtree(old)
-        else:
-            staging.rename(out)
+        install(staging, out, owned)
     finally:
         if staging.exists():
-            shutil.rmtree(staging)
+            shutil.rmtree(staging)  # our own staging folder, never renamed into place
     return SiteSummary(out, pages, len(records), size, time.perf_counter() - start)
 
 
@@ -266,7 +259,6 @@ class _Site:
 
 def _write_site(records: list[dict], root: Path) -> None:
     site = _Site(records, root)
-    (root / MARKER).write_text("a static site written by tokbench site build\n", encoding="utf-8")
     assets = resources.files("tokbench.report").joinpath("site_assets")
     for name in _ASSETS:
         site.write(f"assets/{name}", assets.joinpath(name).read_text(encoding="utf-8"))
