@@ -5,6 +5,10 @@ and ``"-inf"``; NaN is never allowed, and no other field may be non-finite. ``re
 returns the record exactly as the file holds it, strings included; readers turn a metric value into a
 float with ``metric_value`` (or all of them with ``record_metrics``). ``validate_record`` accepts
 either form, so a producer may put ``float("inf")`` in a record it is about to write.
+
+Readers bound what they accept, so a hostile file fails fast with its name and the field: at most
+``MAX_RECORD_BYTES`` bytes, ``MAX_NESTING`` levels of arrays and objects, integers of at most
+``MAX_INTEGER_DIGITS`` digits.
 """
 
 from __future__ import annotations
@@ -23,12 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 from jsonschema.exceptions import ValidationError, best_match
 from jsonschema.protocols import Validator
 
 from tokbench.errors import StoreError
 
 SCHEMA_RESOURCE = "schema/record.schema.json"
+MAX_RECORD_BYTES = 32 * 1024 * 1024
+MAX_NESTING = 64
+MAX_INTEGER_DIGITS = 40
+_STRING_LITERAL = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _INF_TO_TEXT = {math.inf: "inf", -math.inf: "-inf"}
 _TEXT_TO_INF = {"inf": math.inf, "-inf": -math.inf}
 
@@ -44,6 +53,13 @@ class _NonFiniteLiteral:
     """A NaN or Infinity literal, or an overflowing number, read from a record file."""
 
     text: str
+
+
+@dataclass(frozen=True)
+class _OversizedInteger:
+    """An integer literal of more than ``MAX_INTEGER_DIGITS`` digits, read from a record file."""
+
+    digits: int
 
 
 def make_record_id(suite: str, protocol_hash: str, model_spec: str) -> str:
@@ -83,12 +99,15 @@ def record_to_json(record: dict, where: str = "record") -> str:
 
 
 def record_from_json(text: str, where: str) -> dict:
-    """Parse and validate one record; NaN/Infinity literals, overflowing numbers and duplicate keys fail."""
+    """Parse and validate one record; NaN/Infinity literals, overflowing numbers, integers of more than
+    ``MAX_INTEGER_DIGITS`` digits, nesting deeper than ``MAX_NESTING`` and duplicate keys fail."""
+    _check_nesting(text, where)
     try:
         record = json.loads(
             text,
             parse_constant=_NonFiniteLiteral,
             parse_float=_parse_finite_float,
+            parse_int=_parse_bounded_int,
             object_pairs_hook=functools.partial(_unique_keys_object, where=where),
         )
     except json.JSONDecodeError as error:
@@ -100,8 +119,14 @@ def record_from_json(text: str, where: str) -> dict:
 
 
 def read_record_file(path: Path) -> dict:
-    """Read, parse and validate the record stored in ``path``."""
+    """Read, parse and validate the record stored in ``path`` (at most ``MAX_RECORD_BYTES`` bytes)."""
     try:
+        size = path.stat().st_size
+        if size > MAX_RECORD_BYTES:
+            raise StoreError(
+                f"{path}: record file of {size:,} bytes is larger than the {MAX_RECORD_BYTES:,} bytes "
+                "a record may have"
+            )
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise StoreError(f"{path}: cannot read record file: {error}") from None
@@ -169,6 +194,8 @@ def _find_non_json_value(value: Any, path: tuple[str | int, ...]) -> tuple[tuple
 
 
 def _scalar_problem(value: Any, path: tuple[str | int, ...]) -> tuple[tuple, str] | None:
+    if isinstance(value, _OversizedInteger):
+        return path, f"an integer of {value.digits:,} digits; at most {MAX_INTEGER_DIGITS} are allowed"
     if isinstance(value, _NonFiniteLiteral):
         return path, f"{value.text} is not allowed in a record file; write infinite metrics as 'inf'/'-inf'"
     if isinstance(value, float) and math.isnan(value):
@@ -241,6 +268,31 @@ def _metric_to_json(value: float | str) -> float | str:
 def _parse_finite_float(text: str) -> float | _NonFiniteLiteral:
     value = float(text)
     return _NonFiniteLiteral(text) if math.isinf(value) else value
+
+
+def _parse_bounded_int(text: str) -> int | _OversizedInteger:
+    digits = len(text.lstrip("-"))
+    return _OversizedInteger(digits) if digits > MAX_INTEGER_DIGITS else int(text)
+
+
+def _check_nesting(text: str, where: str) -> None:
+    """Raise StoreError (naming the line) if arrays and objects nest deeper than ``MAX_NESTING``; the
+    parser would otherwise recurse once per level. Brackets inside strings do not count."""
+    cleaned = _STRING_LITERAL.sub(b'""', text.encode("utf-8", "surrogatepass"))  # keeps line breaks
+    data = np.frombuffer(cleaned, np.uint8)
+    steps = np.isin(data, _OPENERS).astype(np.int64) - np.isin(data, _CLOSERS).astype(np.int64)
+    depth = np.cumsum(steps)
+    if depth.size and int(depth.max()) > MAX_NESTING:
+        offset = int(np.argmax(depth > MAX_NESTING))
+        line = cleaned[:offset].count(b"\n") + 1
+        raise StoreError(
+            f"{where}: arrays and objects nest deeper than {MAX_NESTING} levels (from line {line}); "
+            "a record is never this deep"
+        )
+
+
+_OPENERS = np.frombuffer(b"[{", np.uint8)
+_CLOSERS = np.frombuffer(b"]}", np.uint8)
 
 
 def _unique_keys_object(pairs: list[tuple[str, Any]], where: str) -> dict:
