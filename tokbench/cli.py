@@ -321,8 +321,10 @@ def _leaderboard(args: argparse.Namespace) -> int:
     from tokbench.report.exports import frame_to_csv
     from tokbench.store import RecordStore, records_to_frame
 
-    store = RecordStore(_store_root(args.store))
-    records = store.records(suite=args.suite, source=args.source)
+    scan = RecordStore(_store_root(args.store)).scan(suite=args.suite, source=args.source)
+    for problem in scan.problems:  # a bad file never hides the others
+        print(f"tokbench: warning: skipped {problem.message}", file=sys.stderr)
+    records = list(scan.records)
     if args.history is not None:
         from tokbench.history import model_history
 
