@@ -27,9 +27,9 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "models perturb stats_io suites",
         "gen semantic textface pruning",
         "tracks",
-        "store",
+        "store catalog",
         "recording history reported",
-        "evaluator report catalog",
+        "evaluator report",
         "api doctor",
         "cli __init__",
     )
