@@ -124,6 +124,30 @@ def _tiny_var_vqvae() -> Adapter:
     return VarVqvae.from_model(VarVqvaeModel.random_init(config, seed=0), name="contract-var")
 
 
+def _tiny_diffusers_autoencoder(name: str) -> Callable[[], Adapter]:
+    """A named diffusers-autoencoder adapter wrapping its class at a reduced config (the release
+    configs are full size: hundreds of millions of weights)."""
+
+    def build() -> Adapter:
+        from diffusers_autoencoder_tiny import tiny_model
+
+        cls = MODELS.get(name)
+        return cls.from_model(tiny_model(cls.class_name))
+
+    return build
+
+
+def _generic_diffusers_autoencoder() -> Adapter:
+    """``diffusers-autoencoder`` reading a reduced AutoencoderKL (FLUX.1 factors) saved to a folder."""
+    import tempfile
+
+    from diffusers_autoencoder_tiny import tiny_model
+
+    with tempfile.TemporaryDirectory() as folder:
+        tiny_model("AutoencoderKL").save_pretrained(folder)
+        return build_model(f"diffusers-autoencoder:repo={folder}").adapter
+
+
 def _tiny_dit() -> Adapter:
     """DiT-XL/2's transformer config (patch 2, adaLN-zero, learned sigma) shrunk to one layer of
     2×8 heads on a 4×4 latent, and the SD VAE config shrunk to three levels (f4): 16×16 samples."""
@@ -170,6 +194,14 @@ CASES: dict[str, ContractCase] = {
     # the full-size LDM VQ-f4 at 16×16: 4×4 tokens
     "diffusers-vq": ContractCase(
         _spec("diffusers-vq:random_init=true"), image_size=16, requires=("diffusers",)
+    ),
+    # diffusers image autoencoders at reduced configs of their classes (diffusers_autoencoder_tiny.py)
+    **{
+        name: ContractCase(_tiny_diffusers_autoencoder(name), image_size=16, requires=("diffusers",))
+        for name in ("dc-ae", "flux2-vae", "qwen-image-vae", "hunyuan-image-vae", "rae")
+    },
+    "diffusers-autoencoder": ContractCase(
+        _generic_diffusers_autoencoder, image_size=16, requires=("diffusers",)
     ),
     # generators
     "dit": ContractCase(_tiny_dit, image_size=16, requires=("diffusers",)),

@@ -31,6 +31,12 @@ _BUILTIN_MODELS = {
     "dit": "tokbench.models.dit:DiT",  # class-conditional generator (suite gen)
     "prefix-dct": "tokbench.models.prefix_dct:PrefixDct",
     "diffusers-vq": "tokbench.models.diffusers_vq:DiffusersVq",
+    "dc-ae": "tokbench.models.diffusers_autoencoder_zoo:DcAe",
+    "flux2-vae": "tokbench.models.diffusers_autoencoder_zoo:Flux2Vae",
+    "qwen-image-vae": "tokbench.models.diffusers_autoencoder_zoo:QwenImageVae",
+    "hunyuan-image-vae": "tokbench.models.diffusers_autoencoder_zoo:HunyuanImageVae",
+    "rae": "tokbench.models.diffusers_autoencoder_zoo:Rae",
+    "diffusers-autoencoder": "tokbench.models.diffusers_autoencoders:DiffusersAutoencoder",
     "llamagen-vq": "tokbench.models.llamagen_vq:LlamaGenVQ",
     "var-vqvae": "tokbench.models.var_vqvae:VarVqvae",
     "open-magvit2": "tokbench.models.open_magvit2:OpenMagvit2",
