@@ -21,10 +21,12 @@ import dataclasses
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pytest
 import torch
+from transformers_vq_tiny import tiny_transformers_vq
 
 from tokbench.adapters.base import (
     Adapter,
@@ -195,6 +197,11 @@ CASES: dict[str, ContractCase] = {
     "diffusers-vq": ContractCase(
         _spec("diffusers-vq:random_init=true"), image_size=16, requires=("diffusers",)
     ),
+    # transformers VQ-VAEs at tiny configs of their classes (transformers_vq_tiny.py)
+    **{
+        name: ContractCase(partial(tiny_transformers_vq, name), requires=("transformers",))
+        for name in ("chameleon-vq", "emu3-vq", "janus-vq")
+    },
     # diffusers image autoencoders at reduced configs of their classes (diffusers_autoencoder_tiny.py)
     **{
         name: ContractCase(_tiny_diffusers_autoencoder(name), image_size=16, requires=("diffusers",))

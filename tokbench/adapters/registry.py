@@ -31,6 +31,9 @@ _BUILTIN_MODELS = {
     "dit": "tokbench.models.dit:DiT",  # class-conditional generator (suite gen)
     "prefix-dct": "tokbench.models.prefix_dct:PrefixDct",
     "diffusers-vq": "tokbench.models.diffusers_vq:DiffusersVq",
+    "chameleon-vq": "tokbench.models.transformers_vq:ChameleonVq",
+    "emu3-vq": "tokbench.models.transformers_vq:Emu3Vq",
+    "janus-vq": "tokbench.models.transformers_vq:JanusVq",
     "dc-ae": "tokbench.models.diffusers_autoencoder_zoo:DcAe",
     "flux2-vae": "tokbench.models.diffusers_autoencoder_zoo:Flux2Vae",
     "qwen-image-vae": "tokbench.models.diffusers_autoencoder_zoo:QwenImageVae",
