@@ -1,0 +1,72 @@
+"""Open-MAGVIT2 through the suites: recon, pfid at α = 0 (equal to rFID) and tokbench, end to end on
+the embedded data with random weights of a tiny f16 design."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+import tokbench
+from tokbench.models.open_magvit2 import OpenMagvit2
+from tokbench.models.open_magvit2_modules import OpenMagvit2Config, OpenMagvit2Model
+from tokbench.suites import SUITE_PATH_ENV
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: the tiny model gains nothing from more on a shared machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _tiny() -> OpenMagvit2:
+    """The f16 design (five levels) at width 32 with 10 LFQ bits: 16×16 tokens at 256×256."""
+    config = OpenMagvit2Config(32, (1, 1, 1, 2, 1), 1, 10)
+    return OpenMagvit2.from_model(OpenMagvit2Model.random_init(config, seed=0), name="tiny_f16")
+
+
+SUITES = {
+    "om2-pfid0": (
+        "include: pfid\nname: om2-pfid0\n"
+        "settings: {perturbation: {alpha: 0.0, beta: 1.0, delta: 8, seed: 3}}\n"
+    ),
+    "om2-tokbench": (
+        "include: tokbench\nname: om2-tokbench\nsettings:\n  bucket_edges: '855802d'\n  save: as-original\n"
+        "  ocr_batches: per-instance\n  resolutions:\n"
+        "    - {resolution: 256, text: [0.02, 0.03, 0.04, 1.0], face: [0.1, 0.2, 0.3, 1.0]}\n"
+    ),
+}
+
+
+@pytest.fixture
+def suites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, text in SUITES.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
+    monkeypatch.setenv(SUITE_PATH_ENV, str(tmp_path))
+
+
+def test_recon_and_pfid_at_alpha_zero_end_to_end(suites: None, tmp_path: Path) -> None:
+    tokenizer = _tiny()
+    store = tmp_path / "store"
+    recon = tokbench.evaluate(tokenizer, "recon", limit=2, store=store, cache_features=False)
+    metrics = recon.metrics
+    assert all(math.isfinite(metrics[k]) for k in ("psnr", "ssim", "lpips", "fid", "kid"))
+    assert metrics["num_tokens"] == 256 and metrics["bits_per_pixel"] == 256 * 10 / 256**2
+    assert recon.stored is not None and recon.stored.status == "added"
+    pfid = tokbench.evaluate(tokenizer, "om2-pfid0", limit=2, store=store, cache_features=False)
+    assert pfid.metrics["fid"] == metrics["fid"]  # exactly: α = 0 perturbs nothing
+    assert pfid.record["protocol"]["perturbation"]["alpha"] == 0.0
+
+
+def test_tokbench_suite_end_to_end(suites: None, tmp_path: Path) -> None:
+    result = tokbench.evaluate(_tiny(), "om2-tokbench", limit=1, store=tmp_path / "store")
+    metrics = result.metrics
+    assert {"t_acc_256_mean", "t_ned_256_mean"} <= set(metrics)
+    assert all(math.isfinite(v) for v in metrics.values())
+    assert result.record["model"]["name"].endswith("OpenMagvit2")
