@@ -11,6 +11,7 @@ from tokbench.adapters.base import Adapter
 from tokbench.adapters.spec import parse_model_spec
 from tokbench.errors import ConfigError
 from tokbench.evaluator import run_request
+from tokbench.files import check_output_paths
 from tokbench.recording import RunResult
 from tokbench.suites import load_suite, with_judge_options
 from tokbench.tracks.base import RunOptions, TrackRequest
@@ -49,7 +50,9 @@ def evaluate(
     "random"}}``); they enter the protocol hash.
     Generator suites (``gen``): ``num_samples`` overrides the suite's sample count, ``work_dir`` holds
     the resumable shard files (default: the tokbench cache), ``save_samples`` also dumps the samples.
+    ``store`` and ``work_dir`` are checked before any work (``ConfigError`` if a file is in the way).
     """
+    check_output_paths(folders={"--store": store, "--work-dir": work_dir})  # before any work
     options = RunOptions(
         device=device, batch_size=batch_size, limit=limit, seed=seed, on_error=on_error, progress=progress
     )

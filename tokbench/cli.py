@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from tokbench.errors import ConfigError, TokbenchError
+from tokbench.files import check_output_paths
 
 #: What ``tokbench list`` lists (``tokbench.catalog.KINDS``).
 LIST_KINDS = ("models", "metrics", "judges", "datasets", "preprocess", "tracks", "suites")
@@ -185,6 +186,9 @@ def _run(args: argparse.Namespace) -> int:
     model = with_arguments(args.model, {"weights": args.weights}) if args.weights else args.model
     specs = sweep_specs(model, parse_sweep(args.sweep)) if args.sweep else [model]
     store = None if args.no_store else _store_root(args.store)
+    check_output_paths(  # before any work: a bad path must not waste a run
+        files={"--output-json": args.output_json}, folders={"--store": store, "--work-dir": args.work_dir}
+    )
     is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
     results = []
     for spec in specs:
@@ -361,6 +365,7 @@ def _report(args: argparse.Namespace) -> int:
 def _site(args: argparse.Namespace) -> int:
     from tokbench.report.site import build_site
 
+    check_output_paths(folders={"--out": args.out})
     summary = build_site(_store_root(args.store), args.out)
     print(
         f"site built: {summary.pages} pages, {summary.records} records, "

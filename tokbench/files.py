@@ -1,5 +1,5 @@
-"""Files that survive a kill: cleaning up the temporary files of killed writers, and cache files that
-are checked when read.
+"""Files that survive a kill (cleaning up the temporary files of killed writers, cache files that are
+checked when read) and output paths checked before any work (``check_output_paths``).
 
 Every tokbench writer writes to a hidden temporary file beside its target and renames it into place,
 so a kill leaves a temporary file, never a torn target. ``remove_stale_temp_files`` deletes those
@@ -13,10 +13,13 @@ from under it. Writers that hold an exclusive lock for every write (the record s
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from tokbench.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -62,3 +65,47 @@ def load_safetensors_cache(path: Path, what: str) -> dict[str, Any] | None:
         logger.warning("%s %s is damaged (%s); it is removed and will be recomputed", what, path, reason)
         path.unlink(missing_ok=True)
         return None
+
+
+def check_output_paths(
+    files: dict[str, str | os.PathLike[str] | None] | None = None,
+    folders: dict[str, str | os.PathLike[str] | None] | None = None,
+) -> None:
+    """Raise ConfigError naming the flag and path unless each output can be written, before any work.
+
+    ``files`` (flag → path) must be files in an existing, writable folder, not folders; ``folders``
+    (flag → path) must be folders, or be creatable: no file may sit where the folder or one of its
+    parents should be, and the nearest existing parent must be writable. None values are skipped.
+    """
+    for flag, value in (files or {}).items():
+        if value is not None:
+            _check_output_file(flag, Path(value))
+    for flag, value in (folders or {}).items():
+        if value is not None:
+            _check_output_folder(flag, Path(value))
+
+
+def _check_output_file(flag: str, path: Path) -> None:
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder; give the path of a file to write")
+    parent = path.parent
+    if not parent.exists():
+        raise ConfigError(f"{flag} {path}: the folder {parent} does not exist; create it first")
+    if not parent.is_dir():
+        raise ConfigError(f"{flag} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"{flag} {path}: no permission to write there")
+
+
+def _check_output_folder(flag: str, path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path} is a file; give a folder (it is created if missing)")
+    existing = path
+    while not existing.exists():
+        if existing.is_symlink():
+            raise ConfigError(f"{flag} {path}: {existing} is a broken symbolic link")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{flag} {path}: {existing} is a file, so the folder cannot be created")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: no permission to write in {existing}")
