@@ -120,3 +120,43 @@ def test_bad_folders_are_refused(tmp_path: Path) -> None:
     Image.new("RGB", (4, 4)).save(tmp_path / "empty" / "a.png")
     with pytest.raises(ConfigError, match=r"tokbench_rate\.json"):
         build_model(f"reconstructions:{tmp_path / 'empty'}")
+
+
+def resize_rec_elsewhere(out: Path, layout: str, limit: int) -> None:
+    """What TokBench's ``resize_rec.py`` writes for the resize baseline: letterbox, restore, save under
+    the original file name; ``official`` layout ``<set>_<R>/``, ``native`` layout ``<R>/``."""
+    from tokbench.data.preprocess import LetterboxLanczos, undo_letterbox
+    from tokbench.textface.embedded import EmbeddedTokbenchDataset
+
+    for annotated in EmbeddedTokbenchDataset().annotated_images()[:limit]:
+        original = annotated.load()
+        for side in (256, 512, 1024):
+            boxed = LetterboxLanczos(side)(original)
+            folder = out / (f"text_{side}" if layout == "official" else str(side))
+            folder.mkdir(parents=True, exist_ok=True)
+            undo_letterbox(boxed.image, boxed.geometry).save(folder / annotated.file_name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["official", "native"])
+def test_tokbench_reads_both_layouts_like_the_model_itself(tmp_path: Path, layout: str) -> None:
+    resize_rec_elsewhere(tmp_path / "rec", layout, limit=2)
+    files = tokbench.evaluate(f"reconstructions:{tmp_path / 'rec'}", "tokbench", limit=2).record
+    model = tokbench.evaluate("identity", "tokbench", limit=2).record
+    assert files["metrics"] == model["metrics"]
+    assert files["outputs"]["ran_elsewhere"] is True
+    assert files["tokbench"]["not_scored"] == model["tokbench"]["not_scored"]
+
+
+def test_tokbench_counts_a_wrong_size_and_an_extra_file(tmp_path: Path) -> None:
+    from tokbench.textface.embedded import EmbeddedTokbenchDataset
+
+    resize_rec_elsewhere(tmp_path / "rec", "native", limit=1)
+    first = EmbeddedTokbenchDataset().annotated_images()[0]
+    wrong = tmp_path / "rec" / "512" / first.file_name
+    Image.open(wrong).resize((7, 5)).save(wrong)
+    Image.new("RGB", (8, 8)).save(tmp_path / "rec" / "256" / "stray.png")
+    record = tokbench.evaluate(f"reconstructions:{tmp_path / 'rec'}", "tokbench", limit=1).record
+    reasons = [entry["reason"] for entry in record["skipped"]]
+    assert any("@512px" in r and "is 7×5" in r for r in reasons)
+    assert any("256/stray.*: matches no image" in r for r in reasons)

@@ -130,6 +130,17 @@ class FileReconstructions(Tokenizer):
             raise DataError(f"{file_name}: reconstructions at {side}px in several folders: {found}")
         return found[0] if found else f"{side}/{stem}"
 
+    def read_tokbench(self, file_name: str, image_id: str, side: int, size: tuple[int, int]) -> np.ndarray:
+        """The saved reconstruction of a TokBench image at resolution ``side``, restored to the
+        original ``size`` (H, W) by whoever made it, as uint8 H×W×3 (no letterbox, restore or save)."""
+        stem = self.tokbench_stem(file_name, side)
+        return self.read(stem, f"{image_id}@{side}px", size).permute(1, 2, 0).numpy()
+
+    def tokbench_extras(self, file_names: list[str], sides: list[int]) -> list[str]:
+        """Files that are the reconstruction of no TokBench image at no resolution."""
+        expected = {self.tokbench_stem(name, side) for name in file_names for side in sides}
+        return sorted(self.stems() - expected)
+
     def bits(self, item_id: str) -> float | None:
         """The sidecar's bits for the item, or None without a sidecar."""
         if self.rate is None:

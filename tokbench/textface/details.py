@@ -13,6 +13,7 @@ import gzip
 import json
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 
 from tokbench.metrics.text_face import TextFidelity, bucket_means, check_edges
+from tokbench.textface.settings import Resolution
 
 SUFFIX = ".details.jsonl.gz"
 
@@ -86,3 +88,32 @@ def with_resolution(values: dict[str, float], resolution: int) -> dict[str, floa
         base, _, bucket = key.rpartition("_")
         renamed[f"{base}_{resolution}_{bucket}"] = value
     return renamed
+
+
+def summary_section(
+    resolutions: list[Resolution],
+    text: dict[int, Any],
+    face: dict[int, Any],
+    rows: list[dict[str, Any]],
+    errors: Counter[str],
+    mismatches: int,
+) -> dict[str, Any]:
+    """The record's ``tokbench`` section: what was scored, what was not and why."""
+    instances = {
+        kind: len({(r["image"], r["index"]) for r in rows if r["kind"] == kind}) for kind in ("text", "face")
+    }
+    buckets = {
+        str(r.side): {
+            kind: metrics[r.side].bucket_counts() if r.side in metrics and metrics[r.side].ratios else {}
+            for kind, metrics in (("text", text), ("face", face))
+        }
+        for r in resolutions
+    }
+    return {
+        "resolutions": [r.side for r in resolutions],
+        "instances": instances,
+        "scored_per_bucket": buckets,
+        "not_scored": dict(sorted(errors.items())),
+        "render_mismatches": mismatches,
+        "details": None,
+    }

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,11 @@ from tokbench.metrics.text_face import (
     cosine_similarity,
     normalized_edit_similarity,
 )
+from tokbench.models.files import FileReconstructions
 from tokbench.suites import SuiteConfig
 from tokbench.textface.annotations import AnnotatedImage
 from tokbench.textface.crops import crop_text
-from tokbench.textface.details import details_path, with_resolution, write_details
+from tokbench.textface.details import details_path, summary_section, with_resolution, write_details
 from tokbench.textface.embedded import MISMATCH_KEY, TextFaceDataset
 from tokbench.textface.saving import describe_save, save_format, saved_pixels
 from tokbench.textface.settings import (
@@ -81,6 +82,8 @@ class _State:
     face: FaceEmbedder | None
     #: Per-instance rows of every process, in rank order (set by ``merge``, written beside the record).
     details: list[dict[str, Any]] | None = None
+    #: ``reconstructions:DIR`` only: files that belong to no image and resolution of the dataset.
+    extra_files: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -116,6 +119,9 @@ class TokbenchTrack(Track):
         device = resolve_device(options.device)
         judges = build_judges(suite, device)
         images = dataset.annotated_images()
+        files = built.adapter if isinstance(built.adapter, FileReconstructions) else None
+        sides = [r.side for r in settings.resolutions]
+        extra_files = files.tokbench_extras([a.file_name for a in images], sides) if files else []
         images = images[: options.limit] if options.limit is not None else images
         protocol = {
             "suite": suite.to_dict(),
@@ -144,13 +150,18 @@ class TokbenchTrack(Track):
                 f"suite {suite.name!r}: ocr_batches: official reads each batch with its ground truths; "
                 f"judge {ocr.name!r} decodes without them (use doctr-parseq, or ocr_batches: per-instance)"
             )
-        state = _State(suite, settings, images, ocr_units(images, settings.ocr_batches), ocr, face)
+        units = ocr_units(images, settings.ocr_batches)
+        state = _State(suite, settings, images, units, ocr, face, extra_files=extra_files)
         return Plan(model=built, protocol=protocol, device=device, items_requested=len(images), state=state)
 
     def measure(self, plan: Plan, run: RunContext) -> _Payload:
         """Letterbox, reconstruct, restore and score this process's images at every resolution."""
         state: _State = plan.state
         evaluation = _Evaluation(plan.model.adapter, plan.model.spec, state, plan.device, run)
+        if run.distributed.is_main:
+            for position, stem in enumerate(state.extra_files, start=len(state.images)):
+                error = DataError(f"{stem}.*: matches no image and resolution of the dataset")
+                run.skip(position, f"extra file {stem}", error)
         return evaluation.evaluate([(i, state.images[i]) for _, unit in run.share(state.units) for i in unit])
 
     def merge(self, plan: Plan, shards: list[Shard]) -> Measurement:
@@ -176,10 +187,15 @@ class TokbenchTrack(Track):
         for payload in payloads:
             errors.update(payload.errors)
             batches.update(payload.ocr_batches)
-        summary = _summary(state, text, face, state.details, errors, sum(p.mismatches for p in payloads))
+        summary = summary_section(
+            state.settings.resolutions, text, face, state.details, errors, sum(p.mismatches for p in payloads)
+        )
         summary["ocr_batches"] = {"mode": state.settings.ocr_batches, "read": batches["read"]}
         summary["ocr_batches"]["dropped"] = batches["dropped"]
-        return Measurement(metrics=metrics, extra={"tokbench": summary}, metric_info=info)
+        extra: dict[str, Any] = {"tokbench": summary}
+        if isinstance(plan.model.adapter, FileReconstructions):
+            extra["outputs"] = plan.model.adapter.describe()
+        return Measurement(metrics=metrics, extra=extra, metric_info=info)
 
     def write_artifacts(
         self, plan: Plan, record: dict[str, Any], record_path: Path | None, force: bool
@@ -224,35 +240,6 @@ def _merged(
         for states in shards:
             merged[resolution.side].merge_state(states[resolution.side])
     return merged
-
-
-def _summary(
-    state: _State,
-    text: dict[int, Metric],
-    face: dict[int, Metric],
-    rows: list[dict[str, Any]],
-    errors: Counter[str],
-    mismatches: int,
-) -> dict[str, Any]:
-    """The record's ``tokbench`` section: what was scored, what was not and why."""
-    instances = {
-        kind: len({(r["image"], r["index"]) for r in rows if r["kind"] == kind}) for kind in ("text", "face")
-    }
-    buckets = {
-        str(r.side): {
-            kind: metrics[r.side].bucket_counts() if r.side in metrics and metrics[r.side].ratios else {}
-            for kind, metrics in (("text", text), ("face", face))
-        }
-        for r in state.settings.resolutions
-    }
-    return {
-        "resolutions": [r.side for r in state.settings.resolutions],
-        "instances": instances,
-        "scored_per_bucket": buckets,
-        "not_scored": dict(sorted(errors.items())),
-        "render_mismatches": mismatches,
-        "details": None,
-    }
 
 
 class _Evaluation:
@@ -383,6 +370,8 @@ class _Evaluation:
 
     def _reconstruct(self, loaded, resolution: Resolution) -> list[np.ndarray | None]:
         """Each loaded image letterboxed, reconstructed, restored and saved as the suite says, or None."""
+        if isinstance(self.model, FileReconstructions):
+            return [self._read_file(annotated, pixels, resolution.side) for annotated, pixels in loaded]
         letterbox = LetterboxLanczos(resolution.side)
         prepared = {a.id: letterbox(Image.fromarray(pixels)) for a, pixels in loaded}
         names = {a.id: a.file_name for a, _ in loaded}
@@ -401,6 +390,15 @@ class _Evaluation:
         if loaded:
             self.run.attempt(loaded, reconstruct, failed)
         return [restored.get(a.id) for a, _ in loaded]
+
+    def _read_file(self, annotated: AnnotatedImage, pixels: np.ndarray, side: int) -> np.ndarray | None:
+        """A reconstruction made elsewhere (``FileReconstructions.read_tokbench``), or None with the
+        image counted as failed."""
+        try:
+            return self.model.read_tokbench(annotated.file_name, annotated.id, side, pixels.shape[:2])
+        except DataError as error:
+            self._fail(annotated, "", None, "model", str(error))
+            return None
 
     def _model(self, batch: torch.Tensor, ids: list[str]) -> torch.Tensor:
         clock = time.perf_counter()
