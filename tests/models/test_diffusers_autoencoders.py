@@ -214,6 +214,12 @@ def test_named_release_loads_a_folder_with_the_configs_factors(
     assert torch.equal(encoded.payload, latents) and torch.equal(loaded.decode(encoded), pixels)
     bare = HunyuanImageVae("tiny", weights=str(weights))  # no config.json: the embedded factor
     assert bare.describe()["normalisation"] == {"scaling_factor": 0.75289}
+    release_config = json.loads((tmp_path / "vae" / "config.json").read_text())
+    del release_config["scaling_factor"]  # a config.json without the factor: the embedded one, not None
+    (tmp_path / "vae" / "config.json").write_text(json.dumps(release_config))
+    assert HunyuanImageVae("tiny", weights=str(tmp_path)).describe()["normalisation"] == {
+        "scaling_factor": 0.75289
+    }
     with pytest.raises(WeightsError, match=r"not the hunyuan-image-2.1 architecture: .*latent_channels=4"):
         HunyuanImageVae(weights=str(tmp_path))
     with pytest.raises(WeightsError, match="not a diffusers AutoencoderKLHunyuanImage state dict"):

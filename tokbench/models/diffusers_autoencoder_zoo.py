@@ -37,6 +37,9 @@ from tokbench.models.diffusers_vae import files_sha256
 
 logger = logging.getLogger(__name__)
 
+#: Config keys that change neither the state dict layout nor the outputs (tiling defaults).
+UNCHECKED_KEYS = ("sample_size",)
+
 
 @dataclass(frozen=True)
 class AutoencoderRelease:
@@ -355,18 +358,18 @@ class NamedDiffusersAutoencoder(DiffusersAutoencoderBase):
         expected = full_config(self.class_name, release.config, owner)
         if resolved.config_file is None:
             return expected
-        found = read_config(owner, resolved.config_file)
-        class_name = found.get("_class_name", self.class_name)
+        raw = read_config(owner, resolved.config_file)
+        class_name = raw.get("_class_name", self.class_name)
         if class_name != self.class_name:
             raise WeightsError(
                 f"{owner}: {resolved.config_file} describes a {class_name}, not a {self.class_name}. " + how
             )
-        found = full_config(self.class_name, found, owner)
+        found = full_config(self.class_name, raw, owner)
         mismatched = [
             f"{key}={plain_config_value(found[key])!r} (expected {plain_config_value(value)!r})"
             for key, value in expected.items()
-            if key not in FACTOR_KEYS
-            and key != "sample_size"
+            if key not in (*FACTOR_KEYS, *UNCHECKED_KEYS)
+            and value is not None  # None: derived by the class from the other keys
             and plain_config_value(found[key]) != plain_config_value(value)
         ]
         if mismatched:
@@ -374,7 +377,7 @@ class NamedDiffusersAutoencoder(DiffusersAutoencoderBase):
                 f"{owner}: {resolved.config_file} is not the {release.name} architecture: "
                 f"{', '.join(mismatched)}. Pick the matching variant, use diffusers-autoencoder, or " + how
             )
-        return {**expected, **{key: found[key] for key in FACTOR_KEYS if key in found}}
+        return {**expected, **{key: raw[key] for key in FACTOR_KEYS if key in raw}}
 
     def describe(self) -> dict[str, Any]:
         """The release, where its weights came from and the latent normalisation, for records."""
