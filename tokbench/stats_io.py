@@ -29,6 +29,8 @@ from tokbench.errors import ConfigError
 from tokbench.metrics.frechet import FeatureStatistics, statistics_from_features
 
 SYMMETRY_TOLERANCE = 1e-6  # relative to max |sigma|; float32-stored covariances are within ~1e-7
+#: Widest feature vector read without a judge to compare with (a float64 sigma of 8192² is 512 MiB).
+MAX_FEATURE_DIM = 8192
 
 
 def save_statistics(path: str | os.PathLike[str], stats: FeatureStatistics) -> Path:
@@ -58,7 +60,9 @@ def load_statistics(
 ) -> FeatureStatistics:
     """Read FID statistics from an ``.npz`` file; every problem raises a ``ConfigError`` naming the file.
 
-    ``feature_dim`` is the judge's feature width; a file of another width is refused.
+    ``feature_dim`` is the judge's feature width; a file of another width is refused. Every array's
+    shape and dtype are read from its header and checked (against ``feature_dim``, else against
+    ``MAX_FEATURE_DIM``, and against the bytes the file holds) before any array is allocated.
     """
     source = Path(path)
     if not source.is_file():
@@ -75,9 +79,12 @@ def load_statistics(
         with loaded as data:
             keys = set(data.files)
             if {mean_key, covariance_key} <= keys:
+                _check_declared(source, mean_key, "(d,)", feature_dim)
+                _check_declared(source, covariance_key, "(d, d)", feature_dim)
                 mean, covariance = data[mean_key], data[covariance_key]
                 count = _count(source, data)
             elif not spatial and "feats" in keys:
+                _check_declared(source, "feats", "(n, d)", feature_dim)
                 return _from_features(source, data["feats"], feature_dim)
             else:
                 raise ConfigError(_missing_keys_message(source, keys, mean_key, covariance_key))
@@ -133,8 +140,60 @@ def _missing_keys_message(source: Path, keys: set[str], mean_key: str, covarianc
     return message
 
 
+def _check_declared(source: Path, key: str, layout: str, feature_dim: int | None) -> None:
+    """Check the shape and dtype an array declares in its .npz header before it is read: real numbers,
+    the ``layout`` (``(d,)``, ``(d, d)`` or ``(n, d)``), a feature width d of ``feature_dim`` (else at
+    most ``MAX_FEATURE_DIM``), and no more data than the member holds."""
+    declared = _declared_header(source, f"{key}.npy")
+    if declared is None:
+        return  # an unreadable header: numpy's own read fails, and the caller names the file
+    shape, dtype, stored = declared
+    where = f"statistics file {source}: '{key}'"
+    if dtype.hasobject:
+        raise ConfigError(
+            f"statistics file {source} holds object arrays (pickled Python objects); tokbench never unpickles"
+        )
+    if dtype.kind not in "fiu":
+        raise ConfigError(f"{where} must be real numbers, got dtype {dtype}")
+    if len(shape) != (1 if layout == "(d,)" else 2):
+        raise ConfigError(f"{where} must have shape {layout}, got {shape}")
+    widths = shape if layout == "(d, d)" else shape[-1:]
+    if feature_dim is not None and layout != "(d, d)":
+        _check_dim(source, shape[-1], feature_dim)
+    elif feature_dim is not None and any(width != feature_dim for width in widths):
+        raise ConfigError(f"{where} declares shape {shape}, but the judge produces {feature_dim} features")
+    elif max(widths) > MAX_FEATURE_DIM:
+        raise ConfigError(f"{where} declares shape {shape}; at most {MAX_FEATURE_DIM} features are read")
+    needed = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if needed > stored:
+        raise ConfigError(
+            f"{where} declares shape {shape} ({needed:,} bytes of {dtype}), but the file holds only "
+            f"{stored:,} bytes for it; the file is damaged or forged"
+        )
+
+
+def _declared_header(source: Path, member: str) -> tuple[tuple[int, ...], np.dtype, int] | None:
+    """Shape, dtype and stored (uncompressed) size of an array inside an .npz, from its header only."""
+    try:
+        with zipfile.ZipFile(source) as archive, archive.open(member) as handle:
+            stored = archive.getinfo(member).file_size
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
+        return None
+    return tuple(int(n) for n in shape), np.dtype(dtype), stored
+
+
 def _count(source: Path, data: np.lib.npyio.NpzFile) -> int | None:
     if "count" in data.files:
+        declared = _declared_header(source, "count.npy")
+        if declared is not None and declared[0] != ():
+            raise ConfigError(
+                f"statistics file {source}: 'count' must be a scalar integer, got shape {declared[0]}"
+            )
         count = data["count"]
         if count.shape != () or not np.issubdtype(count.dtype, np.integer):
             raise ConfigError(
@@ -148,16 +207,8 @@ def _count(source: Path, data: np.lib.npyio.NpzFile) -> int | None:
 
 def _leading_dimension(source: Path, member: str) -> int | None:
     """The first dimension of an array inside an .npz, read from its header (the data stays on disk)."""
-    try:
-        with zipfile.ZipFile(source) as archive, archive.open(member) as handle:
-            version = np.lib.format.read_magic(handle)
-            if version == (1, 0):
-                shape, _, _ = np.lib.format.read_array_header_1_0(handle)
-            else:
-                shape, _, _ = np.lib.format.read_array_header_2_0(handle)
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
-        return None
-    return int(shape[0]) if shape else None
+    declared = _declared_header(source, member)
+    return declared[0][0] if declared is not None and declared[0] else None
 
 
 def _from_features(source: Path, features: np.ndarray, feature_dim: int | None) -> FeatureStatistics:
