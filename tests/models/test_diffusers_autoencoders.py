@@ -234,6 +234,32 @@ def offline_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
+def test_named_release_from_the_hub_cache_records_the_commit(
+    monkeypatch: pytest.MonkeyPatch, offline_env: Path, images: torch.Tensor
+) -> None:
+    pytest.importorskip("huggingface_hub")
+    config = TINY["AutoencoderKLQwenImage"]
+    monkeypatch.setitem(
+        QwenImageVae.releases, "tiny", AutoencoderRelease("tiny", "org/tiny", "vae", config, 16)
+    )
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = offline_env / "hub" / "models--org--tiny"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    model = tiny_model("AutoencoderKLQwenImage")
+    model.save_pretrained(repo / "snapshots" / commit / "vae")
+    loaded = QwenImageVae("tiny")  # HF_HOME, offline: the cached snapshot
+    described = loaded.describe()
+    assert (described["commit"], described["source"], described["hub_id"]) == (
+        commit,
+        "hub:org/tiny",
+        "org/tiny",
+    )
+    sha = file_sha256(repo / "snapshots" / commit / "vae" / "diffusion_pytorch_model.safetensors")
+    assert described["weights_sha256"] == sha
+    assert torch.equal(loaded.encode(images).payload, pipeline_round_trip(model, images)[0])
+
+
 @pytest.mark.parametrize("cls", NAMED, ids=[c.model_name for c in NAMED])
 def test_offline_error_names_the_hub_id_and_weights(
     cls: type[NamedDiffusersAutoencoder], offline_env: Path
