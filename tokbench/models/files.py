@@ -229,3 +229,31 @@ def _read_rate(root: Path) -> dict[str, Any] | None:
     if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0):
         raise ConfigError(f"{path}: num_tokens must be a non-negative integer, got {tokens!r}")
     return {"bits": {str(k): float(v) for k, v in bits.items()}, "num_tokens": tokens}
+
+
+def check_class_balance(samples: FileSamples, settings: Any) -> None:
+    """With labels: every label is a class of the suite and every class has ``settings.per_class``
+    samples, as the suite would draw them; a ``ConfigError`` naming the file and the first bad class."""
+    counts = samples.class_counts()
+    if not counts:
+        return
+    where = samples.images.path
+    outside = [label for label in counts if label >= settings.num_classes]
+    if outside:
+        raise ConfigError(
+            f"{where}: label {outside[0]} is not one of the suite's {settings.num_classes} classes"
+        )
+    for label in range(settings.num_classes):
+        if counts.get(label, 0) != settings.per_class:
+            raise ConfigError(
+                f"{where}: class {label} has {counts.get(label, 0)} samples, the suite needs "
+                f"{settings.per_class} of each of its {settings.num_classes} classes (class-balanced "
+                "sampling, as ADM's evaluation batches)"
+            )
+
+
+def class_balance(samples: FileSamples) -> str:
+    """How the record states the class balance of samples drawn elsewhere."""
+    if samples.images.labels is None:
+        return "not checked: the samples carry no labels ('arr_1')"
+    return "checked: every class has the suite's number of samples"

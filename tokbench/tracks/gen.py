@@ -37,6 +37,7 @@ from tokbench.judges.inception import FEATURE_DIM
 from tokbench.judges.registry import JUDGES
 from tokbench.judges.weights import cache_dir
 from tokbench.metrics import METRICS
+from tokbench.models.files import FileSamples, check_class_balance, class_balance
 from tokbench.tensors import quantize_uint8
 from tokbench.tracks.base import Measurement, Plan, RunContext, Shard, Track, TrackRequest
 from tokbench.tracks.checks import check_images
@@ -107,14 +108,18 @@ class GenTrack(Track):
                 f"--data does not apply to generator suites (got {request.data!r}); the real side is the "
                 "reference batch: --reference FILE.npz"
             )
-        settings = GenSettings.from_suite(suite.settings, request.num_samples)
+        built = build_model(request.model)
+        files = built.adapter if isinstance(built.adapter, FileSamples) else None
+        settings = GenSettings.from_suite(suite.settings, _sample_count(files, request.num_samples))
+        if files is not None:
+            check_class_balance(files, settings)
         device = resolve_device(options.device)
         judges, not_applicable = _build_judges(suite, device)
         primary = judges.by_alias[judges.primary]
         reference = load_reference(
             find_reference(request.reference, settings.reference), _feature_dim(primary)
         )
-        built = _describe_model(build_model(request.model), settings)
+        built = _describe_model(built, settings)
         generator: Generator = built.adapter  # checked by _describe_model
         protocol = {
             "suite": suite.to_dict(),
@@ -240,6 +245,8 @@ def _describe_model(built: BuiltModel, settings: GenSettings) -> BuiltModel:
             f"{adapter.kind or type(adapter).__name__}"
         )
     classes = adapter.num_classes
+    if isinstance(adapter, FileSamples):  # labels checked by check_class_balance
+        return built
     if classes is None or classes < settings.num_classes:
         raise ConfigError(
             f"model {built.spec!r} accepts {classes or 'no'} class labels, the suite samples "
@@ -302,15 +309,22 @@ def _run_shard(
     outputs: dict[str, list[np.ndarray]] = {name: [] for name in judges.shard_outputs()}
     dumps = []
     step = run.options.batch_size
+    files = state.generator if isinstance(state.generator, FileSamples) else None
+    if files is not None and files.images.labels is not None:
+        labels = [int(files.images.labels[i]) for i in indices]
+    read = files.images.batches(step, indices.start, indices.stop) if files is not None else None
     for start in range(0, len(indices), step):
         batch = indices[start : start + step]
         with run.timed("sample_seconds"):
-            images = state.generator.sample(
-                labels[start : start + step], [sample_seed(run.options.seed, i) for i in batch]
-            )
-            _check_samples(images, len(batch), spec, batch)
+            if read is not None:  # drawn elsewhere: already uint8, read in order
+                quantized = next(read).to(run.device)
+            else:
+                images = state.generator.sample(
+                    labels[start : start + step], [sample_seed(run.options.seed, i) for i in batch]
+                )
+                _check_samples(images, len(batch), spec, batch)
+                quantized = quantize_uint8(images)
         with run.timed("judge_seconds"):
-            quantized = quantize_uint8(images)
             for alias, judge in judges.by_alias.items():
                 judged = judge(quantized.to(getattr(judge, "device", quantized.device)))
                 for name in judge.outputs:
@@ -397,6 +411,7 @@ def _generation_section(
     """What was sampled and how: the record's ``generation`` section."""
     describe = getattr(generator, "describe", None)
     return {
+        **({"class_balance": class_balance(generator)} if isinstance(generator, FileSamples) else {}),
         "settings": generator.settings(),
         "weights_sha256": generator.weights_sha256,
         "tokenizer": getattr(generator, "tokenizer", None),
@@ -414,3 +429,16 @@ def _generation_section(
             "resumed": sorted(s for w in works for s in w.resumed),
         },
     }
+
+
+def _sample_count(files: FileSamples | None, requested: int | None) -> int | None:
+    """``--num-samples`` for a generator; for samples drawn elsewhere, their count (which a different
+    ``--num-samples`` contradicts)."""
+    if files is None:
+        return requested
+    if requested is not None and requested != files.images.count:
+        raise ConfigError(
+            f"--num-samples {requested}, but {files.images.path} holds {files.images.count} samples "
+            "(drop --num-samples: every sample of the file is scored)"
+        )
+    return files.images.count
