@@ -1,7 +1,8 @@
 """Suites are versioned data: YAML files in ``tasks/`` loaded into a strict dataclass.
 
 ``include: other`` inherits another suite file (local keys win; cycles are detected). Unknown keys
-raise, and nothing in a suite file is executed.
+raise, and nothing in a suite file is executed. Files over ``MAX_SUITE_BYTES`` and YAML anchors and
+aliases are refused before anything is built from the file.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ SUITE_ENTRY_POINT_GROUP = "tokbench.suites"
 KINDS = ("tokenizer", "generator", "pruner")
 RECON_TRACK = "recon"
 RECORD_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+#: Largest suite file read (built-in suites are a few kB).
+MAX_SUITE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -171,8 +174,15 @@ def _load_with_includes(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     if resolved in chain:
         cycle = " -> ".join(p.name for p in (*chain, resolved))
         raise ConfigError(f"suite include cycle: {cycle}")
+    size = path.stat().st_size
+    if size > MAX_SUITE_BYTES:
+        raise ConfigError(f"suite file {path} has {size:,} bytes; a suite file may have {MAX_SUITE_BYTES:,}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        _refuse_aliases(text, path)
+        data = yaml.safe_load(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"suite file {path} is not UTF-8 text: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"suite file {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -186,6 +196,18 @@ def _load_with_includes(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     merged = _load_with_includes(parent_path, (*chain, resolved))
     merged.update(data)
     return merged
+
+
+def _refuse_aliases(text: str, path: Path) -> None:
+    """Raise ConfigError at the first YAML anchor or alias: a suite never needs them, and an alias bomb
+    (a few hundred bytes expanding to billions of nodes) would hang whatever walks the result."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            kind = "alias *" if isinstance(event, yaml.AliasEvent) else "anchor &"
+            raise ConfigError(
+                f"suite file {path}, line {event.start_mark.line + 1}: YAML {kind}{event.anchor} is not "
+                "allowed; write the value out (suite files may not use anchors or aliases)"
+            )
 
 
 def _to_config(raw: dict[str, Any], source: str) -> SuiteConfig:
