@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,6 +42,9 @@ from tokbench.adapters.base import (
     resolve_budget,
 )
 from tokbench.adapters.registry import MODELS, build_model
+from tokbench.errors import ConfigError
+from tokbench.models.files import FileReconstructions, FileSamples
+from tokbench.tensors import quantize_uint8, tensor_to_pil
 from tokbench.tracks.checks import check_bits, check_images
 
 BATCH = 3
@@ -104,28 +109,6 @@ def _tiny_llamagen_vq() -> Adapter:
     return LlamaGenVQ.from_model(LlamaGenVQModel.random_init(config, seed=0), name="contract-ds16")
 
 
-def _tiny_open_magvit2() -> Adapter:
-    """The f16 design of imagenet_256_L shrunk to width 32, one block per level and 10 LFQ bits:
-    a 2×2 token grid at 32×32."""
-    from tokbench.models.open_magvit2 import VARIANTS, OpenMagvit2, OpenMagvit2Model
-
-    config = dataclasses.replace(
-        VARIANTS["imagenet_256_L"].config, ch=32, ch_mult=(1, 1, 1, 1, 1), num_res_blocks=1, bits=10
-    )
-    return OpenMagvit2.from_model(OpenMagvit2Model.random_init(config, seed=0), name="contract-256")
-
-
-def _tiny_var_vqvae() -> Adapter:
-    """The released design (partially shared φ, K=4, L2 search, the 10-scale 256-px schedule) on a
-    two-level network of width 32 with a 64-entry codebook: a 16×16 latent at 32×32, 680 tokens."""
-    from tokbench.models.var_vqvae import VARIANTS, VarVqvae, VarVqvaeModel
-
-    config = dataclasses.replace(
-        VARIANTS[256].config, vocab_size=64, z_channels=8, ch=32, ch_mult=(1, 1), num_res_blocks=1
-    )
-    return VarVqvae.from_model(VarVqvaeModel.random_init(config, seed=0), name="contract-var")
-
-
 def _tiny_diffusers_autoencoder(name: str) -> Callable[[], Adapter]:
     """A named diffusers-autoencoder adapter wrapping its class at a reduced config (the release
     configs are full size: hundreds of millions of weights)."""
@@ -148,6 +131,28 @@ def _generic_diffusers_autoencoder() -> Adapter:
     with tempfile.TemporaryDirectory() as folder:
         tiny_model("AutoencoderKL").save_pretrained(folder)
         return build_model(f"diffusers-autoencoder:repo={folder}").adapter
+
+
+def _tiny_open_magvit2() -> Adapter:
+    """The f16 design of imagenet_256_L shrunk to width 32, one block per level and 10 LFQ bits:
+    a 2×2 token grid at 32×32."""
+    from tokbench.models.open_magvit2 import VARIANTS, OpenMagvit2, OpenMagvit2Model
+
+    config = dataclasses.replace(
+        VARIANTS["imagenet_256_L"].config, ch=32, ch_mult=(1, 1, 1, 1, 1), num_res_blocks=1, bits=10
+    )
+    return OpenMagvit2.from_model(OpenMagvit2Model.random_init(config, seed=0), name="contract-256")
+
+
+def _tiny_var_vqvae() -> Adapter:
+    """The released design (partially shared φ, K=4, L2 search, the 10-scale 256-px schedule) on a
+    two-level network of width 32 with a 64-entry codebook: a 16×16 latent at 32×32, 680 tokens."""
+    from tokbench.models.var_vqvae import VARIANTS, VarVqvae, VarVqvaeModel
+
+    config = dataclasses.replace(
+        VARIANTS[256].config, vocab_size=64, z_channels=8, ch=32, ch_mult=(1, 1), num_res_blocks=1
+    )
+    return VarVqvae.from_model(VarVqvaeModel.random_init(config, seed=0), name="contract-var")
 
 
 def _tiny_dit() -> Adapter:
@@ -212,6 +217,9 @@ CASES: dict[str, ContractCase] = {
     ),
     # generators
     "dit": ContractCase(_tiny_dit, image_size=16, requires=("diffusers",)),
+    # outputs made elsewhere, read from files (their own contract: check_files)
+    "reconstructions": ContractCase(lambda: _files_model("reconstructions")),
+    "samples": ContractCase(lambda: _files_model("samples")),
     # VLM visual-token pruners ("none" keeps every token: a ratio of 1)
     "none": ContractCase(_spec("none:budget=1.0")),
     "random": ContractCase(_spec("random:budget=0.25")),
@@ -268,7 +276,9 @@ def test_registered_model_keeps_its_contract(name: str) -> None:
     assert adapter.to(torch.device("cpu")) is adapter
     sha = adapter.weights_sha256
     assert sha is None or re.fullmatch(r"[0-9a-f]{64}", sha), f"{name}: weights_sha256={sha!r}"
-    if isinstance(adapter, Tokenizer):
+    if isinstance(adapter, FileReconstructions | FileSamples):
+        check_files(name, adapter)
+    elif isinstance(adapter, Tokenizer):
         assert adapter.kind == "tokenizer"
         check_tokenizer(name, adapter, case)
     elif isinstance(adapter, Generator):
@@ -298,6 +308,29 @@ def contract_images(count: int, side: int) -> torch.Tensor:
     """Smooth random images (coarse noise upsampled), float32 in [0, 1], the same on every call."""
     coarse = torch.rand((count, 3, 4, 4), generator=torch.Generator().manual_seed(0))
     return torch.nn.functional.interpolate(coarse, size=(side, side), mode="bilinear").clamp(0.0, 1.0)
+
+
+def _files_model(name: str) -> Adapter:
+    """``reconstructions:DIR`` / ``samples:DIR`` on a fresh folder of BATCH images of 32×32."""
+    folder = Path(tempfile.mkdtemp(prefix="tokbench-contract-"))
+    for index, image in enumerate(contract_images(BATCH, 32)):
+        tensor_to_pil(image).save(folder / f"{IDS[index]}.png")
+    return build_model(f"{name}:{folder}").adapter
+
+
+def check_files(name: str, adapter: FileReconstructions | FileSamples) -> None:
+    """Files made elsewhere: never encode/decode/sample; read back exactly what was written."""
+    expected = quantize_uint8(contract_images(BATCH, 32))
+    if isinstance(adapter, FileSamples):
+        assert adapter.images.count == BATCH and adapter.num_classes is None
+        assert torch.equal(torch.cat(list(adapter.images.batches(2))), expected)
+        with pytest.raises(ConfigError, match="drawn elsewhere"):
+            adapter.sample([0], [0])
+        return
+    read = torch.stack([adapter.read(IDS[i], IDS[i], (32, 32)) for i in range(BATCH)])
+    assert torch.equal(read, expected), f"{name}: the files do not read back as written"
+    with pytest.raises(ConfigError, match="made elsewhere"):
+        adapter.encode(contract_images(1, 32))
 
 
 def check_tokenizer(name: str, tokenizer: Tokenizer, case: ContractCase) -> None:
