@@ -1,6 +1,6 @@
 """Open-MAGVIT2: the official code's golden outputs on the tiny models (bits, tokens, codes, latents,
-pixels, intermediates), the full-size layouts, checkpoint loading (the EMA copy), the adapter contract,
-the hub offline, and recon / pfid / tokbench end to end with random weights.
+pixels, intermediates), the full-size layouts, checkpoint loading (the EMA copy), the hub (pinned
+revision, offline) and the adapter contract. The suites end to end: ``test_open_magvit2_suites.py``.
 
 Reference data: ``shared/reference/open_magvit2`` (see its README for what each tensor is).
 """
@@ -8,7 +8,9 @@ Reference data: ``shared/reference/open_magvit2`` (see its README for what each 
 from __future__ import annotations
 
 import json
+import sys
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+import tokbench.hub as hub_module
 from tokbench.adapters import build_model
 from tokbench.adapters.base import Encoded
 from tokbench.errors import ConfigError, WeightsError
@@ -34,7 +37,6 @@ from tokbench.models.open_magvit2_modules import (
     implicit_codebook,
     tokens_to_codes,
 )
-from tokbench.perturb import CodebookPerturbation, PerturbedTokenizer
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "open_magvit2"
 needs_reference = pytest.mark.skipif(
@@ -264,13 +266,9 @@ def test_variants_and_cards() -> None:
     cards = OpenMagvit2.cards()
     assert [c.spec for c in cards] == [f"open-magvit2:variant={name}" for name in VARIANTS]
     for card, variant in zip(cards, VARIANTS.values(), strict=True):
-        assert (card.family, card.kind, card.verification) == (
-            "Open-MAGVIT2",
-            "discrete",
-            "golden: reference/open_magvit2",
-        )
-        assert card.tokens == 256 and card.hub_id == variant.hub_id and card.resolution == variant.resolution
-        assert card.codebook == 2**variant.config.bits and card.downsampling == variant.config.downsampling
+        assert (card.family, card.kind, card.tokens) == ("Open-MAGVIT2", "discrete", 256)
+        assert card.verification == "golden: reference/open_magvit2" and card.hub_id == variant.hub_id
+        assert card.resolution == variant.resolution and card.codebook == 2**variant.config.bits
     assert [c.downsampling for c in cards] == [16, 8, 16, 16]
     assert [c.codebook for c in cards] == [2**18, 2**18, 2**18, 2**14]
 
@@ -360,20 +358,39 @@ def test_hub_cache_directory_at_the_pinned_revision(tmp_path: Path, monkeypatch:
     assert resolve_checkpoint(variant, repo, revision="main")[0].read_text() == "a" * 40
 
 
-def _fails_fast(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **environment: str) -> str:
-    for name in (
-        "HF_HUB_OFFLINE",
-        "TOKBENCH_OFFLINE",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ):
+def _hub_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **environment: str) -> None:
+    """An empty HF_HOME, no offline flags, proxies or cache override, then ``environment``."""
+    flags = ("HF_HUB_OFFLINE", "TOKBENCH_OFFLINE", "HF_HUB_CACHE", "HF_ENDPOINT")
+    for name in (*flags, "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
+
+
+def test_online_download_asks_for_the_checkpoint_at_the_pinned_revision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _hub_environment(monkeypatch, tmp_path)
+    calls = []
+    hub = types.ModuleType("huggingface_hub")
+    hub.hf_hub_download = lambda repo, filename, **options: (
+        calls.append((repo, filename, options)) or "x.ckpt"
+    )
+    monkeypatch.setitem(sys.modules, "huggingface_hub", hub)
+    monkeypatch.setattr(hub_module, "reachable", lambda url, timeout: True)
+    assert resolve_checkpoint(VARIANTS["imagenet_256_L"]) == (Path("x.ckpt"), "hub")
+    assert resolve_checkpoint(VARIANTS["imagenet_128_L"], revision="b" * 40)[1] == "hub"
+    (repo, filename, options), second = calls
+    assert (repo, filename) == ("TencentARC/Open-MAGVIT2-Tokenizer-256-resolution", "imagenet_256_L.ckpt")
+    assert options["revision"] == VARIANTS["imagenet_256_L"].revision and not options["local_files_only"]
+    assert options["cache_dir"] == str(tmp_path / "hf_home" / "hub")
+    assert second[:2] == ("TencentARC/Open-MAGVIT2-Tokenizer-128-resolution", "imagenet_128_L.ckpt")
+    assert second[2]["revision"] == "b" * 40
+
+
+def _fails_fast(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **environment: str) -> str:
+    _hub_environment(monkeypatch, tmp_path, **environment)
     start = time.monotonic()
     with pytest.raises(WeightsError) as error:
         build_model("open-magvit2:variant=pretrain256_16384")
@@ -472,18 +489,3 @@ def test_adapter_rejects_bad_inputs() -> None:
         tokenizer.encode(_images(1).double())
     with pytest.raises(ConfigError, match=r"token grids \[N, h, w\] in \[0, 1024\)"):
         tokenizer.decode(Encoded(payload=torch.full((1, 2, 2), 1024)))
-
-
-def test_codebook_perturbation_moves_tokens_to_near_codes() -> None:
-    """pFID on LFQ: a replaced token takes one of the δ codes nearest its latent, so with δ = 2 the
-    only candidate besides itself flips the bit of the latent channel closest to 0."""
-    tokenizer = _tiny()
-    images = _images(2)
-    perturbed = PerturbedTokenizer(tokenizer, CodebookPerturbation(alpha=1.0, beta=1.0, delta=2, seed=1))
-    indices, latents = tokenizer.encode_latents(images)
-    moved = perturbed.encode(images).payload
-    changed = moved != indices
-    assert changed.any() and not changed.all()  # candidate 0 is the code itself
-    flipped = indices ^ (1 << latents.abs().argmin(dim=-1))
-    assert torch.equal(moved[changed], flipped[changed])
-    assert perturbed.decode(Encoded(payload=moved)).shape == images.shape

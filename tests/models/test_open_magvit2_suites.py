@@ -1,5 +1,6 @@
-"""Open-MAGVIT2 through the suites: recon, pfid at α = 0 (equal to rFID) and tokbench, end to end on
-the embedded data with random weights of a tiny f16 design."""
+"""Open-MAGVIT2 through the suites: pFID's codebook perturbation on the implicit LFQ codebook, and
+recon, pfid at α = 0 (equal to rFID) and tokbench end to end on the embedded data with random
+weights of a tiny f16 design."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import pytest
 import torch
 
 import tokbench
+from tokbench.adapters.base import Encoded
 from tokbench.models.open_magvit2 import OpenMagvit2
 from tokbench.models.open_magvit2_modules import OpenMagvit2Config, OpenMagvit2Model
+from tokbench.perturb import CodebookPerturbation, PerturbedTokenizer
 from tokbench.suites import SUITE_PATH_ENV
 
 
@@ -29,6 +32,21 @@ def _tiny() -> OpenMagvit2:
     """The f16 design (five levels) at width 32 with 10 LFQ bits: 16×16 tokens at 256×256."""
     config = OpenMagvit2Config(32, (1, 1, 1, 2, 1), 1, 10)
     return OpenMagvit2.from_model(OpenMagvit2Model.random_init(config, seed=0), name="tiny_f16")
+
+
+def test_codebook_perturbation_moves_tokens_to_near_codes() -> None:
+    """pFID on LFQ: a replaced token takes one of the δ codes nearest its latent, so with δ = 2 the
+    only candidate besides itself flips the bit of the latent channel closest to 0."""
+    tokenizer = _tiny()
+    images = torch.rand((2, 3, 64, 64), generator=torch.Generator().manual_seed(0))
+    perturbed = PerturbedTokenizer(tokenizer, CodebookPerturbation(alpha=1.0, beta=1.0, delta=2, seed=1))
+    indices, latents = tokenizer.encode_latents(images)
+    moved = perturbed.encode(images).payload
+    changed = moved != indices
+    assert changed.any() and not changed.all()  # candidate 0 is the code itself
+    flipped = indices ^ (1 << latents.abs().argmin(dim=-1))
+    assert torch.equal(moved[changed], flipped[changed])
+    assert perturbed.decode(Encoded(payload=moved)).shape == images.shape
 
 
 SUITES = {
