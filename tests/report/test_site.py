@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -10,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tokbench import catalog
 from tokbench.errors import ConfigError, StoreError
 from tokbench.records import make_record_id
 from tokbench.report.figures import CorrelationPoint, rank_correlation_figure, spearman_rho
@@ -152,9 +154,9 @@ def test_build_writes_pages_records_assets_and_a_summary(store: Path, tmp_path: 
     assert summary.records == len(store_records())
     html_files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.html"))
     assert (
-        summary.pages == len(html_files) == 2 + 1 + len(store_records())
-    )  # index, recon, old recon, records
-    assert "index.html" in html_files and "recon.html" in html_files
+        summary.pages == len(html_files) == 3 + 1 + len(store_records())
+    )  # index, coverage, recon, old recon, records
+    assert "index.html" in html_files and "recon.html" in html_files and "coverage.html" in html_files
     assert f"recon@{OLD_HASH[:12]}.html" in html_files
     assert summary.bytes == sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     assert summary.bytes > 3_000_000  # plotly.min.js is part of the site
@@ -327,8 +329,27 @@ def test_rebuild_replaces_an_earlier_site_but_not_a_foreign_directory(store: Pat
 
 def test_empty_store_builds_an_index(tmp_path: Path):
     summary = build_site(tmp_path / "missing-store", tmp_path / "site")
-    assert summary.records == 0 and summary.pages == 1
-    assert "no records yet" in page(summary.out, "index.html")
+    assert summary.records == 0 and summary.pages == 2  # index and coverage
+    index = page(summary.out, "index.html")
+    assert "no records yet" in index and 'href="coverage.html"' in index
+    rows = re.findall(r"<tr><td>(.*?)</td>.*?</tr>", index)
+    assert rows == sorted(catalog.names("suites")) and index.count("<td>none yet</td>") == len(rows)
+
+
+def test_the_index_lists_suites_without_records_and_links_those_with(store: Path, tmp_path: Path):
+    index = page(build_site(store, tmp_path / "site").out, "index.html")
+    assert '<td><a href="recon.html">recon</a></td>' in index
+    for suite in set(catalog.names("suites")) - {"recon"}:
+        assert re.search(rf"<tr><td>{re.escape(suite)}</td><td>[^<]*</td><td>none yet</td>", index), suite
+
+
+def test_the_coverage_page_lists_every_coverage_row(store: Path, tmp_path: Path):
+    from tokbench.report.coverage import load_coverage
+
+    coverage = page(build_site(store, tmp_path / "site").out, "coverage.html")
+    for row in load_coverage():
+        assert f"<td>{html.escape(row.name, quote=True)}</td>" in coverage
+    assert "<code>titok:variant=l32</code>" in coverage
 
 
 def test_escape_script_json_and_safe_url():
@@ -476,3 +497,28 @@ def test_malformed_metric_info_fails_naming_the_record_and_key():
     record = make_record("a", "a", {"foo_score": 1.0}, metric_info={"foo_score": {"label": "Foo"}})
     with pytest.raises(StoreError, match=r"metric_info\.foo_score must be an object with .*higher_is_better"):
         rank_records([record], "foo_score")
+
+
+def test_suite_tables_lead_with_rank_model_metrics_and_bits(tmp_path: Path):
+    judges = {"inception": {"name": "inception-v3-tf", "weights_sha256": "f" * 64, "resize": "tf1-bilinear"}}
+    records = [
+        make_record(
+            "jpeg",
+            f"jpeg:quality={q}",
+            {"psnr": 20.0 + q, "ssim": 0.5, "bits_per_pixel": q / 10, "encode_seconds_per_image": 0.1},
+            protocol={"dataset": {"name": "kodak"}, "judges": judges},
+        )
+        for q in (1, 2)
+    ]
+    root = tmp_path / "store"
+    for record in records:
+        RecordStore(root).add(record)
+    recon = page(build_site(root, tmp_path / "site").out, "recon.html")
+    table = recon[recon.index('id="board-recon"') :]
+    headers = re.findall(r"<button type=\"button\">(.*?)</button>", table[: table.index("</thead>")])
+    assert headers[:5] == ["rank", "model", "psnr ↑", "ssim ↑", "bits_per_pixel ↓"]
+    assert headers.index("family") > headers.index("bits_per_pixel ↓")
+    assert headers.index("encode s/image ↓") > headers.index("family")
+    assert "judge" not in headers and "inception-v3-tf" not in table  # judges stay in the protocol card
+    card = recon[recon.index('<div class="card">') : recon.index('id="board-recon"')]
+    assert "inception-v3-tf" in card

@@ -31,9 +31,11 @@ from pathlib import Path
 import pandas as pd
 import plotly.offline
 
+from tokbench.catalog import suite_entries
 from tokbench.comparability import compares_with
 from tokbench.provenance import tokbench_version
 from tokbench.records import record_to_json
+from tokbench.report.coverage import load_coverage
 from tokbench.report.exports import frame_to_csv
 from tokbench.report.figures import (
     CorrelationPoint,
@@ -48,7 +50,6 @@ from tokbench.report.rate_quality import has_token_sweeps, rate_quality_figure
 from tokbench.report.site_comparability import COMPARABILITY_NOTE, comparability_html, compare_reported
 from tokbench.report.site_html import (
     RATE_METRICS,
-    Column,
     board,
     esc,
     escape_script_json,
@@ -59,6 +60,7 @@ from tokbench.report.site_html import (
     reported_label,
     safe_url,
 )
+from tokbench.report.site_index import COVERAGE_PAGE, coverage_body, index_body
 from tokbench.report.site_out import check_out, install, new_staging, write_manifest
 from tokbench.report.site_pages import leaderboard_table, protocol_card, record_body
 from tokbench.report.site_tokbench import tokbench_section
@@ -125,8 +127,8 @@ def build_site(store_root: Path, out: Path) -> SiteSummary:
 
 
 def suite_page_name(suite: str) -> str:
-    """The file of a suite's main page (``index`` is taken by the site index)."""
-    return "index@suite.html" if suite == "index" else f"{suite}.html"
+    """The file of a suite's main page (``index`` and ``coverage`` are taken by the site's own pages)."""
+    return f"{suite}@suite.html" if suite in ("index", "coverage") else f"{suite}.html"
 
 
 def correlation_points(
@@ -229,6 +231,8 @@ class _Site:
             f'<a href="{prefix}{suite_page_name(s)}"{" class=current" if s == current else ""}>{esc(s)}</a>'
             for s in sorted(self.suites)
         )
+        here = " class=current" if current == COVERAGE_PAGE else ""
+        nav += f'<a href="{prefix}{COVERAGE_PAGE}"{here}>coverage</a>'
         plotly_js = f'<script src="{prefix}assets/plotly.min.js"></script>'
         counts: dict[str, int] = defaultdict(int)
         for record in self.records:
@@ -276,46 +280,12 @@ def _write_site(records: list[dict], root: Path) -> None:
             f"records/{stem}.html", site.page(title, body, prefix="../", current=record["suite"]["name"])
         )
         site.write(f"records/{stem}.json", record_to_json(record, where=f"record {record['record_id']}"))
-    site.write("index.html", _index_page(site))
-
-
-def _index_page(site: _Site) -> str:
-    rows = []
-    for suite, members in sorted(site.suites.items()):
-        reproduced = [r for r in members if r["source"] == "reproduced"]
-        groups = protocol_groups(reproduced)
-        latest = protocol_label(groups[0][0]) if groups else "none reproduced yet"
-        counts = (
-            len(groups[0]) if groups else 0,
-            len(reproduced),
-            len(members) - len(reproduced),
-            max(len(groups) - 1, 0),
-        )
-        rows.append(
-            f'<tr><td><a href="{suite_page_name(suite)}">{esc(suite)}</a></td><td>{esc(latest)}</td>'
-            + "".join(f'<td class="num" data-sort="{count}">{count}</td>' for count in counts)
-            + "</tr>"
-        )
-    columns = [
-        Column("suite"),
-        Column("latest protocol (version · hash)"),
-        Column("records, latest protocol", numeric=True),
-        Column("reproduced, all protocols", numeric=True),
-        Column("reported", numeric=True),
-        Column("older protocols", numeric=True),
-    ]
-    body = [
-        "<h1>tokbench leaderboard</h1>",
-        '<p class="lead">Every number here is a record in the tokbench store. <span class="badge '
-        'reproduced">reproduced</span> rows were measured by tokbench under the pinned protocol whose '
-        'hash each page shows; <span class="badge reported">reported</span> rows are copied from papers '
-        "and project pages with their citation, under their own protocols, and are never ranked with "
-        "reproduced rows.</p>",
-        board("suites", columns, rows, exports=None, css="")
-        if rows
-        else "<p>The store has no records yet.</p>",
-    ]
-    return site.page("tokbench leaderboard", "\n".join(body))
+    site.write(
+        "index.html",
+        site.page("tokbench leaderboard", index_body(site.suites, suite_entries(), suite_page_name)),
+    )
+    coverage = coverage_body(load_coverage())
+    site.write(COVERAGE_PAGE, site.page("tokbench · tokenizer coverage", coverage, current=COVERAGE_PAGE))
 
 
 # --- suite pages --------------------------------------------------------------------------------------

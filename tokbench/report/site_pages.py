@@ -8,6 +8,7 @@ from collections.abc import Callable
 from tokbench.report.figures import format_metric, record_metric
 from tokbench.report.metric_info import axis_title, metric_label, metric_title
 from tokbench.report.site_html import (
+    RATE_METRICS,
     Column,
     compact,
     esc,
@@ -39,30 +40,70 @@ def leaderboard_table(
 ) -> tuple[list[Column], list[str], list[dict]]:
     """Columns, HTML rows and export rows of one table.
 
-    ``ranks`` is None for reported records: they get a badge and their citation instead of a rank,
-    and, with ``comparable`` (protocol hash to text), which reproduced protocols they compare with.
-    Optional columns (resolution, tokens, judge) appear only when some record fills them.
+    Columns come in reading order: rank, model, the quality metrics (``primary`` first), bits and
+    tokens, then family, resolution, sizes and timings, and the record's provenance. Judges and the
+    rest of the protocol are in the protocol card above the table, not in a column (the exports
+    keep them). ``ranks`` is None for reported records: they get a badge and their citation instead
+    of a rank, and, with ``comparable`` (protocol hash to text), which reproduced protocols they
+    compare with. Optional columns (resolution, tokens) appear only when some record fills them.
     """
     reported = ranks is None
-    keys = metric_keys(records, primary)
+    all_keys = keys = metric_keys(records, primary)
     extras = {name: [read(r) for r in records] for name, read in _EXTRAS.items()}
-    shown = [name for name, values in extras.items() if any(v not in (None, "") for v in values)]
-    shown_keys = keys
-    if "tokens" in shown:  # the tokens column already shows them
-        shown_keys = [key for key in keys if key not in ("num_tokens", "tokens_kept")]
-    columns = [Column("rank", numeric=True, title=f"by {primary}")] if ranks else []
-    columns += [Column("model"), Column("family", filter="family")]
-    columns += [Column(name, numeric=name != "judge", filter=name) for name in shown]
-    columns += [
-        Column(metric_label(key, records), numeric=True, title=metric_title(key, records))
-        for key in shown_keys
-    ]
+    filled = {name for name, values in extras.items() if any(v not in (None, "") for v in values)}
+    if "tokens" in filled:  # the tokens column already shows them
+        keys = [key for key in keys if key not in ("num_tokens", "tokens_kept")]
+    quality = [k for k in keys if k not in RATE_METRICS and not _is_cost(k)]
+    rates = [k for k in keys if k in RATE_METRICS]
+    costs = [k for k in keys if _is_cost(k) and k not in RATE_METRICS]
+    index = {id(record): i for i, record in enumerate(records)}
+
+    def metric(key: str) -> tuple[Column, Callable[[dict], str]]:
+        column = Column(metric_label(key, records), numeric=True, title=metric_title(key, records))
+        return column, lambda record: _metric_cell(record, key)
+
+    def extra(name: str) -> tuple[Column, Callable[[dict], str]]:
+        return Column(name, numeric=True, filter=name), lambda record: num_cell(
+            extras[name][index[id(record)]]
+        )
+
+    parts: list[tuple[Column, Callable[[dict], str]]] = []
+    if ranks:
+        parts.append(
+            (
+                Column("rank", numeric=True, title=f"by {primary}"),
+                lambda r: num_cell(ranks.get(r["record_id"])),
+            )
+        )
+    parts.append((Column("model"), lambda r: _model_cell(r, href, reported)))
+    parts += [metric(key) for key in quality + rates]
+    parts += [extra("tokens")] if "tokens" in filled else []
+    parts.append(
+        (
+            Column("family", filter="family"),
+            lambda r: f'<td><div class="family">{esc(r["model"]["name"])}</div></td>',
+        )
+    )
+    parts += [extra("resolution")] if "resolution" in filled else []
+    parts += [metric(key) for key in costs]
     if reported:
-        columns.append(Column("source"))
+        parts.append((Column("source"), _citation_cell))
         if comparable is not None:
-            columns.append(Column("comparable with", filter="comparable with"))
+            parts.append(
+                (
+                    Column("comparable with", filter="comparable with"),
+                    lambda r: f"<td>{esc(comparable.get(r['protocol_hash'], 'none'))}</td>",
+                )
+            )
     else:
-        columns += [Column("items", numeric=True), Column("skipped", numeric=True), Column("date")]
+        parts += [
+            (Column("items", numeric=True), lambda r: num_cell(r["dataset"].get("items_used"))),
+            (Column("skipped", numeric=True), lambda r: num_cell(r["dataset"].get("items_skipped"))),
+            (
+                Column("date"),
+                lambda r: f'<td data-sort="{esc(r["created_at"])}">{esc(r["created_at"][:10])}</td>',
+            ),
+        ]
 
     def order(i: int) -> tuple:
         first = ranks.get(records[i]["record_id"], math.inf) if ranks else protocol_label(records[i])
@@ -71,35 +112,31 @@ def leaderboard_table(
     rows, export = [], []
     for i in sorted(range(len(records)), key=order):
         record = records[i]
+        cells = "".join(cell(record) for _, cell in parts)
+        rows.append(f'<tr data-source="{esc(record["source"])}">{cells}</tr>')
         rank = ranks.get(record["record_id"]) if ranks else None
-        cells = [num_cell(rank)] if ranks else []
-        badge = ' <span class="badge reported">reported</span>' if reported else ""
-        spec = esc(record["model"]["spec"]).replace(",", ",<wbr>")
-        cells.append(
-            f'<td><div class="model"><a href="{href(record)}"><code>{spec}</code></a>{badge}</div></td>'
-        )
-        cells.append(f'<td><div class="family">{esc(record["model"]["name"])}</div></td>')
-        for name in shown:
-            value = extras[name][i]
-            cells.append(num_cell(value) if name != "judge" else f"<td>{esc(value or '')}</td>")
-        for key in shown_keys:
-            value = record_metric(record, key)
-            sort = "" if value is None else repr(value).replace("inf", "Infinity")
-            cells.append(f'<td class="num" data-sort="{esc(sort)}">{esc(format_metric(record, key))}</td>')
-        if reported:
-            cells.append(_citation_cell(record))
-            if comparable is not None:
-                cells.append(f"<td>{esc(comparable.get(record['protocol_hash'], 'none'))}</td>")
-        else:
-            dataset = record["dataset"]
-            cells += [num_cell(dataset.get("items_used")), num_cell(dataset.get("items_skipped"))]
-            cells.append(f'<td data-sort="{esc(record["created_at"])}">{esc(record["created_at"][:10])}</td>')
-        rows.append(f'<tr data-source="{esc(record["source"])}">{"".join(cells)}</tr>')
-        row = export_row(record, rank, {name: extras[name][i] for name in extras}, keys)
+        row = export_row(record, rank, {name: extras[name][i] for name in extras}, all_keys)
         if reported and comparable is not None:
             row["comparable_with"] = comparable.get(record["protocol_hash"], "none")
         export.append(row)
-    return columns, rows, export
+    return [column for column, _ in parts], rows, export
+
+
+def _is_cost(key: str) -> bool:
+    """Sizes and timings: shown after the family, not beside the quality metrics."""
+    return key == "bytes_per_image" or key.endswith("_seconds_per_image")
+
+
+def _model_cell(record: dict, href: Callable[[dict], str], reported: bool) -> str:
+    badge = ' <span class="badge reported">reported</span>' if reported else ""
+    spec = esc(record["model"]["spec"]).replace(",", ",<wbr>")
+    return f'<td><div class="model"><a href="{href(record)}"><code>{spec}</code></a>{badge}</div></td>'
+
+
+def _metric_cell(record: dict, key: str) -> str:
+    value = record_metric(record, key)
+    sort = "" if value is None else repr(value).replace("inf", "Infinity")
+    return f'<td class="num" data-sort="{esc(sort)}">{esc(format_metric(record, key))}</td>'
 
 
 def _citation_cell(record: dict) -> str:
