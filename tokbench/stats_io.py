@@ -33,8 +33,11 @@ SYMMETRY_TOLERANCE = 1e-6  # relative to max |sigma|; float32-stored covariances
 MAX_FEATURE_DIM = 8192
 
 
-def save_statistics(path: str | os.PathLike[str], stats: FeatureStatistics) -> Path:
-    """Write ``mu``, ``sigma`` (float64) and, if known, ``count`` to an ``.npz`` file, atomically."""
+def save_statistics(
+    path: str | os.PathLike[str], stats: FeatureStatistics, images: np.ndarray | None = None
+) -> Path:
+    """Write ``mu``, ``sigma`` (float64), ``count`` if known and optionally ``arr_0`` (uint8 N×H×W×3
+    images, as ADM's reference batches hold for precision/recall) to an ``.npz`` file, atomically."""
     target = Path(path)
     if target.suffix != ".npz":
         raise ConfigError(f"save_statistics: {target} must end in .npz (the format clean-fid and ADM read)")
@@ -43,6 +46,12 @@ def save_statistics(path: str | os.PathLike[str], stats: FeatureStatistics) -> P
     arrays: dict[str, np.ndarray] = {"mu": stats.mean, "sigma": stats.covariance}
     if stats.count is not None:
         arrays["count"] = np.asarray(stats.count, dtype=np.int64)
+    if images is not None:
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
+            raise ConfigError(
+                f"save_statistics: images must be uint8 N×H×W×3, got {images.dtype} {images.shape}"
+            )
+        arrays["arr_0"] = images
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
