@@ -7,8 +7,10 @@ statistics, 10 bounded suite YAML, 12 stale temp files, 13 GIFs and unreadable f
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -21,7 +23,7 @@ from PIL import Image
 from tokbench.data.classfolder import ClassFolderDataset
 from tokbench.data.decode import load_rgb
 from tokbench.data.folder import FolderDataset
-from tokbench.errors import DataError
+from tokbench.errors import ConfigError, DataError
 from tokbench.features import FeatureCache
 from tokbench.files import STALE_AFTER_SECONDS, remove_stale_temp_files
 
@@ -233,3 +235,162 @@ def test_12_gen_shard_and_store_leftovers_are_removed(tmp_path: Path) -> None:
     (directory / ".tmp-killed.partial").write_text("{")
     store.add(record)
     assert not list(directory.glob(".tmp-*"))
+
+
+# --- 6: site build deletes nothing it did not write ---------------------------------------------------
+
+
+def test_6_site_build_never_deletes_a_store_inside_out_or_foreign_files(tmp_path: Path) -> None:
+    from test_records import make_test_record
+
+    from tokbench.report.site import build_site
+    from tokbench.store import RecordStore
+
+    out = tmp_path / "site"
+    build_site(tmp_path / "no-store-yet", out)  # an earlier build
+    store = RecordStore(out / "leaderboards")  # then the store is put inside it
+    store.add(make_test_record())
+    with pytest.raises(ConfigError, match="contains the record store"):
+        build_site(store.root, out)
+    assert len(store.records()) == 1
+    with pytest.raises(ConfigError, match="inside the record store"):
+        build_site(store.root, store.root / "site")
+    other = tmp_path / "other"
+    build_site(store.root, other)
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match=r"holds files no site build wrote \(notes\.txt\)"):
+        build_site(store.root, other)
+    assert (other / "notes.txt").read_text() == "keep me" and (other / "index.html").is_file()
+
+
+# --- 7: output paths are checked before any work --------------------------------------------------------
+
+
+def test_7_bad_output_paths_fail_before_any_work(tmp_path: Path, monkeypatch, capsys) -> None:
+    from tokbench import cli, evaluate
+
+    runs: list = []
+    monkeypatch.setattr("tokbench.api.run_request", runs.append)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    cases = [
+        (
+            ["--output-json", str(tmp_path / "missing" / "out.json")],
+            r"--output-json .*missing does not exist",
+        ),
+        (["--output-json", str(tmp_path)], r"--output-json .* is a folder"),
+        (["--store", str(a_file)], r"--store .*a-file is a file"),
+        (["--store", str(a_file / "store")], r"--store .*a-file is a file, so the folder cannot be created"),
+        (["--work-dir", str(a_file)], r"--work-dir .*a-file is a file"),
+    ]
+    for arguments, message in cases:
+        assert cli.main(["run", "--model", "identity", "--quiet", *arguments]) == 1
+        error = capsys.readouterr().err
+        assert re.search(message, error) and error.count("\n") == 1, error
+    assert cli.main(["site", "build", "--out", str(a_file)]) == 1
+    assert "--out" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="--store"):
+        evaluate("identity", store=a_file)
+    assert runs == []
+
+
+# --- 8: hostile record files --------------------------------------------------------------------------
+
+
+def test_8_deep_and_huge_record_files_are_skipped_with_a_warning(tmp_path: Path, caplog, capsys) -> None:
+    from test_records import make_test_record
+
+    from tokbench import cli
+    from tokbench.records import record_to_json
+    from tokbench.report.site import build_site
+    from tokbench.store import RecordStore
+
+    store = RecordStore(tmp_path / "store")
+    good = make_test_record()
+    directory = store.add(good).path.parent
+    deep = directory / f"{'0' * 20}.json"
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    huge = directory / f"{'1' * 20}.json"
+    text = record_to_json({**good, "dataset": {**good["dataset"], "items_used": 123456789}})
+    huge.write_text(text.replace("123456789", "9" * 5000))
+    with caplog.at_level(logging.WARNING):
+        summary = build_site(store.root, tmp_path / "site")
+    assert summary.records == 1
+    warned = " ".join(caplog.messages)
+    assert f"{deep}: arrays and objects nest deeper than 64 levels" in warned
+    assert f"{huge}: dataset.items_used: an integer of 5,000 digits" in warned
+    assert cli.main(["leaderboard", "--store", str(store.root), "--format", "csv"]) == 0
+    output = capsys.readouterr()
+    assert good["record_id"] in output.out
+    assert str(deep) in output.err and str(huge) in output.err
+
+
+# --- 9: reference statistics are checked before allocation ------------------------------------------------
+
+
+def _npy_header(shape: tuple[int, ...], descr: str = "<f8") -> bytes:
+    header = repr({"descr": descr, "fortran_order": False, "shape": shape}).encode("latin1")
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header
+
+
+def _forged_reference(path: Path, sigma_shape: tuple[int, int], width: int = 2048) -> Path:
+    """A small .npz whose 'mu' is real and whose 'sigma' header declares ``sigma_shape`` over 16 bytes."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("mu.npy", _npy_header((width,)) + bytes(8 * width))
+        archive.writestr("sigma.npy", _npy_header(sigma_shape) + bytes(16))
+    return path
+
+
+def test_9_reference_declaring_a_huge_sigma_is_refused_before_allocation(tmp_path: Path, monkeypatch) -> None:
+    from tokbench.stats_io import load_statistics
+
+    def no_allocation(*args, **kwargs):
+        raise AssertionError("an array was read before its header was checked")
+
+    forged = _forged_reference(tmp_path / "ref.npz", (60_000, 60_000))
+    assert forged.stat().st_size < 1000
+    monkeypatch.setattr(np.lib.format, "read_array", no_allocation)
+    with pytest.raises(
+        ConfigError, match=r"ref\.npz: 'sigma' declares shape \(60000, 60000\), but the judge"
+    ):
+        load_statistics(forged, feature_dim=2048)
+    with pytest.raises(ConfigError, match=r"'sigma' declares shape \(60000, 60000\); at most 8192"):
+        load_statistics(forged)
+    short = _forged_reference(tmp_path / "short.npz", (2048, 2048))
+    with pytest.raises(ConfigError, match=r"short\.npz: 'sigma' declares shape \(2048, 2048\) .* holds only"):
+        load_statistics(short, feature_dim=2048)
+
+
+# --- 10: suite YAML is bounded ---------------------------------------------------------------------------
+
+LEVELS = "abcdefgh"
+ALIAS_BOMB = (  # a billion-leaf list in a few hundred bytes: 8 levels, each 9 aliases of the one below
+    PSNR_SUITE.replace("psnr-only", "bomb")
+    + "description:\n  - &a [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"  - &{name} [{', '.join([f'*{below}'] * 9)}]\n" for below, name in itertools.pairwise(LEVELS))
+    + "  - ["
+    + ", ".join(["*h"] * 9)
+    + "]\n"
+)
+
+
+@pytest.mark.timeout(30)
+def test_10_yaml_alias_bomb_and_huge_suite_files_fail_fast(tmp_path: Path) -> None:
+    from tokbench.suites import MAX_SUITE_BYTES, load_suite
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(ALIAS_BOMB)
+    assert bomb.stat().st_size < 1000
+    with pytest.raises(ConfigError, match=r"bomb\.yaml, line 9: YAML anchor &a is not allowed"):
+        load_suite(str(bomb))
+    aliased = tmp_path / "aliased.yaml"
+    aliased.write_text(PSNR_SUITE + "description: *x\n")
+    with pytest.raises(ConfigError, match=r"aliased\.yaml, line 8: YAML alias \*x"):
+        load_suite(str(aliased))
+    big = tmp_path / "big.yaml"
+    big.write_text(PSNR_SUITE + "description: '" + "x" * MAX_SUITE_BYTES + "'\n")
+    with pytest.raises(ConfigError, match=r"big\.yaml has 1,048,7\d\d bytes"):
+        load_suite(str(big))
