@@ -214,3 +214,26 @@ def test_hostile_strings_render_as_text_and_never_run(browser: Browser, xss_site
         assert injected == 0, f"{name} contains injected elements"
     browser.load((xss_site / "recon.html").as_uri())
     browser.screenshot(Path(xss_site) / "xss-screenshot.png")
+
+
+def test_the_psnr_column_is_visible_without_horizontal_scrolling_at_1280px(
+    browser: Browser, committed_site: Path
+):
+    assert_clean(browser.load((committed_site / "recon.html").as_uri()))
+    geometry = browser.evaluate(
+        """(() => {
+          const heads = Array.from(document.querySelectorAll('#board-recon thead th'));
+          const psnr = heads.find(th => th.textContent.startsWith('psnr'));
+          const wrap = psnr.closest('.table-wrap').getBoundingClientRect();
+          const cell = document.querySelector('#board-recon tbody tr').cells[heads.indexOf(psnr)];
+          return {
+            viewport: window.innerWidth, scrollX: window.scrollX, right: psnr.getBoundingClientRect().right,
+            cellRight: cell.getBoundingClientRect().right, wrapRight: wrap.right,
+            wrapScroll: psnr.closest('.table-wrap').scrollLeft,
+          };
+        })()"""
+    )
+    assert geometry["viewport"] == 1280, geometry
+    assert geometry["scrollX"] == 0 and geometry["wrapScroll"] == 0, geometry
+    visible = min(geometry["viewport"], geometry["wrapRight"])
+    assert geometry["right"] <= visible and geometry["cellRight"] <= visible, geometry
