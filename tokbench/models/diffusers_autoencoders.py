@@ -20,7 +20,6 @@ any patchify of the generator); ``bits`` is None. Named releases are in ``diffus
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +37,6 @@ from tokbench.models.diffusers_vae import (
     state_dict_to_current_keys,
 )
 from tokbench.models.titok import load_checkpoint
-
-logger = logging.getLogger(__name__)
 
 RANDOM_INIT_SEED = 0
 #: Config keys that only normalise latents: taken from a release's config.json when it has one.
