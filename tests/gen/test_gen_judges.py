@@ -77,7 +77,7 @@ def test_fd_clip_beside_gfid(env: Path, tiny_dit) -> None:
 
 def test_resumed_run_with_two_judges_gives_the_same_numbers(env: Path, tiny_dit, counting) -> None:
     with pytest.raises(KeyboardInterrupt):
-        _evaluate(env, counting(tiny_dit(), fail_after=1), "twojudges", "killed")  # after shard 0
+        _evaluate(env, counting(tiny_dit(), fail_after=2 + 1), "twojudges", "killed")  # probe, shard 0
     resumed = _evaluate(env, counting(tiny_dit()), "twojudges", "killed")
     straight = _evaluate(env, counting(tiny_dit()), "twojudges", "straight")
     assert resumed.metrics == straight.metrics

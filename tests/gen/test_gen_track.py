@@ -131,9 +131,9 @@ def test_a_killed_run_resumes_without_regenerating_finished_shards(
 ) -> None:
     whole = counting(tiny_dit())
     uninterrupted = _run(proj_env, whole, "whole")
-    assert whole.calls == 3  # one call per shard (batch 8 >= shard size 3)
+    assert whole.calls == 2 + 3  # the determinism probe twice, then one call per shard (batch 8 >= 3)
 
-    killed = counting(tiny_dit(), fail_after=1)
+    killed = counting(tiny_dit(), fail_after=2 + 1)
     with pytest.raises(KeyboardInterrupt):
         _run(proj_env, killed, "resumed")
     (run,) = [p for p in (proj_env / "resumed").iterdir() if p.is_dir()]
@@ -142,7 +142,8 @@ def test_a_killed_run_resumes_without_regenerating_finished_shards(
 
     resumed = counting(tiny_dit())
     result = _run(proj_env, resumed, "resumed")
-    assert resumed.calls == 2  # shards 1 and 2 only
+    assert resumed.calls == 1 + 2  # the probe once (against the first run's), then shards 1 and 2 only
+    assert result.record["generation"]["deterministic"] is True
     assert result.record["generation"]["shards"]["resumed"] == [0]
     assert result.record["generation"]["shards"]["generated"] == [1, 2]
     for key, value in uninterrupted.metrics.items():
@@ -155,7 +156,7 @@ def test_a_damaged_shard_is_regenerated(proj_env: Path, tiny_dit, counting) -> N
     (run / "shard-00001.npz").write_bytes(b"PK\x03\x04 truncated")
     generator = counting(tiny_dit())
     second = _run(proj_env, generator, "w")
-    assert generator.calls == 1
+    assert generator.calls == 1 + 1  # the probe, then shard 1
     assert second.record["generation"]["shards"]["generated"] == [1]
     assert second.metrics == first.metrics
 

@@ -7,6 +7,11 @@ judge outputs of its samples (``pool3``, and ``logits_unbiased`` when the judge 
 indices and labels, and the run key; it is written to a temporary file and renamed, so it is either
 complete or absent. Optional sample dumps (``samples-NNNNN.npz``, ADM's sample-batch layout:
 ``arr_0`` uint8 N×H×W×3 and ``arr_1`` labels) are for inspection and are never read back.
+
+The determinism probe (``probe_determinism``) draws the first samples of shard 0 again and compares
+them, as uint8 pixels, with the same samples drawn earlier: by an earlier run of the same run
+directory (its ``probe.npz``), or else a moment before in this run. A generator that ignores its seeds
+fails it, and a resumed run then refuses to mix its new shards with the earlier ones.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import logging
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 SHARD_FORMAT = "tokbench-gen-shard/1"
 _META_KEYS = ("run_key", "indices", "labels")
+#: Samples the determinism probe draws again (the first of shard 0): cheap, and enough for a seedless
+#: generator, whose every image differs.
+PROBE_SAMPLES = 2
 _TEMP_PATTERNS = (".shard-*.partial", ".samples-*.partial")
 
 
@@ -119,3 +129,66 @@ class ShardStore:
         _write_atomically(
             self.samples_path(shard), {"arr_0": images, "arr_1": np.asarray(labels, dtype=np.int64)}
         )
+
+    def probe_path(self) -> Path:
+        return self.directory / "probe.npz"
+
+    def load_probe(self, indices: range) -> np.ndarray | None:
+        """The uint8 probe samples an earlier run saved for ``indices``, or None (absent or unusable)."""
+        path = self.probe_path()
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            return self._discard(path, f"unreadable ({error})")
+        if set(arrays) != {"run_key", "indices", "samples"} or str(arrays["run_key"]) != self.key:
+            return self._discard(path, "not this run's determinism probe")
+        if not np.array_equal(arrays["indices"], np.arange(indices.start, indices.stop)):
+            return self._discard(path, "a probe of other sample indices")
+        return arrays["samples"]
+
+    def save_probe(self, indices: range, samples: np.ndarray) -> None:
+        """Keep the probe samples (uint8 N×H×W×3) for later runs of this run directory, atomically."""
+        arrays = {
+            "run_key": np.asarray(self.key),
+            "indices": np.arange(indices.start, indices.stop, dtype=np.int64),
+            "samples": samples,
+        }
+        _write_atomically(self.probe_path(), arrays)
+
+
+@dataclass(frozen=True)
+class DeterminismProbe:
+    """Whether re-drawing the probe samples gave the same uint8 pixels, and against what."""
+
+    deterministic: bool
+    indices: list[int]
+    compared_with: str
+    #: Largest absolute difference in uint8 levels (255 when the shapes differ).
+    max_difference: int
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "samples": self.indices,
+            "compared_with": self.compared_with,
+            "max_difference": self.max_difference,
+        }
+
+
+def probe_determinism(store: ShardStore, indices: range, draw: Callable[[], np.ndarray]) -> DeterminismProbe:
+    """Draw the samples ``indices`` (``draw`` returns them as uint8 N×H×W×3) and compare them with the
+    probe an earlier run saved, or, on a first run, save them and compare with a second draw."""
+    earlier = store.load_probe(indices)
+    drawn = draw()
+    if earlier is None:
+        store.save_probe(indices, drawn)
+        earlier, drawn, against = drawn, draw(), "a second draw in this run"
+    else:
+        against = "the probe an earlier run of this run directory saved"
+    if earlier.shape != drawn.shape:
+        difference = 255
+    else:
+        difference = int(np.abs(earlier.astype(np.int16) - drawn.astype(np.int16)).max(initial=0))
+    return DeterminismProbe(difference == 0, list(indices), against, difference)

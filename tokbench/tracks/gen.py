@@ -31,7 +31,14 @@ from tokbench.errors import AdapterOutputError, ConfigError, WeightsError
 from tokbench.features import LOGITS_OUTPUT
 from tokbench.gen.reference import ReferenceBatch, find_reference, load_reference, reference_activations
 from tokbench.gen.settings import GenSettings, sample_seed
-from tokbench.gen.shards import ShardStore, rank_shards, run_key
+from tokbench.gen.shards import (
+    PROBE_SAMPLES,
+    DeterminismProbe,
+    ShardStore,
+    probe_determinism,
+    rank_shards,
+    run_key,
+)
 from tokbench.judges.base import Judge
 from tokbench.judges.inception import FEATURE_DIM
 from tokbench.judges.registry import JUDGES
@@ -75,6 +82,7 @@ class _RankWork:
 
     generated: list[int] = field(default_factory=list)
     resumed: list[int] = field(default_factory=list)
+    probe: DeterminismProbe | None = None
 
 
 @dataclass
@@ -293,6 +301,8 @@ def _generate(state: _State, shards: ShardStore, run: RunContext, spec: str) -> 
     for shard in rank_shards(settings.num_shards, context.rank, context.world_size):
         (work.resumed if shards.load(shard, settings.shard_range(shard)) is not None else todo).append(shard)
     state.generator.to(run.device)
+    if not isinstance(state.generator, FileSamples):  # samples read from a file are fixed: no probe
+        work.probe = _probe(state, shards, run, spec, mixing=bool(work.resumed and todo))
     with run.progress(sum(len(settings.shard_range(s)) for s in todo), f"gen · {spec}") as progress:
         for shard in todo:
             _run_shard(state, shards, run, shard, spec, progress)
@@ -319,11 +329,7 @@ def _run_shard(
             if read is not None:  # drawn elsewhere: already uint8, read in order
                 quantized = next(read).to(run.device)
             else:
-                images = state.generator.sample(
-                    labels[start : start + step], [sample_seed(run.options.seed, i) for i in batch]
-                )
-                _check_samples(images, len(batch), spec, batch)
-                quantized = quantize_uint8(images)
+                quantized = quantize_uint8(_draw(state, run, spec, batch))
         with run.timed("judge_seconds"):
             for alias, judge in judges.by_alias.items():
                 judged = judge(quantized.to(getattr(judge, "device", quantized.device)))
@@ -336,6 +342,43 @@ def _run_shard(
     shards.save(shard, indices, labels, {name: np.concatenate(rows) for name, rows in outputs.items()})
     if dumps:
         shards.save_samples(shard, np.concatenate(dumps), labels)
+
+
+def _draw(state: _State, run: RunContext, spec: str, indices: range) -> torch.Tensor:
+    """The samples ``indices`` (their classes and seeds), drawn through the model-call door and checked."""
+    labels = [state.settings.class_of(i) for i in indices]
+    seeds = [sample_seed(run.options.seed, i) for i in indices]
+    images = run.call_model("sample", [f"sample {i}" for i in indices], state.generator.sample, labels, seeds)
+    _check_samples(images, len(indices), spec, indices)
+    return images
+
+
+def _probe(state: _State, shards: ShardStore, run: RunContext, spec: str, mixing: bool) -> DeterminismProbe:
+    """Draw the first samples of shard 0 again (``probe_determinism``); refuse to add new shards to
+    finished ones of an earlier run when the generator fails it, unless --allow-nondeterministic."""
+    indices = state.settings.shard_range(0)[:PROBE_SAMPLES]
+    with run.timed("probe_seconds"):
+        probe = probe_determinism(
+            shards,
+            indices,
+            lambda: quantize_uint8(_draw(state, run, spec, indices)).permute(0, 2, 3, 1).cpu().numpy(),
+        )
+    if probe.deterministic:
+        return probe
+    found = (
+        f"samples {indices.start}-{indices.stop - 1} drawn again differ by up to {probe.max_difference} "
+        f"levels from {probe.compared_with}"
+    )
+    if mixing and not state.request.allow_nondeterministic:
+        raise ConfigError(
+            f"gen: model {spec} is not deterministic ({found}); {shards.directory} holds finished shards "
+            "of an earlier run and new shards would mix other draws with them: delete that folder to start "
+            "over, or pass --allow-nondeterministic to mix them anyway"
+        )
+    logger.warning(
+        "gen: model %s is not deterministic (%s); the record says deterministic: false", spec, found
+    )
+    return probe
 
 
 def _check_samples(images: Any, count: int, spec: str, indices: range) -> None:
@@ -428,6 +471,9 @@ def _generation_section(
             "generated": sorted(s for w in works for s in w.generated),
             "resumed": sorted(s for w in works for s in w.resumed),
         },
+        # every process drew the probe again; deterministic only if each drew the same pixels
+        "deterministic": all(w.probe is None or w.probe.deterministic for w in works),
+        "determinism_probe": next((w.probe.describe() for w in works if w.probe is not None), None),
     }
 
 
