@@ -134,6 +134,14 @@ def test_hub_cache_snapshot_at_the_pinned_revision(
         assert tokenizer.source == "hub:FoundationVision/LlamaGen/vq_ds16_c2i.pt[model]"
     resolved = resolve_checkpoint(VARIANTS["ds16-c2i"], None)
     assert resolved.path.resolve() == (snapshot / "vq_ds16_c2i.pt").resolve()
+    newer = snapshot.parent / ("b" * 40)  # a later download of main
+    newer.mkdir()
+    torch.save(
+        {"model": LlamaGenVQModel.random_init(TINY_DS16, seed=9).state_dict()}, newer / "vq_ds16_c2i.pt"
+    )
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("b" * 40)
+    assert LlamaGenVQ(revision="main").commit == "b" * 40
 
 
 @pytest.mark.parametrize("variant", ["ds8-c2i", "ds16-t2i"])
@@ -153,3 +161,4 @@ def test_offline_without_weights_fails_fast_naming_the_ways(
     message = str(error.value)
     assert spec.hub_id in message and spec.url in message and "--weights PATH" in message
     assert f"https://huggingface.co/{spec.hub_id}/resolve/" in message and "\n" not in message
+    assert ("revision=main" in message) == (spec.revision is not None)  # how to use another snapshot

@@ -186,7 +186,11 @@ def _from_hub(variant: LlamaGenVQVariant, revision: str | None, cache_dir: Path 
             endpoint=os.environ.get("HF_ENDPOINT"),
         )
     except Exception as exc:  # repository, revision, file, access or connection
-        at = f" at revision {revision!r}" if revision else ""
+        at = (
+            f" at revision {revision!r} (another snapshot: add revision=<commit> or revision=main)"
+            if revision
+            else ""
+        )
         state = f"is not in the local hub cache ({offline})" if offline else "could not be downloaded"
         reason = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
         raise WeightsError(
@@ -238,6 +242,17 @@ def load_checkpoint(path: Path, sha256: str | None = None) -> tuple[dict[str, to
             f"under {' / '.join(repr(k) for k in CONTAINER_KEYS)}"
         )
     return dict(content), key
+
+
+def to_model_range(images: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] to the model's [-1, 1]: ``2x − 1`` (the official ``Normalize(0.5, 0.5)``)."""
+    return images * 2.0 - 1.0
+
+
+def from_model_range(raw: torch.Tensor) -> torch.Tensor:
+    """Raw decoder output to [0, 1]: ``clamp((x + 1) / 2, 0, 1)``; rounding it to uint8 gives the
+    official ``clamp(127.5x + 128, 0, 255)`` truncation (a round half up) except on exact ties."""
+    return ((raw + 1.0) / 2.0).clamp(0.0, 1.0)
 
 
 def _is_state_dict(content: Mapping[Any, Any]) -> bool:
@@ -369,7 +384,7 @@ class LlamaGenVQ(Tokenizer, DiscreteTokenizer):
                 f"multiples of {f} (e.g. preprocess adm-center-crop at 256), got {_describe(images)}"
             )
         with torch.inference_mode():
-            return self.model.encode_latent(images.to(self._device) * 2.0 - 1.0)
+            return self.model.encode_latent(to_model_range(images.to(self._device)))
 
     def _encode_grid(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The int64 N×h×w token grid and the searched rows (l2-normalised latents), N×h·w×D."""
@@ -384,8 +399,7 @@ class LlamaGenVQ(Tokenizer, DiscreteTokenizer):
         if grid.numel() and (int(grid.min()) < 0 or int(grid.max()) >= k):
             raise ConfigError(f"llamagen-vq {self.name}: token indices must be in [0, {k})")
         with torch.inference_mode():
-            raw = self.model.decode_grid(grid.to(self._device))
-            pixels = ((raw + 1.0) / 2.0).clamp(0.0, 1.0)
+            pixels = from_model_range(self.model.decode_grid(grid.to(self._device)))
         return pixels.clone()  # outside inference mode: an ordinary tensor
 
     def encode(self, images: torch.Tensor) -> Encoded:
