@@ -38,6 +38,8 @@ def evaluate(
     num_samples: int | None = None,
     work_dir: str | Path | None = None,
     save_samples: bool = False,
+    timeout: float | None = None,
+    allow_nondeterministic: bool = False,
 ) -> RunResult:
     """Evaluate ``model`` (a spec such as ``"jpeg:quality=30"`` or an adapter instance) on ``suite``.
 
@@ -54,7 +56,13 @@ def evaluate(
     """
     check_output_paths(folders={"--store": store, "--work-dir": work_dir})  # before any work
     options = RunOptions(
-        device=device, batch_size=batch_size, limit=limit, seed=seed, on_error=on_error, progress=progress
+        device=device,
+        batch_size=batch_size,
+        limit=limit,
+        seed=seed,
+        on_error=on_error,
+        progress=progress,
+        timeout=timeout,
     )
     suite_config = load_suite(suite)
     if judge_options:
@@ -71,6 +79,7 @@ def evaluate(
         num_samples=num_samples,
         work_dir=None if work_dir is None else Path(work_dir),
         save_samples=save_samples,
+        allow_nondeterministic=allow_nondeterministic,
     )
     return run_request(request)
 

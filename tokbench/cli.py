@@ -7,12 +7,13 @@ import json
 import math
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from tokbench.errors import ConfigError, TokbenchError
+from tokbench.errors import ConfigError, TokbenchError, describe_exception
 from tokbench.files import check_output_paths
 
 #: What ``tokbench list`` lists (``tokbench.catalog.KINDS``).
@@ -23,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
         prog="tokbench", description="Evaluate visual tokenizers, generators and token pruners."
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="print the traceback of an error (accepted anywhere on the line)"
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -42,6 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("skip", "fail"),
         default="skip",
         help="skip: count unusable items and go on; fail: stop, store nothing",
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="stop the run when one model call (encode, decode, sample, a pruner's step) runs longer; "
+        "on a GPU the time includes the call's queued kernels (default: no limit)",
+    )
+    run.add_argument(
+        "--allow-nondeterministic",
+        action="store_true",
+        help="generator suites: add new shards to an earlier run's even if the determinism probe fails",
     )
     run.add_argument(
         "--sweep",
@@ -123,7 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in arguments:  # a top-level flag, accepted after the subcommand too
+        arguments = ["--debug", *(a for a in arguments if a != "--debug")]
+    args = build_parser().parse_args(arguments)
     handlers = {
         "run": _run,
         "list": _list,
@@ -135,12 +154,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except TokbenchError as error:
+    except TokbenchError as error:  # a user-facing error (a model's own exceptions included): one line
+        if args.debug:
+            traceback.print_exc()
         print(f"tokbench: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("tokbench: interrupted; nothing was stored for the unfinished run", file=sys.stderr)
         return 130
+    except Exception as error:  # a bug in tokbench or a library it calls
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"tokbench: internal error: {describe_exception(error)}"
+            + ("" if args.debug else "; rerun with --debug for the traceback"),
+            file=sys.stderr,
+        )
+        return 1
 
 
 def _store_root(path: Path | None) -> Path:
@@ -209,6 +239,8 @@ def _run(args: argparse.Namespace) -> int:
             num_samples=args.num_samples,
             work_dir=args.work_dir,
             save_samples=args.save_samples,
+            timeout=args.timeout,
+            allow_nondeterministic=args.allow_nondeterministic,
         )
         results.append(result)
         if is_main:
