@@ -277,6 +277,8 @@ def test_variants_and_cards() -> None:
         assert card.tokens == (256 // card.downsampling) ** 2 and card.hub_id == variant.hub_id
         assert card.verification == "golden: reference/llamagen_vq"
     assert VARIANTS["ds16-t2i"].config == VARIANTS["ds16-c2i"].config  # same architecture, other weights
+    for variant in VARIANTS.values():
+        assert "2406.06525" in variant.paper and variant.licence and "vq_model.py" in variant.source
 
 
 # ------------------------------------------------------------------------------- adapter and inputs

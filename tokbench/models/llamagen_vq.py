@@ -75,6 +75,9 @@ class LlamaGenVQVariant:
     #: Not pinned: the checkpoints could not be fetched here to hash them. The loaded file's sha256
     #: is always computed and recorded.
     sha256: str | None = None
+    licence: str = LICENCE
+    paper: str = PAPER
+    source: str = SOURCE
 
     @property
     def url(self) -> str:
