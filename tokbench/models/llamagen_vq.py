@@ -43,7 +43,10 @@ PAPER = (
     "Sun, Jiang, Chen, Zhang, Peng, Luo, Yuan. Autoregressive Model Beats Diffusion: Llama for Scalable "
     "Image Generation. arXiv:2406.06525, 2024"
 )
-LICENCE = "MIT (FoundationVision/LlamaGen, code and released checkpoints)"
+LICENCE = (
+    "MIT (FoundationVision/LlamaGen: 'the majority of this project'); its README states no separate "
+    "licence for the checkpoints"
+)
 #: Where the architecture and the checkpoint layout were read from.
 SOURCE = "FoundationVision/LlamaGen@ce98ec4 tokenizer/tokenizer_image/vq_model.py (VQ_16 / VQ_8)"
 #: FoundationVision/LlamaGen's hub commit at which vq_ds16_c2i.pt is linked (hustvl/ControlAR issue
