@@ -283,7 +283,10 @@ class VectorQuantizer(nn.Module):
         super().__init__()
         self.l2_norm = l2_norm
         self.register_buffer("codebook_used", torch.zeros(CODEBOOK_USED_LENGTH))
-        self.embedding = nn.Embedding(codebook_size, dim)
+        # uniform(±1/K) as the official init (``random_init`` also normalises the rows, as the official
+        # constructor does); no normal_ draw, which costs seconds of kernel set-up on the meta device.
+        weight = torch.empty(codebook_size, dim).uniform_(-1.0 / codebook_size, 1.0 / codebook_size)
+        self.embedding = nn.Embedding(codebook_size, dim, _weight=weight)
 
     def codebook(self) -> torch.Tensor:
         """The K×D rows as the search and the lookup use them."""
@@ -338,15 +341,14 @@ class LlamaGenVQModel(nn.Module):
 
     @classmethod
     def random_init(cls, config: LlamaGenVQConfig, seed: int = 0) -> LlamaGenVQModel:
-        """PyTorch's default init with a unit-normalised uniform(±1/K) codebook, as the official
-        constructor; reproducible from ``seed`` and leaving torch's global RNG untouched (tests)."""
+        """The official init (PyTorch's defaults, a uniform(±1/K) codebook, l2-normalised), reproducible
+        from ``seed`` and leaving torch's global RNG untouched (tests)."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = cls(config)
-            k = config.codebook_size
-            weight = model.quantize.embedding.weight
-            weight.data.uniform_(-1.0 / k, 1.0 / k)
-            weight.data.copy_(F.normalize(weight.data, dim=-1))
+        if config.codebook_l2_norm:
+            with torch.no_grad():
+                model.quantize.embedding.weight.copy_(model.quantize.codebook())
         return model.eval()
 
     @classmethod
