@@ -17,7 +17,7 @@ import torch
 
 from tokbench.adapters.base import Pruner, resolve_budget
 from tokbench.adapters.registry import build_model
-from tokbench.errors import ConfigError, DataError
+from tokbench.errors import AdapterOutputError, ConfigError, DataError
 from tokbench.metrics import METRICS
 from tokbench.pruning import cost
 from tokbench.pruning.benchmark_metrics import BenchmarkScore
@@ -140,14 +140,24 @@ class PruneTrack(Track):
             (name, index, item) for name, found in state.items.items() for index, item in enumerate(found)
         ]
         shared = run.share(flat)
-        warmup = _warm_up(host, pruner, keep, [item for _, (_, _, item) in shared], run.options.seed)
+        warmup = _warm_up(run, host, pruner, keep, [item for _, (_, _, item) in shared])
         predictions = []
         with run.progress(len(shared), f"prune · {plan.model.spec}", unit="item") as progress:
             for position, (name, index, item) in shared:
                 generator = torch.Generator().manual_seed(run.options.seed * 1_000_003 + index)
                 try:
-                    answered = _answer(host, pruner, keep, item, state.settings.max_new_tokens, generator)
-                except DataError as error:
+                    answered = run.call_model(  # the VLM answering with the pruner inside: the model
+                        "answer",
+                        [f"{name}/{item.qid}"],
+                        _answer,
+                        host,
+                        pruner,
+                        keep,
+                        item,
+                        state.settings.max_new_tokens,
+                        generator,
+                    )
+                except (DataError, AdapterOutputError) as error:
                     run.skip(position, f"{name}/{item.qid}", error)
                 else:
                     predictions.append((position, {"benchmark": name, "id": item.qid, **answered}))
@@ -233,18 +243,14 @@ def _load_items(root: Path, settings: PruneSettings, limit: int | None) -> dict[
     return items
 
 
-def _warm_up(host: LlavaHost, pruner: Pruner, keep: int, items: list[Item], seed: int) -> int:
+def _warm_up(run: RunContext, host: LlavaHost, pruner: Pruner, keep: int, items: list[Item]) -> int:
     """One untimed prefill and decode step on the first usable item before timing; runs made (0 or 1)."""
     for item in items:
         try:
-            host.warm_up(
-                host.codec.pixels(item.image()),
-                item.prompt,
-                pruner,
-                keep,
-                torch.Generator().manual_seed(seed),
-            )
-        except DataError:
+            pixels = host.codec.pixels(item.image())
+            generator = torch.Generator().manual_seed(run.options.seed)
+            run.call_model("warm-up", [item.qid], host.warm_up, pixels, item.prompt, pruner, keep, generator)
+        except (DataError, AdapterOutputError):  # that item is counted when it is answered
             continue
         return 1
     return 0

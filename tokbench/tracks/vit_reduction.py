@@ -186,32 +186,44 @@ class _Measure:
         self.flops = {"full": 0, "reduced": 0}
 
     def batch(self, batch: Sequence[tuple[int, ImageItem]]) -> None:
-        """Preprocess, embed with all tokens and with the pruner, update the metrics."""
-        loaded, tensors = [], []
+        """Preprocess, then score what loaded (item by item when the pruner raises on the batch)."""
+        loaded = []
         for index, item in batch:
             try:
-                tensors.append(self.state.images.preprocess(item.load()).image)
+                loaded.append((index, item, self.state.images.preprocess(item.load()).image))
             except DataError as error:
                 self.run.skip(index, item.id, error)
-                continue
-            loaded.append((index, item))
-        if not loaded:
-            return
-        pixels = self.judge.prepare(quantize_uint8(torch.stack(tensors)))
+        if loaded:
+            self.run.attempt(
+                loaded, self._score, lambda entry, error: self.run.skip(entry[0], entry[1].id, error)
+            )
+
+    def _score(self, entries: Sequence[tuple[int, ImageItem, torch.Tensor]]) -> None:
+        """Embed with all tokens and with the pruner (a model call), update the metrics."""
+        ids = [entry[1].id for entry in entries]
+        pixels = self.judge.prepare(quantize_uint8(torch.stack([entry[2] for entry in entries])))
         if not self.lengths:  # the first batch: count FLOPs (this also warms up before any timing)
-            self._count_flops(pixels[:1])
+            self._count_flops(pixels[:1], ids[:1])
         state = self.state
         with self.run.timed("full_seconds"):
             full = encode_image_reduced(self.visual, pixels)
         with self.run.timed("reduced_seconds"):
-            reduced = encode_image_reduced(
-                self.visual, pixels, state.pruner, state.keep, state.settings.layer, self.generator
+            reduced = self.run.call_model(
+                "reduce",
+                ids,
+                encode_image_reduced,
+                self.visual,
+                pixels,
+                state.pruner,
+                state.keep,
+                state.settings.layer,
+                self.generator,
             )
         self.lengths = reduced[1]
         fields = {
             "real_features": full[0].float(),
             "fake_features": reduced[0].float(),
-            "labels": batch_labels(loaded),
+            "labels": batch_labels([entry[:2] for entry in entries]),
         }
         for key, _, metric in self.metrics:
             missing = [name for name in metric.inputs if fields.get(name) is None]
@@ -223,15 +235,23 @@ class _Measure:
                 )
                 continue
             metric.update(*(fields[name] for name in metric.inputs))
-        self.run.shard.items_used += len(loaded)
+        self.run.shard.items_used += len(entries)
 
-    def _count_flops(self, pixel: torch.Tensor) -> None:
+    def _count_flops(self, pixel: torch.Tensor, ids: list[str]) -> None:
         """FLOPs of one image, full and reduced (a fresh generator: the run's draws stay unchanged)."""
         state = self.state
         generator = torch.Generator().manual_seed(self.run.options.seed)
         self.flops["full"] = measured_flops(lambda: encode_image_reduced(self.visual, pixel))
         self.flops["reduced"] = measured_flops(
-            lambda: encode_image_reduced(
-                self.visual, pixel, state.pruner, state.keep, state.settings.layer, generator
+            lambda: self.run.call_model(
+                "reduce",
+                ids,
+                encode_image_reduced,
+                self.visual,
+                pixel,
+                state.pruner,
+                state.keep,
+                state.settings.layer,
+                generator,
             )
         )
