@@ -20,8 +20,8 @@ PACKAGE = Path(__file__).parent.parent / "tokbench"
 LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(layer.split())
     for layer in (
-        "errors hashing tensors files",
-        "registry distributed flops vocabulary provenance",
+        "errors hashing tensors",
+        "registry distributed flops vocabulary provenance files",
         "adapters data judges records comparability",
         "metrics hub features",
         "models perturb stats_io suites",
