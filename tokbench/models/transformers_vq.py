@@ -3,12 +3,12 @@
 ``emu3-vq`` and ``janus-vq``.
 
 Every official pipeline feeds its VQ-VAE RGB in [-1, 1] (Emu3 and Janus normalise with mean = std =
-0.5; Chameleon's own tokenizer computes ``u8 / 127.5 - 1``, which is the same; transformers'
-``ChameleonImageProcessor`` rescales by 0.0078 instead of 1/127.5, a 0.4% gain we do not copy), so
-images in [0, 1] go in as ``2x - 1``; outputs come back as ``(x + 1) / 2`` clamped to [0, 1] (the
-official pipelines clip the same way before converting to uint8, Janus and Emu3 by truncation;
-tokbench's tracks quantise by rounding, at most one level apart). Resizing and cropping belong to the
-suite: H and W must be multiples of the downsampling factor. Tokens are row-major over the h×w grid.
+0.5; Chameleon's own tokenizer computes ``u8 / 255 * 2 - 1``; transformers' ``ChameleonImageProcessor``
+computes ``u8 * 0.0078 - 1`` instead, 0.55% short of 2/255, which we do not copy), so images in
+[0, 1] go in as ``2x - 1``; outputs come back as ``(x + 1) / 2`` clamped to [0, 1] (the official
+pipelines clip the same way, then truncate to uint8; tokbench's tracks quantise by rounding, at most
+one level apart). Resizing and cropping belong to the suite: H and W must be multiples of the
+downsampling factor. Tokens are row-major over the h×w grid.
 
 * **Janus** (``deepseek-community/Janus-Pro-1B``, ``model.vqmodel.*``): LlamaGen's VQ-16. The official
   quantiser L2-normalises the latent and the codebook before the nearest-entry search; transformers'
