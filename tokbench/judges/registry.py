@@ -15,5 +15,6 @@ for _key, _target in {
     "dlib-resnet-v1": "tokbench.judges.face:DlibResnetFace",
     "insightface-glintr100": "tokbench.judges.face:InsightfaceGlintr100",
     "clip": "tokbench.judges.clip:ClipJudge",
+    "i3d-kinetics-400": "tokbench.judges.i3d:I3DKinetics400",
 }.items():
     JUDGES.register(_key, _target)
