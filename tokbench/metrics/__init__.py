@@ -12,6 +12,7 @@ for _key, _target in {
     "bytes-per-image": "tokbench.metrics.rate:BytesPerImage",
     "lpips": "tokbench.metrics.lpips:LearnedPerceptualImagePatchSimilarity",
     "fid": "tokbench.metrics.fid:FrechetInceptionDistance",
+    "fvd": "tokbench.metrics.fvd:FrechetVideoDistance",
     "kid": "tokbench.metrics.kid:KernelInceptionDistance",
     "precision-recall": "tokbench.metrics.precision_recall:PrecisionRecall",
     "inception-score": "tokbench.metrics.inception_score:InceptionScore",
