@@ -269,3 +269,20 @@ def test_tokbench_suite_end_to_end(tiny: dict[str, object], tmp_path: Path) -> N
     assert {k.split("_")[2] for k in keys if k.startswith(("t_acc_", "f_sim_"))} >= {"256", "512", "1024"}, (
         keys
     )
+
+
+def test_hub_cache_snapshot_loads_offline(
+    tiny: dict[str, object], images, tmp_path: Path, monkeypatch
+) -> None:
+    """A hub cache holding the repository (single model.safetensors, no shard index) works offline."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    snapshot = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--BAAI--Emu3-VisionTokenizer"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(snapshot)
+    (repo / "snapshots" / snapshot).mkdir(parents=True)
+    state = {k: v.contiguous() for k, v in tiny["emu3"].model.state_dict().items()}
+    save_file(state, str(repo / "snapshots" / snapshot / "model.safetensors"))
+    loaded = Emu3Vq.from_config(TINY_EMU3, weights=str(tmp_path))
+    assert loaded.commit == snapshot and loaded.source == "hub:BAAI/Emu3-VisionTokenizer"
+    assert torch.equal(loaded.encode(images).payload, tiny["emu3"].encode(images).payload)
