@@ -96,8 +96,11 @@ def _site_entries(root: Path) -> set[str]:
 
 
 def _remove_site(old: Path, owned: set[str]) -> None:
-    """Delete the files of a replaced build that its manifest lists, then its emptied folders; anything
-    else (a file added while the build ran) is left, with a warning."""
+    """Delete the files of a replaced build that its manifest lists (or that were checked as ``owned``
+    before the build: a concurrent build may have replaced that one), then its emptied folders;
+    anything else (a file added while the build ran) is left, with a warning."""
+    if (old / MARKER).is_file():
+        owned = owned | _manifest_files(old / MARKER)
     for name in owned:
         path = old / name
         if path.is_symlink() or path.is_file():
