@@ -263,6 +263,25 @@ def test_6_site_build_never_deletes_a_store_inside_out_or_foreign_files(tmp_path
     assert (other / "notes.txt").read_text() == "keep me" and (other / "index.html").is_file()
 
 
+def test_6_a_forged_manifest_deletes_nothing_outside_the_site(tmp_path: Path) -> None:
+    import json
+
+    from tokbench.report.site import build_site
+
+    victim, elsewhere = tmp_path / "victim.txt", tmp_path / "elsewhere"
+    victim.write_text("keep me")
+    elsewhere.mkdir()
+    (elsewhere / "page.html").write_text("keep me")
+    out = build_site(tmp_path / "no-store", tmp_path / "site").out
+    (out / "link").symlink_to(elsewhere)
+    manifest = json.loads((out / ".tokbench-site").read_text())
+    manifest["files"] += ["../victim.txt", "link", "link/page.html"]
+    (out / ".tokbench-site").write_text(json.dumps(manifest))
+    build_site(tmp_path / "no-store", out)
+    assert victim.read_text() == "keep me" and (elsewhere / "page.html").read_text() == "keep me"
+    assert not (out / "link").exists() and (out / "index.html").is_file()
+
+
 # --- 7: output paths are checked before any work --------------------------------------------------------
 
 

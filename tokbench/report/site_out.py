@@ -101,7 +101,7 @@ def _remove_site(old: Path, owned: set[str]) -> None:
     anything else (a file added while the build ran) is left, with a warning."""
     if (old / MARKER).is_file():
         owned = owned | _manifest_files(old / MARKER)
-    for name in owned:
+    for name in owned & _site_entries(old):  # only what is really inside: no '..', no followed links
         path = old / name
         if path.is_symlink() or path.is_file():
             path.unlink()
