@@ -24,6 +24,7 @@ OFFLINE_OPTIONS: dict[str, dict[str, Any]] = {
     "easyocr-en-g2": {},
     "dlib-resnet-v1": {},
     "clip": {"model": "ViT-S-32", "pretrained": None, "weights": "random"},  # as tests/semantic do
+    "i3d-kinetics-400": {},
 }
 
 
