@@ -189,26 +189,31 @@ class RunContext:
         failed: Callable[[T, AdapterOutputError], None],
     ) -> None:
         """``call(batch)``; when the model breaks its contract or raises, retry item by item to find the
-        items it fails on, and hand each of those to ``failed`` (under ``fail`` the first error is
-        raised). When every item of this process's first batch (of two or more) fails, the run stops
-        there with the first item's error: the model fails on everything, and trying every item of the
-        dataset one by one would only repeat that."""
+        items it fails on, and hand each of those to ``failed`` (under ``fail`` the first of them is
+        raised, naming its item, or the batch's error if every item passes alone). When every item of
+        this process's first batch (of two or more) fails, the run stops there with the first item's
+        error: the model fails on everything, and trying every item of the dataset would repeat that."""
         first, self._attempted = not self._attempted, True
         try:
             call(batch)
             return
         except AdapterOutputError as error:
-            if self.options.on_error == "fail":
-                raise
             if len(batch) == 1:
+                if self.options.on_error == "fail":
+                    raise
                 failed(batch[0], error)
                 return
+            batch_error = error
         errors: list[tuple[T, AdapterOutputError]] = []
         for entry in batch:
             try:
                 call([entry])
             except AdapterOutputError as error:
+                if self.options.on_error == "fail":
+                    raise
                 errors.append((entry, error))
+        if self.options.on_error == "fail":
+            raise batch_error
         if first and len(errors) == len(batch):
             error = errors[0][1]
             raise type(error)(

@@ -2,17 +2,21 @@
 ``call_model``: an exception raised inside the call becomes a one-line ``ModelCallError`` naming the
 model, the call, the items and where it was raised, and ``--timeout`` bounds the call's wall time.
 
-The watchdog is a timer thread. When a call outlives the timeout it interrupts the main thread with
-SIGALRM, whose handler raises ``ModelTimeoutError`` inside the call (a Python-level wait or loop, and a
-blocking system call such as ``sleep``, stop there). A call stuck in C code that never returns to the
-interpreter cannot be interrupted in Python: after ``GRACE_SECONDS`` more the watchdog prints the same
-one-line report and ends the process (``os._exit(1)``). Nothing is half-written either way: records and
-shard files are written to a temporary file and renamed, never during a model call.
+The watchdog has three stages. (1) At the timeout a timer thread interrupts the main thread with
+SIGALRM, whose handler raises ``ModelTimeoutError`` inside the call: Python code and blocking system
+calls (``sleep``, reads, lock waits) stop there and the run ends with a one-line error. (2) A call in C
+code that releases the interpreter lock but does not return (a long kernel, a blocked library call with
+signals masked) is reported by the timer thread ``GRACE_SECONDS`` later, on one line, and the process
+ends (``os._exit(1)``). (3) A call in C code that holds the interpreter lock cannot be reported from
+Python at all: ``2 × GRACE_SECONDS`` after the timeout, ``faulthandler`` (a C thread) prints every
+thread's stack, the stuck call's frame included, and ends the process. Nothing is half-written in any
+case: records and shard files are written to a temporary file and renamed, never during a model call.
 """
 
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
 import signal
 import sys
@@ -61,7 +65,7 @@ def _watchdog(what: str, timeout: float | None) -> Iterator[None]:
         yield
         return
     message = f"{what} did not return within {timeout:g} s (--timeout); the run stopped, nothing was stored"
-    state = {"active": True, "fired": False}
+    state = {"active": True}
     lock = threading.Lock()
     finished = threading.Event()
     in_main = threading.current_thread() is threading.main_thread()
@@ -74,7 +78,6 @@ def _watchdog(what: str, timeout: float | None) -> Iterator[None]:
         with lock:
             if not state["active"]:
                 return
-            state["fired"] = True
             if in_main:
                 signal.pthread_kill(threading.main_thread().ident, signal.SIGALRM)
         if not finished.wait(GRACE_SECONDS if in_main else 0.0):
@@ -90,6 +93,9 @@ def _watchdog(what: str, timeout: float | None) -> Iterator[None]:
     timer = threading.Timer(timeout, expire)
     timer.daemon = True
     timer.start()
+    backstop = _stack_dump_file()
+    if backstop is not None:  # stage 3, for a call that never lets the timer thread run
+        faulthandler.dump_traceback_later(timeout + 2 * GRACE_SECONDS, exit=True, file=backstop)
     try:
         yield
     finally:
@@ -97,5 +103,17 @@ def _watchdog(what: str, timeout: float | None) -> Iterator[None]:
             state["active"] = False
         finished.set()
         timer.cancel()
+        if backstop is not None:
+            faulthandler.cancel_dump_traceback_later()
         if in_main:
             signal.signal(signal.SIGALRM, previous)
+
+
+def _stack_dump_file() -> Any:
+    """The process's standard error, when it is a real file faulthandler can write to, else None."""
+    stream = sys.__stderr__
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return stream
