@@ -25,12 +25,12 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "adapters data judges records comparability",
         "metrics hub features",
         "models perturb stats_io suites",
-        "gen semantic textface pruning",
+        "gen semantic textface pruning file_fid",
         "tracks",
         "store catalog",
         "recording history reported",
         "evaluator report",
-        "api doctor",
+        "api doctor cli_files",
         "cli __init__",
     )
 )

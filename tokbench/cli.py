@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tokbench.cli_files import FILE_COMMANDS, add_file_commands
 from tokbench.errors import ConfigError, TokbenchError, describe_exception
 from tokbench.files import check_output_paths
 
@@ -133,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--created-at", help="RFC 3339 time stamped on new records (default: today 00:00Z)")
     ingest.add_argument("--force", action="store_true", help="replace records that already exist")
 
+    add_file_commands(commands)
+
     commands.add_parser("doctor", help="show what is installed and what resolves offline")
     return parser
 
@@ -151,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "site": _site,
         "ingest": _ingest,
         "doctor": _doctor,
+        **FILE_COMMANDS,
     }
     try:
         return handlers[args.command](args)

@@ -43,6 +43,9 @@ _BUILTIN_MODELS = {
     "llamagen-vq": "tokbench.models.llamagen_vq:LlamaGenVQ",
     "var-vqvae": "tokbench.models.var_vqvae:VarVqvae",
     "open-magvit2": "tokbench.models.open_magvit2:OpenMagvit2",
+    # outputs made elsewhere, scored from files
+    "reconstructions": "tokbench.models.files:FileReconstructions",
+    "samples": "tokbench.models.files:FileSamples",
     # VLM visual-token pruners (suite prune; tokbench.pruning)
     "none": "tokbench.pruning.pruners:NoPruning",
     "random": "tokbench.pruning.pruners:RandomPruning",
