@@ -180,6 +180,18 @@ def check_clip_shape(shape: tuple[int, ...], resize: str = "tf1-bilinear", clip:
         raise DataError(f"{clip} of shape {tuple(shape)}{where} is outside the I3D's domain: {problem}")
 
 
+def preprocess(clips: torch.Tensor, resize: str = "tf1-bilinear") -> torch.Tensor:
+    """uint8 N×T×3×H×W → float32 N×3×T×H×W in [−1, 1]: FVD's resize (unless ``"none"``), ``2·x/255 − 1``."""
+    batch, frames, channels, height, width = clips.shape
+    x = clips.to(torch.float32)
+    if resize == "tf1-bilinear" and (height, width) != (INPUT_SIZE, INPUT_SIZE):
+        frames_flat = x.reshape(batch * frames, channels, height, width)
+        resized = tf1_bilinear_resize(frames_flat, (INPUT_SIZE, INPUT_SIZE))
+        x = resized.reshape(batch, frames, channels, INPUT_SIZE, INPUT_SIZE)
+    x = 2.0 * x / 255.0 - 1.0
+    return x.permute(0, 2, 1, 3, 4)
+
+
 class I3DKinetics400(Judge):
     """Kinetics-400 I3D (FVD's network): uint8 N×T×3×H×W RGB clips in, 400 float32 logits per clip out.
 
@@ -237,16 +249,5 @@ class I3DKinetics400(Judge):
         check_clip_shape(tuple(images.shape), self.resize, clip=f"a batch of {images.shape[0]} clip(s)")
         step = CPU_SUB_BATCH if device.type == "cpu" else images.shape[0]
         with torch.inference_mode():
-            logits = [self.network(self.preprocess(chunk.to(device))) for chunk in images.split(step)]
+            logits = [self.network(preprocess(chunk.to(device), self.resize)) for chunk in images.split(step)]
         return {"logits": torch.cat(logits)}
-
-    def preprocess(self, clips: torch.Tensor) -> torch.Tensor:
-        """uint8 N×T×3×H×W → float32 N×3×T×H×W in [−1, 1], resized as configured."""
-        batch, frames, channels, height, width = clips.shape
-        x = clips.to(torch.float32)
-        if self.resize == "tf1-bilinear" and (height, width) != (INPUT_SIZE, INPUT_SIZE):
-            frames_flat = x.reshape(batch * frames, channels, height, width)
-            resized = tf1_bilinear_resize(frames_flat, (INPUT_SIZE, INPUT_SIZE))
-            x = resized.reshape(batch, frames, channels, INPUT_SIZE, INPUT_SIZE)
-        x = 2.0 * x / 255.0 - 1.0
-        return x.permute(0, 2, 1, 3, 4)

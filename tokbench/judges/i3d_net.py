@@ -211,13 +211,14 @@ class I3D(nn.Module):
             mixed_5c = stage(mixed_5c)
         return self.head(mixed_5c)["logits"]
 
-    def endpoints(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every endpoint (N×C×T×H×W), then ``pooled``, ``logits_per_time`` (N×T′×C) and ``logits``."""
+    def endpoints(self, x: torch.Tensor, head: bool = True) -> dict[str, torch.Tensor]:
+        """Every endpoint (N×C×T×H×W) and, with ``head``, ``pooled``, ``logits_per_time`` (N×T′×C) and
+        ``logits``; without it any clip size works (Mixed_5c is the last output)."""
         outputs: dict[str, torch.Tensor] = {}
         for name, stage in self.stages.items():
             x = stage(x)
             outputs[name] = x
-        return {**outputs, **self.head(x)}
+        return {**outputs, **self.head(x)} if head else outputs
 
     def head(self, mixed_5c: torch.Tensor) -> dict[str, torch.Tensor]:
         """The (2, 7, 7) VALID average pool, the classifier and the mean of its logits over time."""
