@@ -130,8 +130,9 @@ def _refuse(path: Path, item_id: str, unreadable: Path) -> Image.Image:
 # --- 14: 16-bit colour PNGs are rounded like 16-bit greys -------------------------------------------------
 
 
-def _png16(path: Path, samples: np.ndarray) -> None:
-    """Write an H×W×C uint16 array as a 16-bit PNG (C = 1 grey, 3 RGB, 4 RGBA), Paeth-filtered rows."""
+def _png16(path: Path, samples: np.ndarray, colour_key: tuple[int, int, int] | None = None) -> None:
+    """Write an H×W×C uint16 array as a 16-bit PNG (C = 1 grey, 3 RGB, 4 RGBA), Paeth-filtered rows,
+    with an optional tRNS colour key."""
     height, width, channels = samples.shape
     colour_type = {1: 0, 3: 2, 4: 6}[channels]
     data = samples.astype(">u2").reshape(height, -1).view(np.uint8).reshape(height, -1).astype(np.int32)
@@ -153,9 +154,11 @@ def _png16(path: Path, samples: np.ndarray) -> None:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    key = chunk(b"tRNS", struct.pack(">HHH", *colour_key)) if colour_key else b""
     path.write_bytes(
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
+        + key
         + chunk(b"IDAT", zlib.compress(b"".join(rows)))
         + chunk(b"IEND", b"")
     )
@@ -173,6 +176,11 @@ def test_14_48_bit_rgb_png_is_rounded_like_16_bit_grey(tmp_path: Path) -> None:
     _png16(tmp_path / "grey16.png", samples[..., :1])
     grey = np.asarray(load_rgb(tmp_path / "grey16.png"))
     np.testing.assert_array_equal(grey[..., 0], pixels[..., 0])  # one conversion for both
+    _png16(tmp_path / "keyed.png", samples, colour_key=tuple(int(v) for v in samples[1, 2]))
+    keyed = np.array(load_rgb(tmp_path / "keyed.png"))
+    assert keyed[1, 2].tolist() == [0, 0, 0]  # the colour key is transparent: black
+    keyed[1, 2] = pixels[1, 2]
+    np.testing.assert_array_equal(keyed, pixels)
 
 
 def test_14_64_bit_rgba_png_rounds_then_composites(tmp_path: Path) -> None:

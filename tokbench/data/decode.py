@@ -128,11 +128,15 @@ def _low_bytes_tiles(image: Image.Image) -> list | None:
 
 def _sixteen_bit_colour_to_rgb(high: Image.Image, low: Image.Image, where: str) -> Image.Image:
     """16-bit RGB(A) samples (their high and low bytes as two 8-bit images) to 8-bit RGB by
-    ``round(v / 257)`` as 16-bit greys, alpha composited over black as 8-bit alpha."""
+    ``round(v / 257)`` as 16-bit greys, alpha composited over black as 8-bit alpha; a colour key
+    (PNG ``tRNS``, 16-bit values) makes its pixels transparent, hence black."""
     values = (np.asarray(high).astype(np.uint32) << 8) | np.asarray(low).astype(np.uint32)
     pixels = _sixteen_bit_to_uint8(values, f"{high.mode};16", where)
     if high.mode == "RGBA":
         pixels = _composite_over_black(pixels)
+    key = high.info.get("transparency")
+    if high.mode == "RGB" and isinstance(key, tuple) and len(key) == 3:
+        pixels[(values == np.asarray(key, dtype=np.uint32)).all(axis=-1)] = 0
     return Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8))
 
 
