@@ -241,7 +241,11 @@ class I3DKinetics400(Judge):
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits of a uint8 N×T×3×H×W batch of clips (``images`` keeps the judge contract's name)."""
         if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 5:
-            got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else images
+            got = (
+                f"{images.dtype} {tuple(images.shape)}"
+                if isinstance(images, torch.Tensor)
+                else type(images).__name__
+            )
             raise ConfigError(f"{self.name} takes uint8 N×T×3×H×W RGB clips, got {got}")
         device = self.device
         if images.shape[0] == 0:
