@@ -88,12 +88,12 @@ def load_statistics(
         with loaded as data:
             keys = set(data.files)
             if {mean_key, covariance_key} <= keys:
-                _check_declared(source, mean_key, "(d,)", feature_dim)
-                _check_declared(source, covariance_key, "(d, d)", feature_dim)
+                check_declared_array(source, mean_key, "(d,)", feature_dim)
+                check_declared_array(source, covariance_key, "(d, d)", feature_dim)
                 mean, covariance = data[mean_key], data[covariance_key]
                 count = _count(source, data)
             elif not spatial and "feats" in keys:
-                _check_declared(source, "feats", "(n, d)", feature_dim)
+                check_declared_array(source, "feats", "(n, d)", feature_dim)
                 return _from_features(source, data["feats"], feature_dim)
             else:
                 raise ConfigError(_missing_keys_message(source, keys, mean_key, covariance_key))
@@ -149,7 +149,7 @@ def _missing_keys_message(source: Path, keys: set[str], mean_key: str, covarianc
     return message
 
 
-def _check_declared(source: Path, key: str, layout: str, feature_dim: int | None) -> None:
+def check_declared_array(source: Path, key: str, layout: str, feature_dim: int | None) -> None:
     """Check the shape and dtype an array declares in its .npz header before it is read: real numbers,
     the ``layout`` (``(d,)``, ``(d, d)`` or ``(n, d)``), a feature width d of ``feature_dim`` (else at
     most ``MAX_FEATURE_DIM``), and no more data than the member holds."""

@@ -23,7 +23,7 @@ from tokbench.hashing import file_sha256
 from tokbench.judges.base import Judge
 from tokbench.judges.weights import cache_dir
 from tokbench.metrics.frechet import FeatureStatistics
-from tokbench.stats_io import load_statistics
+from tokbench.stats_io import check_declared_array, load_statistics
 
 #: Where OpenAI's guided-diffusion README publishes the ImageNet reference batches.
 ADM_REFERENCE_URL = "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/ref_batches/imagenet/"
@@ -83,12 +83,8 @@ def load_reference(path: Path, feature_dim: int) -> ReferenceBatch:
     statistics = load_statistics(path, feature_dim=feature_dim)
     with np.load(path, allow_pickle=False) as data:
         files = set(data.files)
-        if "feats" in files and "arr_0" not in files:
-            shape = data["feats"].shape
-            if len(shape) != 2 or shape[1] != feature_dim:
-                raise ConfigError(
-                    f"reference batch {path}: 'feats' must be (n, {feature_dim}) judge features, got {shape}"
-                )
+    if "feats" in files and "arr_0" not in files:  # checked from its header, before it is ever read
+        check_declared_array(path, "feats", "(n, d)", feature_dim)
     image_shape = npz_image_shape(path) if "arr_0" in files else None
     activations = "arr_0" if image_shape is not None else "feats" if "feats" in files else None
     spatial = {"mu_s", "sigma_s"} <= files
