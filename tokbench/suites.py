@@ -21,7 +21,7 @@ from tokbench.errors import ConfigError
 BUILTIN_SUITE_DIR = Path(__file__).parent / "tasks"
 SUITE_PATH_ENV = "TOKBENCH_SUITE_PATH"
 SUITE_ENTRY_POINT_GROUP = "tokbench.suites"
-KINDS = ("tokenizer", "generator", "pruner")
+KINDS = ("tokenizer", "generator", "pruner", "video-tokenizer")
 RECON_TRACK = "recon"
 RECORD_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 #: Largest suite file read (built-in suites are a few kB).

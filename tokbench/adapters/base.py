@@ -99,6 +99,33 @@ class Tokenizer(Adapter, ABC):
         """Decode to a float32 N×3×H×W batch in [0, 1], one image per input, in order."""
 
 
+class VideoTokenizer(Adapter, ABC):
+    """Turns video clips into a compact representation and back (video VAEs, video codecs).
+
+    Clips cross the boundary as float32 N×T×3×H×W, RGB, in [0, 1]. ``Encoded.bits`` holds each
+    clip's size in bits (real bytes for codecs; tokens × log2(K) for discrete tokenizers; None when
+    undefined); ``Encoded.num_tokens`` the tokens (or latent positions) per clip.
+    """
+
+    kind: ClassVar[str] = "video-tokenizer"
+    #: Frames per clip the tokenizer accepts: T with ``(T - frame_offset) % frame_multiple == 0``
+    #: (causal video VAEs with 4× temporal compression take 4k + 1 frames: multiple 4, offset 1).
+    frame_multiple: ClassVar[int] = 1
+    frame_offset: ClassVar[int] = 0
+
+    def accepts_frames(self, count: int) -> bool:
+        """Whether a clip of ``count`` frames fits the tokenizer's temporal compression."""
+        return count > self.frame_offset - 1 and (count - self.frame_offset) % self.frame_multiple == 0
+
+    @abstractmethod
+    def encode(self, clips: torch.Tensor) -> Encoded:
+        """Encode a float32 N×T×3×H×W batch of clips in [0, 1]."""
+
+    @abstractmethod
+    def decode(self, encoded: Encoded) -> torch.Tensor:
+        """Decode to float32 N×T×3×H×W in [0, 1], one clip per input, in order, same T, H, W."""
+
+
 class VariableLengthTokenizer(ABC):
     """Mixin for tokenizers whose ordered 1-D token sequence can be cut to its first ``num_tokens``
     tokens (FlexTok, One-D-Piece, ...), so that ``--sweep num_tokens=8,16,...`` traces a rate curve.
