@@ -11,6 +11,8 @@ _BUILTIN_DATASETS = {
     "classfolder": "tokbench.data.classfolder:ClassFolderDataset",
     "tokbench-embedded": "tokbench.textface.embedded:EmbeddedTokbenchDataset",
     "tokbench": "tokbench.textface.dataset:TokbenchDataset",
+    "videofolder": "tokbench.data.video:VideoFolderDataset",
+    "video-embedded": "tokbench.data.video_embedded:EmbeddedVideoDataset",
 }
 
 DATASETS: Registry[type[Dataset]] = Registry("dataset", base=Dataset, entry_point_group="tokbench.datasets")
