@@ -5,6 +5,8 @@ the real architecture, or none) and held to its kind's contract.
 - Tokenizers: ``encode`` returns an ``Encoded`` (bits None or N finite sizes), ``decode`` returns
   float32 N×3×H×W in [0, 1], finite, the input's shape; the input is left untouched and the same
   input gives the same output whatever the global RNG state.
+- Video tokenizers: the same on float32 N×T×3×H×W clips (a panning picture, ``frames`` long, a
+  count the tokenizer's temporal compression accepts), decoded to the input's shape.
 - Generators: ``sample(conditions, seeds)`` returns float32 N×3×H×W in [0, 1]; the same seeds give
   the same images, another seed changes its own image and no other.
 - Pruners: pre-LLM ``reduce`` returns the budgeted number of tokens with distinct in-range indices
@@ -39,6 +41,7 @@ from tokbench.adapters.base import (
     Pruner,
     ReducedTokens,
     Tokenizer,
+    VideoTokenizer,
     resolve_budget,
 )
 from tokbench.adapters.registry import MODELS, build_model
@@ -66,6 +69,8 @@ class ContractCase:
     requires: tuple[str, ...] = ()
     #: Over ~10 s on two busy cores: marked ``slow`` (still run in CI).
     slow: bool = False
+    #: Frames per clip of a video tokenizer's input.
+    frames: int = 9
 
 
 def _spec(spec: str) -> Callable[[], Adapter]:
@@ -215,6 +220,13 @@ CASES: dict[str, ContractCase] = {
     "diffusers-autoencoder": ContractCase(
         _generic_diffusers_autoencoder, image_size=16, requires=("diffusers",)
     ),
+    # video codecs and baselines (PyAV, FFmpeg inside)
+    **{
+        name: ContractCase(_spec(spec), requires=("av",))
+        for name, spec in (("h264", "h264:crf=30"), ("h265", "h265:crf=30"), ("av1", "av1:crf=40,preset=12"))
+    },
+    "video-identity": ContractCase(_spec("video-identity")),
+    "video-resize": ContractCase(_spec("video-resize:factor=2")),
     # generators
     "dit": ContractCase(_tiny_dit, image_size=16, requires=("diffusers",)),
     # outputs made elsewhere, read from files (their own contract: check_files)
@@ -281,6 +293,9 @@ def test_registered_model_keeps_its_contract(name: str) -> None:
     elif isinstance(adapter, Tokenizer):
         assert adapter.kind == "tokenizer"
         check_tokenizer(name, adapter, case)
+    elif isinstance(adapter, VideoTokenizer):
+        assert adapter.kind == "video-tokenizer"
+        check_video_tokenizer(name, adapter, case)
     elif isinstance(adapter, Generator):
         assert adapter.kind == "generator"
         check_generator(name, adapter, case)
@@ -349,6 +364,34 @@ def check_tokenizer(name: str, tokenizer: Tokenizer, case: ContractCase) -> None
         encoded_again = tokenizer.encode(images)
         again = tokenizer.decode(encoded_again)
     assert torch.equal(decoded, again), f"{name}: the same images decode differently"
+    bits_again = check_bits(encoded_again.bits, BATCH, name, IDS)
+    assert (bits is None and bits_again is None) or torch.equal(bits, bits_again)
+
+
+def contract_clips(count: int, frames: int, side: int) -> torch.Tensor:
+    """Smooth random pictures panning one pixel a frame: float32 N×T×3×H×W in [0, 1], fixed."""
+    coarse = torch.rand((count, 3, 4, 4), generator=torch.Generator().manual_seed(0))
+    wide = torch.nn.functional.interpolate(coarse, size=(side, side + frames), mode="bilinear")
+    return torch.stack([wide[..., t : t + side] for t in range(frames)], dim=1).clamp(0.0, 1.0)
+
+
+def check_video_tokenizer(name: str, tokenizer: VideoTokenizer, case: ContractCase) -> None:
+    assert tokenizer.accepts_frames(case.frames), f"{name}: give the case a frame count it accepts"
+    clips = contract_clips(BATCH, case.frames, case.image_size)
+    original = clips.clone()
+    encoded = tokenizer.encode(clips)
+    assert isinstance(encoded, Encoded), f"{name}: encode() returned {type(encoded).__name__}"
+    bits = check_bits(encoded.bits, BATCH, name, IDS)
+    tokens = encoded.num_tokens
+    assert tokens is None or (isinstance(tokens, int) and tokens > 0), f"{name}: num_tokens={tokens!r}"
+    decoded = tokenizer.decode(encoded)
+    check_images(decoded, clips.shape, name, IDS)
+    assert torch.equal(clips, original), f"{name}: encode/decode changed its input"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(12345)  # another global RNG state: the round trip must not depend on it
+        encoded_again = tokenizer.encode(clips)
+        again = tokenizer.decode(encoded_again)
+    assert torch.equal(decoded, again), f"{name}: the same clips decode differently"
     bits_again = check_bits(encoded_again.bits, BATCH, name, IDS)
     assert (bits is None and bits_again is None) or torch.equal(bits, bits_again)
 

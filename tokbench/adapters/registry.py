@@ -43,6 +43,12 @@ _BUILTIN_MODELS = {
     "llamagen-vq": "tokbench.models.llamagen_vq:LlamaGenVQ",
     "var-vqvae": "tokbench.models.var_vqvae:VarVqvae",
     "open-magvit2": "tokbench.models.open_magvit2:OpenMagvit2",
+    # video tokenizers: real codecs (PyAV) and weightless baselines
+    "h264": "tokbench.models.video_codecs:H264",
+    "h265": "tokbench.models.video_codecs:H265",
+    "av1": "tokbench.models.video_codecs:Av1",
+    "video-identity": "tokbench.models.video_codecs:VideoIdentity",
+    "video-resize": "tokbench.models.video_codecs:VideoResize",
     # outputs made elsewhere, scored from files
     "reconstructions": "tokbench.models.files:FileReconstructions",
     "samples": "tokbench.models.files:FileSamples",
