@@ -42,7 +42,9 @@ def _make(name: str, lpips_judge) -> Metric:
 
 def _batch(metric: Metric, n: int, generator: torch.Generator) -> list[torch.Tensor]:
     """One batch of the fields ``metric.inputs`` names, ``n`` images (or items) long."""
-    originals = torch.randint(0, 256, (n, 3, SIDE, SIDE), generator=generator, dtype=torch.uint8)
+    clips = getattr(metric, "takes_clips", False)  # video metrics: N×T×3×H×W clips of 3 frames
+    shape = (n, 3, 3, 32, 32) if clips else (n, 3, SIDE, SIDE)
+    originals = torch.randint(0, 256, shape, generator=generator, dtype=torch.uint8)
     noise = torch.randint(-20, 21, originals.shape, generator=generator)
     fields = {
         "originals": originals,

@@ -14,6 +14,13 @@ for _key, _target in {
     "fid": "tokbench.metrics.fid:FrechetInceptionDistance",
     "fvd": "tokbench.metrics.fvd:FrechetVideoDistance",
     "kid": "tokbench.metrics.kid:KernelInceptionDistance",
+    # video clips (uint8 N×T×3×H×W): image metrics per frame, rate per frame, temporal consistency
+    "video-psnr": "tokbench.metrics.video:VideoPeakSignalNoiseRatio",
+    "video-ssim": "tokbench.metrics.video:VideoStructuralSimilarity",
+    "video-lpips": "tokbench.metrics.video:VideoLearnedPerceptualImagePatchSimilarity",
+    "video-bits-per-pixel": "tokbench.metrics.video:VideoBitsPerPixel",
+    "temporal-difference-error": "tokbench.metrics.video:TemporalDifferenceError",
+    "video-tlp": "tokbench.metrics.video:TemporalLpips",
     "precision-recall": "tokbench.metrics.precision_recall:PrecisionRecall",
     "inception-score": "tokbench.metrics.inception_score:InceptionScore",
     "clip-cosine": "tokbench.metrics.semantic:ClipEmbeddingCosine",
