@@ -288,7 +288,7 @@ def _print_result(result) -> None:
     if result.stored is not None:
         status = {
             "added": "record added",
-            "replaced": "record replaced (--force)",
+            "replaced": "record replaced (--force, or a fail run replacing one with skipped items)",
             "exists": "identical record already in the store, not re-run (use --force to replace)",
         }[result.stored.status]
         print(f"{status}: {result.stored.path}")
