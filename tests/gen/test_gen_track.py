@@ -234,3 +234,19 @@ def test_the_cli_runs_a_generator_plugin(proj_env: Path, capsys) -> None:
     assert "gfid" in capsys.readouterr().out
     assert main([*argv, "--num-samples", "6"]) == 1  # 6 samples of 4 classes (the last flag wins)
     assert "not divisible by the class count" in capsys.readouterr().err
+
+
+def test_a_generators_nan_output_is_named_as_sample_output(proj_env: Path) -> None:
+    import torch
+
+    from tokbench.adapters.base import Generator
+    from tokbench.errors import TokbenchError
+
+    class NanGenerator(Generator):
+        num_classes = 4
+
+        def sample(self, conditions, seeds):
+            return torch.full((len(conditions), 3, 8, 8), float("nan"))
+
+    with pytest.raises(TokbenchError, match=r"sample\(\) returned .*NaN"):
+        _run(proj_env, NanGenerator(), "nan")

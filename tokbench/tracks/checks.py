@@ -12,26 +12,27 @@ from tokbench.data.base import ImageItem
 from tokbench.errors import AdapterOutputError
 
 
-def check_images(output: Any, expected_shape: torch.Size, model: str, ids: list[str]) -> None:
-    """Enforce the adapter contract on decoded images: float32, expected shape, finite, in [0, 1]."""
+def check_images(
+    output: Any, expected_shape: torch.Size, model: str, ids: list[str], call: str = "decode()"
+) -> None:
+    """Enforce the adapter contract on the images a model ``call`` returned: float32, expected shape,
+    finite, in [0, 1]."""
     where = f"model {model}, items {short_ids(ids)}"
     if not isinstance(output, torch.Tensor):
-        raise AdapterOutputError(
-            f"{where}: decode() returned {type(output).__name__}, expected a torch.Tensor"
-        )
+        raise AdapterOutputError(f"{where}: {call} returned {type(output).__name__}, expected a torch.Tensor")
     if output.dtype != torch.float32:
-        raise AdapterOutputError(f"{where}: decode() returned dtype {output.dtype}, expected torch.float32")
+        raise AdapterOutputError(f"{where}: {call} returned dtype {output.dtype}, expected torch.float32")
     if tuple(output.shape) != tuple(expected_shape):
         raise AdapterOutputError(
-            f"{where}: decode() returned shape {tuple(output.shape)}, expected {tuple(expected_shape)}"
+            f"{where}: {call} returned shape {tuple(output.shape)}, expected {tuple(expected_shape)}"
         )
     if not torch.isfinite(output).all():
         bad = int((~torch.isfinite(output)).sum())
-        raise AdapterOutputError(f"{where}: decode() returned {bad} NaN/Inf values")
+        raise AdapterOutputError(f"{where}: {call} returned {bad} NaN/Inf values")
     low, high = float(output.min()), float(output.max())
     if low < 0.0 or high > 1.0:
         raise AdapterOutputError(
-            f"{where}: decode() returned values in [{low:.4g}, {high:.4g}], expected [0, 1] "
+            f"{where}: {call} returned values in [{low:.4g}, {high:.4g}], expected [0, 1] "
             "(clamp inside the adapter if the model's range is wider)"
         )
 

@@ -387,7 +387,7 @@ def _check_samples(images: Any, count: int, spec: str, indices: range) -> None:
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[:2] != (count, 3):
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise AdapterOutputError(f"model {spec}: sample() returned {shape}, expected ({count}, 3, H, W)")
-    check_images(images, images.shape, spec, ids)
+    check_images(images, images.shape, spec, ids, call="sample()")
 
 
 def _score(
