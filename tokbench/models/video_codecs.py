@@ -10,10 +10,11 @@ the frame rate, so it is an argument and part of the identity).
 
 Determinism: every encoder and decoder runs on one thread (x264 ``threads=1``; x265
 ``pools=none:frame-threads=1``; SVT-AV1 ``lp=1``; dav1d and FFmpeg decoders ``thread_count=1``), so
-the same clip gives the same bytes and frames on every call. libx265 with its default adaptive
-quantisation reads past its buffers on frames under 64 pixels a side (different bytes from call to
-call, sometimes a heap-corruption abort, seen with x265 in PyAV 18.1.0 at 16-48 pixels), so frames
-are padded up to 64 pixels a side for H.265.
+the same clip gives the same bytes and frames on every call. libx265 (in PyAV 18.1.0) is unstable
+on small pictures: frames of 16-100 pixels a side gave different bytes from call to call
+(64×64 among them; switching off SAO or adaptive quantisation hid it on some sizes only) and 40×40
+aborted with heap corruption, while every size tried from 128 up was stable, so frames are padded up
+to 128 pixels a side for H.265 (the padding is part of its bits).
 
 Sizes: 4:2:0 needs even sides (4:2:2 an even width). A frame that does not fit is padded at the
 right and bottom by repeating its last column and row (as FFmpeg's ``pad`` filter users do), encoded,
@@ -211,10 +212,10 @@ class H264(VideoCodec):
 
 
 class H265(VideoCodec):
-    """H.265 / HEVC through libx265 (``crf`` 0-51; x26x ``preset`` names); frames padded to 64 px."""
+    """H.265 / HEVC through libx265 (``crf`` 0-51; x26x ``preset`` names); frames padded to 128 px."""
 
     encoder, muxer, family = "libx265", "hevc", "H.265 (x265)"
-    min_side = 64
+    min_side = 128
 
     def options(self) -> dict[str, str]:
         return {**super().options(), "x265-params": "pools=none:frame-threads=1:log-level=error"}
