@@ -40,6 +40,7 @@ def evaluate(
     save_samples: bool = False,
     timeout: float | None = None,
     allow_nondeterministic: bool = False,
+    num_workers: int | None = None,
 ) -> RunResult:
     """Evaluate ``model`` (a spec such as ``"jpeg:quality=30"`` or an adapter instance) on ``suite``.
 
@@ -53,6 +54,8 @@ def evaluate(
     Generator suites (``gen``): ``num_samples`` overrides the suite's sample count, ``work_dir`` holds
     the resumable shard files (default: the tokbench cache), ``save_samples`` also dumps the samples.
     ``store`` and ``work_dir`` are checked before any work (``ConfigError`` if a file is in the way).
+    ``num_workers`` processes decode and preprocess items while the model runs (None: from the CPU
+    count, 0: in this process); the numbers never depend on it.
     """
     check_output_paths(folders={"--store": store, "--work-dir": work_dir})  # before any work
     options = RunOptions(
@@ -63,6 +66,7 @@ def evaluate(
         on_error=on_error,
         progress=progress,
         timeout=timeout,
+        **({} if num_workers is None else {"num_workers": num_workers}),
     )
     suite_config = load_suite(suite)
     if judge_options:

@@ -41,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--limit", type=int, help="evaluate only the first N items")
     run.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps (default: cpu)")
     run.add_argument("--batch-size", type=int, default=16)
+    run.add_argument(
+        "--num-workers",
+        type=int,
+        metavar="N",
+        help="processes that decode and preprocess images while the model runs (0: none; default: "
+        "CPUs - 1, at most 8); the numbers do not depend on it",
+    )
     run.add_argument("--seed", type=int, default=0)
     run.add_argument(
         "--on-error",
@@ -245,6 +252,7 @@ def _run(args: argparse.Namespace) -> int:
             save_samples=args.save_samples,
             timeout=args.timeout,
             allow_nondeterministic=args.allow_nondeterministic,
+            num_workers=args.num_workers,
         )
         results.append(result)
         if is_main:

@@ -159,6 +159,7 @@ def build_record(
             "batch_size": options.batch_size,
             "limit": options.limit,
             "on_error": options.on_error,
+            "num_workers": options.num_workers,
         },
         "environment": environment(resolve_device(options.device)),
         "timings": outcome.timings,

@@ -12,6 +12,7 @@ the ``tokbench.tracks`` entry-point group) and write a suite YAML with ``track: 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -36,6 +37,11 @@ T = TypeVar("T")
 ERROR_POLICIES = ("skip", "fail")
 
 
+def default_num_workers() -> int:
+    """Worker processes by default: one fewer than the CPUs (the main process runs the model), at most 8."""
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How to run: device, batching, sample limit, seed, error policy, progress display."""
@@ -48,6 +54,9 @@ class RunOptions:
     progress: bool = True
     #: Seconds a single model call may take before the run stops (None: no limit); see ``model_calls``.
     timeout: float | None = None
+    #: DataLoader worker processes that decode and preprocess items (0: in the main process); see
+    #: ``tokbench.tracks.loading``. Recorded in the record's ``run`` section, never in the protocol.
+    num_workers: int = field(default_factory=default_num_workers)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -58,6 +67,12 @@ class RunOptions:
             raise ConfigError(f"on_error must be one of {ERROR_POLICIES}, got {self.on_error!r}")
         if self.timeout is not None and not self.timeout > 0:
             raise ConfigError(f"timeout must be a number of seconds > 0, got {self.timeout}")
+        if (
+            isinstance(self.num_workers, bool)
+            or not isinstance(self.num_workers, int)
+            or self.num_workers < 0
+        ):
+            raise ConfigError(f"num_workers must be an int >= 0, got {self.num_workers!r}")
 
 
 @dataclass(frozen=True)
