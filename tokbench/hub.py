@@ -17,6 +17,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import urlparse
 
 from tokbench.errors import ConfigError, WeightsError
@@ -91,6 +92,60 @@ def hub_cache_root(path: Path, hub_id: str) -> Path | None:
     return None
 
 
+def import_hub(label: str, hub_id: str, how_to_supply: str) -> ModuleType:
+    """The ``huggingface_hub`` package, or a WeightsError naming the model and how else to supply it."""
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise WeightsError(
+            f"{label}: no weights given, and fetching {hub_id} from the Hugging Face hub needs "
+            "the huggingface_hub package (pip install huggingface_hub). " + how_to_supply
+        ) from None
+    return huggingface_hub
+
+
+def hub_offline(cache_dir: Path | None) -> str | None:
+    """Why only the local cache may be read: a hub cache was given, or ``offline_reason()``."""
+    return "a local hub cache was given" if cache_dir is not None else offline_reason()
+
+
+def hub_download(
+    client: ModuleType,
+    hub_id: str,
+    filename: str,
+    revision: str | None,
+    cache_dir: Path | None,
+    offline: str | None,
+) -> Path:
+    """One file of a hub repository through ``client.hf_hub_download``: from ``cache_dir`` (else
+    HF_HUB_CACHE, else HF_HOME/hub, else the library default), only the local cache when ``offline``."""
+    home = os.environ.get("HF_HOME")
+    cache = str(cache_dir or os.environ.get("HF_HUB_CACHE") or (Path(home) / "hub" if home else ""))
+    return Path(
+        client.hf_hub_download(
+            hub_id,
+            filename,
+            revision=revision,
+            cache_dir=cache or None,
+            local_files_only=offline is not None,
+            endpoint=os.environ.get("HF_ENDPOINT"),
+        )
+    )
+
+
+def hub_unavailable(offline: str | None, revision: str | None, hint: str = "") -> str:
+    """The `` at revision … is not in the local hub cache (…)`` / ``could not be downloaded`` part of
+    a hub failure message; ``hint`` follows the revision."""
+    at = f" at revision {revision!r}{hint}" if revision else ""
+    state = f"is not in the local hub cache ({offline})" if offline else "could not be downloaded"
+    return f"{at} {state}"
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's type and the first line of its message, for one-line errors."""
+    return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+
+
 @dataclass(frozen=True)
 class HubModel:
     """A model folder on the hub and how errors name it (``label``) and say how to supply it."""
@@ -158,30 +213,14 @@ def _from_folder(root: Path, model: HubModel) -> ResolvedFolder:
 
 
 def _from_hub(model: HubModel, revision: str | None, cache_dir: Path | None) -> ResolvedFolder:
-    try:
-        import huggingface_hub
-        from huggingface_hub.utils import EntryNotFoundError
-    except ImportError:
-        raise WeightsError(
-            f"{model.label}: no weights given, and fetching {model.hub_id} from the Hugging Face hub needs "
-            "the huggingface_hub package (pip install huggingface_hub). " + model.how_to_supply
-        ) from None
-    offline = "a local hub cache was given" if cache_dir is not None else offline_reason()
-    home = os.environ.get("HF_HOME")
-    env_cache = str(cache_dir or os.environ.get("HF_HUB_CACHE") or (Path(home) / "hub" if home else ""))
+    client = import_hub(model.label, model.hub_id, model.how_to_supply)
+    from huggingface_hub.utils import EntryNotFoundError
+
+    offline = hub_offline(cache_dir)
     prefix = f"{model.subfolder}/" if model.subfolder else ""
 
     def download(filename: str) -> Path:
-        return Path(
-            huggingface_hub.hf_hub_download(
-                model.hub_id,
-                prefix + filename,
-                revision=revision,
-                cache_dir=env_cache or None,
-                local_files_only=offline is not None,
-                endpoint=os.environ.get("HF_ENDPOINT"),
-            )
-        )
+        return hub_download(client, model.hub_id, prefix + filename, revision, cache_dir, offline)
 
     errors: list[str] = []
     try:
@@ -194,11 +233,9 @@ def _from_hub(model: HubModel, revision: str | None, cache_dir: Path | None) -> 
                 continue
             return ResolvedFolder((path,), config, f"hub:{model.hub_id}", snapshot_commit(path))
     except Exception as exc:  # repository, revision, gate, access or connection
-        errors.append(f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
-    at = f" at revision {revision!r}" if revision else ""
-    state = f"is not in the local hub cache ({offline})" if offline else "could not be downloaded"
+        errors.append(first_line(exc))
     gate = " (a gated repository)" if model.gated else ""
     raise WeightsError(
-        f"{model.label}: no weights given and {model.hub_id}{gate}{at} {state} "
+        f"{model.label}: no weights given and {model.hub_id}{gate}{hub_unavailable(offline, revision)} "
         f"[{'; '.join(errors)}]. " + model.how_to_supply
     )

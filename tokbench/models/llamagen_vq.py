@@ -19,7 +19,6 @@ import argparse
 import logging
 import math
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,8 +28,7 @@ import torch
 from tokbench.adapters.base import Encoded, ModelCard, Tokenizer
 from tokbench.adapters.discrete import DiscreteTokenizer
 from tokbench.errors import ConfigError, WeightsError
-from tokbench.hashing import file_sha256
-from tokbench.hub import hub_cache_root, offline_reason, snapshot_commit
+from tokbench.models.checkpoints import HubFile, check_sha256, read_state_dict, resolve_hub_file
 from tokbench.models.llamagen_vq_modules import (  # noqa: F401  (re-exported)
     LlamaGenVQConfig,
     LlamaGenVQModel,
@@ -54,7 +52,6 @@ SOURCE = "FoundationVision/LlamaGen@ce98ec4 tokenizer/tokenizer_image/vq_model.p
 LLAMAGEN_HUB_REVISION = "a86ad643a5bde5b5657a8aed7d5c9e2fc6f8c60f"
 #: Checkpoint containers: the reconstruction script reads the first of these keys that is present.
 CONTAINER_KEYS = ("ema", "model", "state_dict")
-PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 RANDOM_INIT_SEED = 0
 VERIFICATION = "golden: reference/llamagen_vq"
 
@@ -126,6 +123,18 @@ def how_to_supply(variant: LlamaGenVQVariant) -> str:
     )
 
 
+def hub_file(variant: LlamaGenVQVariant) -> HubFile:
+    """The variant's checkpoint as a hub file (a plain folder may hold it as .pt or .safetensors)."""
+    return HubFile(
+        f"llamagen-vq {variant.name}",
+        variant.hub_id,
+        variant.filename,
+        how_to_supply(variant),
+        variant.revision,
+        (variant.filename, Path(variant.filename).with_suffix(".safetensors").name),
+    )
+
+
 @dataclass(frozen=True)
 class ResolvedCheckpoint:
     """The checkpoint file found, where (``file:…``, ``directory:…``, ``hub:…``) and its hub commit."""
@@ -139,115 +148,23 @@ def resolve_checkpoint(
     variant: LlamaGenVQVariant, weights: str | os.PathLike | None = None, revision: str | None = None
 ) -> ResolvedCheckpoint:
     """Find the checkpoint: a file, a folder holding it, a hub cache (offline), or the hub."""
-    if weights is None:
-        return _from_hub(variant, revision or variant.revision, cache_dir=None)
-    path = Path(weights).expanduser()
-    if path.is_file():
-        if revision is not None:
-            raise ConfigError(
-                f"llamagen-vq: revision={revision!r} applies to hub downloads, not to the file {path}"
-            )
-        return ResolvedCheckpoint(path, f"file:{path}")
-    if path.is_dir():
-        cache = hub_cache_root(path, variant.hub_id)
-        if cache is not None:
-            return _from_hub(variant, revision or variant.revision, cache_dir=cache)
-        if revision is not None:
-            raise ConfigError(
-                f"llamagen-vq: revision={revision!r} needs a hub cache directory, {path} is not one"
-            )
-        names = (variant.filename, Path(variant.filename).with_suffix(".safetensors").name)
-        for name in names:
-            if (path / name).is_file():
-                return ResolvedCheckpoint(path / name, f"directory:{path}")
-        raise WeightsError(
-            f"llamagen-vq {variant.name}: no checkpoint in {path} (looked for {', '.join(names)}). "
-            + how_to_supply(variant)
-        )
-    raise WeightsError(
-        f"llamagen-vq {variant.name}: weights={str(weights)!r} is neither a file nor a directory. "
-        + how_to_supply(variant)
-    )
-
-
-def _from_hub(variant: LlamaGenVQVariant, revision: str | None, cache_dir: Path | None) -> ResolvedCheckpoint:
-    try:
-        import huggingface_hub
-    except ImportError:
-        raise WeightsError(
-            f"llamagen-vq {variant.name}: no weights given, and fetching {variant.hub_id} from the Hugging "
-            "Face hub needs the huggingface_hub package (pip install huggingface_hub). "
-            + how_to_supply(variant)
-        ) from None
-    offline = "a local hub cache was given" if cache_dir is not None else offline_reason()
-    home = os.environ.get("HF_HOME")
-    env_cache = str(cache_dir or os.environ.get("HF_HUB_CACHE") or (Path(home) / "hub" if home else ""))
-    try:
-        local = huggingface_hub.hf_hub_download(
-            variant.hub_id,
-            variant.filename,
-            revision=revision,
-            cache_dir=env_cache or None,
-            local_files_only=offline is not None,
-            endpoint=os.environ.get("HF_ENDPOINT"),
-        )
-    except Exception as exc:  # repository, revision, file, access or connection
-        at = (
-            f" at revision {revision!r} (another snapshot: add revision=<commit> or revision=main)"
-            if revision
-            else ""
-        )
-        state = f"is not in the local hub cache ({offline})" if offline else "could not be downloaded"
-        reason = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
-        raise WeightsError(
-            f"llamagen-vq {variant.name}: no weights given and {variant.hub_id}/{variant.filename}{at} "
-            f"{state} [{reason}]. " + how_to_supply(variant)
-        ) from None
-    path = Path(local)
-    return ResolvedCheckpoint(path, f"hub:{variant.hub_id}/{variant.filename}", snapshot_commit(path))
+    found = resolve_hub_file(hub_file(variant), weights, revision)
+    if found.kind == "file":
+        return ResolvedCheckpoint(found.path, f"file:{found.path}")
+    if found.kind == "directory":
+        return ResolvedCheckpoint(found.path, f"directory:{found.path.parent}")
+    return ResolvedCheckpoint(found.path, f"hub:{variant.hub_id}/{variant.filename}", found.commit)
 
 
 def load_checkpoint(path: Path, sha256: str | None = None) -> tuple[dict[str, torch.Tensor], str | None]:
     """The state dict in ``path`` and the container key it sat under (None for a flat file).
 
-    safetensors is read directly; ``.pt``/``.pth``/``.bin``/``.ckpt`` only through
-    ``torch.load(weights_only=True)`` after logging the file's sha256, with ``argparse.Namespace``
-    (the training script's ``args`` entry, attributes only) the one class allowed beyond tensors and
-    containers. A container dict gives its ``ema``, ``model`` or ``state_dict`` entry, in that order,
-    as the official reconstruction script reads it.
+    Read by ``read_state_dict`` with ``argparse.Namespace`` (the training script's ``args`` entry,
+    attributes only) the one class allowed beyond tensors and containers. A container dict gives its
+    ``ema``, ``model`` or ``state_dict`` entry, in that order, as the official reconstruction script
+    reads it.
     """
-    suffix = path.suffix.lower()
-    if suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path)), None
-        except Exception as exc:
-            raise WeightsError(f"cannot read the safetensors file {path}: {exc}") from None
-    if suffix not in PICKLE_SUFFIXES:
-        raise WeightsError(
-            f"weights file {path} has suffix {suffix!r}; expected .safetensors or one of {PICKLE_SUFFIXES}"
-        )
-    logger.warning(
-        "loading the pickle-based checkpoint %s (sha256 %s) with torch.load(weights_only=True)",
-        path,
-        sha256 or file_sha256(path),
-    )
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"cannot read {path} with torch.load(weights_only=True): {exc}") from None
-    key = None
-    if isinstance(content, Mapping) and not _is_state_dict(content):
-        key = next((k for k in CONTAINER_KEYS if isinstance(content.get(k), Mapping)), None)
-        content = content[key] if key is not None else content
-    if not (isinstance(content, Mapping) and _is_state_dict(content)):
-        raise WeightsError(
-            f"{path} holds neither a state dict (parameter name → tensor) nor a checkpoint dict with one "
-            f"under {' / '.join(repr(k) for k in CONTAINER_KEYS)}"
-        )
-    return dict(content), key
+    return read_state_dict(path, sha256, CONTAINER_KEYS, [argparse.Namespace])
 
 
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
@@ -259,12 +176,6 @@ def from_model_range(raw: torch.Tensor) -> torch.Tensor:
     """Raw decoder output to [0, 1]: ``clamp((x + 1) / 2, 0, 1)``; rounding it to uint8 gives the
     official ``clamp(127.5x + 128, 0, 255)`` truncation (a round half up) except on exact ties."""
     return ((raw + 1.0) / 2.0).clamp(0.0, 1.0)
-
-
-def _is_state_dict(content: Mapping[Any, Any]) -> bool:
-    return bool(content) and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in content.items()
-    )
 
 
 class LlamaGenVQ(Tokenizer, DiscreteTokenizer):
@@ -306,12 +217,7 @@ class LlamaGenVQ(Tokenizer, DiscreteTokenizer):
             self._setup(model, variant, None, f"random_init(seed={RANDOM_INIT_SEED})", None)
             return
         resolved = resolve_checkpoint(spec, weights, revision)
-        sha256 = file_sha256(resolved.path)
-        if spec.sha256 is not None and sha256 != spec.sha256:
-            raise WeightsError(
-                f"llamagen-vq {variant}: {resolved.path} has sha256 {sha256}, expected {spec.sha256}. "
-                + how_to_supply(spec)
-            )
+        sha256 = check_sha256(f"llamagen-vq {variant}", resolved.path, spec.sha256, how_to_supply(spec))
         state, key = load_checkpoint(resolved.path, sha256)
         try:
             model = LlamaGenVQModel.from_state_dict(spec.config, state)

@@ -25,8 +25,7 @@ import torch
 from tokbench.adapters.base import Encoded, ModelCard, Tokenizer
 from tokbench.adapters.discrete import DiscreteTokenizer
 from tokbench.errors import ConfigError, WeightsError
-from tokbench.hashing import file_sha256
-from tokbench.hub import hub_cache_root, offline_reason
+from tokbench.models.checkpoints import HubFile, check_sha256, read_state_dict, resolve_hub_file
 from tokbench.models.open_magvit2_modules import (
     TOKENIZER_PREFIXES,
     OpenMagvit2Config,
@@ -42,7 +41,6 @@ PAPER = (
 )
 LICENCE = "Apache-2.0 (TencentARC/SEED-Voken code and the hub model cards)"
 EMA_PREFIX = "model_ema."
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 RANDOM_INIT_SEED = 0
 
 
@@ -146,101 +144,23 @@ def how_to_supply(variant: OpenMagvit2Variant) -> str:
 def resolve_checkpoint(
     variant: OpenMagvit2Variant, weights: str | os.PathLike | None = None, revision: str | None = None
 ) -> tuple[Path, str]:
-    """The checkpoint file to load and where it was found (``file``, ``directory`` or ``hub``)."""
-    if weights is None:
-        return _from_hub(variant, revision, None), "hub"
-    path = Path(weights).expanduser()
-    if path.is_file():
-        if revision is not None:
-            raise ConfigError(
-                f"open-magvit2: revision={revision!r} applies to hub downloads, not to the file {path}"
-            )
-        return path, "file"
-    if path.is_dir():
-        cache = hub_cache_root(path, variant.hub_id)
-        if cache is not None:
-            return _from_hub(variant, revision, cache), "hub"
-        if revision is not None:
-            raise ConfigError(
-                f"open-magvit2: revision={revision!r} needs a hub cache directory, {path} is not one"
-            )
-        if (path / variant.checkpoint_filename).is_file():
-            return path / variant.checkpoint_filename, "directory"
-        raise WeightsError(
-            f"open-magvit2 {variant.name}: no {variant.checkpoint_filename} in {path}. "
-            + how_to_supply(variant)
-        )
-    raise WeightsError(
-        f"open-magvit2 {variant.name}: weights={str(weights)!r} is neither a file nor a directory. "
-        + how_to_supply(variant)
+    """The checkpoint file to load and where it was found (``file``, ``directory`` or ``hub``; a hub
+    cache counts as ``hub``)."""
+    checkpoint = HubFile(
+        f"open-magvit2 {variant.name}",
+        variant.hub_id,
+        variant.checkpoint_filename,
+        how_to_supply(variant),
+        variant.revision,
     )
-
-
-def _from_hub(variant: OpenMagvit2Variant, revision: str | None, cache_dir: Path | None) -> Path:
-    try:
-        import huggingface_hub
-    except ImportError:
-        raise WeightsError(
-            f"open-magvit2 {variant.name}: no weights given, and fetching {variant.hub_id} from the Hugging "
-            "Face hub needs the huggingface_hub package (pip install huggingface_hub). "
-            + how_to_supply(variant)
-        ) from None
-    offline = "a local hub cache was given" if cache_dir is not None else offline_reason()
-    home = os.environ.get("HF_HOME")
-    cache = str(cache_dir or os.environ.get("HF_HUB_CACHE") or (Path(home) / "hub" if home else ""))
-    commit = revision or variant.revision
-    try:
-        return Path(
-            huggingface_hub.hf_hub_download(
-                variant.hub_id,
-                variant.checkpoint_filename,
-                revision=commit,
-                cache_dir=cache or None,
-                local_files_only=offline is not None,
-                endpoint=os.environ.get("HF_ENDPOINT"),
-            )
-        )
-    except Exception as exc:  # repository, revision, file, access or connection
-        error = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
-    at = f" at revision {commit!r}" if commit else ""
-    state = f"is not in the local hub cache ({offline})" if offline else "could not be downloaded"
-    raise WeightsError(
-        f"open-magvit2 {variant.name}: no weights given and {variant.checkpoint_filename} of {variant.hub_id}"
-        f"{at} {state} [{error}]. " + how_to_supply(variant)
-    )
+    found = resolve_hub_file(checkpoint, weights, revision)
+    return found.path, "hub" if found.kind == "hub-cache" else found.kind
 
 
 def read_checkpoint(path: Path, sha256: str) -> dict[str, torch.Tensor]:
-    """The flat tensor state dict of a weights file: safetensors directly; a pickle (``.ckpt``,
-    ``.pt``, ``.pth``, ``.bin``) only through ``torch.load(weights_only=True)`` after logging its
-    sha256, taking its ``state_dict`` entry when it has one (the official checkpoints do)."""
-    suffix = path.suffix.lower()
-    if suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except Exception as exc:
-            raise WeightsError(f"cannot read the safetensors file {path}: {exc}") from None
-    if suffix not in PICKLE_SUFFIXES:
-        raise WeightsError(
-            f"weights file {path} has suffix {suffix!r}; expected .safetensors or one of {PICKLE_SUFFIXES}"
-        )
-    logger.warning(
-        "loading the pickle-based checkpoint %s (sha256 %s) with torch.load(weights_only=True)", path, sha256
-    )
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"cannot read {path} with torch.load(weights_only=True): {exc}") from None
-    state = loaded.get("state_dict", loaded) if isinstance(loaded, Mapping) else loaded
-    if not isinstance(state, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
-    ):
-        raise WeightsError(
-            f"{path} holds no state dict (parameter name → tensor), directly or under 'state_dict'"
-        )
-    return dict(state)
+    """The flat tensor state dict of a weights file (``read_state_dict``), taking a pickle's
+    ``state_dict`` entry when it has one (the official checkpoints do)."""
+    return read_state_dict(path, sha256, ("state_dict",))[0]
 
 
 def tokenizer_weights(
@@ -327,12 +247,7 @@ class OpenMagvit2(Tokenizer, DiscreteTokenizer):
             self._setup(model, variant, None, f"random_init(seed={RANDOM_INIT_SEED})")
             return
         path, source = resolve_checkpoint(spec, weights, revision)
-        sha256 = file_sha256(path)
-        if spec.sha256 is not None and sha256 != spec.sha256:
-            raise WeightsError(
-                f"open-magvit2 {variant}: {path} has sha256 {sha256}, expected {spec.sha256}. "
-                + how_to_supply(spec)
-            )
+        sha256 = check_sha256(f"open-magvit2 {variant}", path, spec.sha256, how_to_supply(spec))
         try:
             with torch.device("meta"):
                 names = list(OpenMagvit2Model(spec.config).state_dict())

@@ -21,8 +21,8 @@ import torch
 from tokbench.adapters.base import Encoded, ModelCard, Tokenizer
 from tokbench.adapters.discrete import NOT_APPLICABLE, DiscreteTokenizer
 from tokbench.errors import ConfigError, WeightsError
-from tokbench.hashing import file_sha256
-from tokbench.hub import offline_reason
+from tokbench.hub import first_line, hub_download, hub_unavailable, import_hub, offline_reason
+from tokbench.models.checkpoints import check_sha256, load_checkpoint
 from tokbench.models.titok_modules import (  # noqa: F401  (re-exported)
     GaussianPosterior,
     TiTokConfig,
@@ -155,7 +155,6 @@ VARIANTS: dict[str, TiTokVariant] = {
 
 #: Weight files of a hub repository, in the order ``PyTorchModelHubMixin`` reads them.
 HUB_FILENAMES = ("model.safetensors", "pytorch_model.bin")
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 RANDOM_INIT_SEED = 0
 
 
@@ -221,72 +220,24 @@ def _from_directory(root: Path, variant: TiTokVariant, revision: str | None) -> 
 
 
 def _from_hub(variant: TiTokVariant, revision: str | None) -> Path:
-    try:
-        import huggingface_hub
-        from huggingface_hub.utils import EntryNotFoundError
-    except ImportError:
-        raise WeightsError(
-            f"titok {variant.name}: no weights given, and fetching {variant.hub_id} from the Hugging Face "
-            "hub needs the huggingface_hub package (pip install huggingface_hub). " + how_to_supply(variant)
-        ) from None
+    label = f"titok {variant.name}"
+    client = import_hub(label, variant.hub_id, how_to_supply(variant))
+    from huggingface_hub.utils import EntryNotFoundError
+
     offline = offline_reason()
-    cache_dir = os.environ.get("HF_HUB_CACHE") or (
-        str(Path(os.environ["HF_HOME"]) / "hub") if os.environ.get("HF_HOME") else None
-    )
     errors = []
     for filename in HUB_FILENAMES:
         try:
-            local = huggingface_hub.hf_hub_download(
-                variant.hub_id,
-                filename,
-                revision=revision,
-                cache_dir=cache_dir,
-                local_files_only=offline is not None,
-                endpoint=os.environ.get("HF_ENDPOINT"),
-            )
-            return Path(local)
+            return hub_download(client, variant.hub_id, filename, revision, None, offline)
         except EntryNotFoundError as exc:  # not in the repository (or not in the cache): try the next
             errors.append(f"{filename}: {type(exc).__name__}")
         except Exception as exc:  # repository, revision, access or connection: another file won't help
-            errors.append(f"{filename}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
+            errors.append(f"{filename}: {first_line(exc)}")
             break
-    at = f" at revision {revision!r}" if revision else ""
-    state = f"is not in the local hub cache ({offline})" if offline else "could not be downloaded"
     raise WeightsError(
-        f"titok {variant.name}: no weights given and {variant.hub_id}{at} {state} "
+        f"{label}: no weights given and {variant.hub_id}{hub_unavailable(offline, revision)} "
         f"[{'; '.join(errors)}]. " + how_to_supply(variant)
     )
-
-
-def load_checkpoint(path: Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
-    """Read a state dict: safetensors directly; ``.bin``/``.pt``/``.pth``/``.ckpt`` only through
-    ``torch.load(weights_only=True)`` after logging the file's sha256."""
-    suffix = path.suffix.lower()
-    if suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except Exception as exc:
-            raise WeightsError(f"cannot read the safetensors file {path}: {exc}") from None
-    if suffix not in PICKLE_SUFFIXES:
-        raise WeightsError(
-            f"weights file {path} has suffix {suffix!r}; expected .safetensors or one of {PICKLE_SUFFIXES}"
-        )
-    logger.warning(
-        "loading the pickle-based checkpoint %s (sha256 %s) with torch.load(weights_only=True)",
-        path,
-        sha256 or file_sha256(path),
-    )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"cannot read {path} with torch.load(weights_only=True): {exc}") from None
-    if not isinstance(state, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
-    ):
-        raise WeightsError(f"{path} does not hold a flat state dict (parameter name → tensor)")
-    return dict(state)
 
 
 class TiTok(Tokenizer, DiscreteTokenizer):
@@ -348,11 +299,7 @@ class TiTok(Tokenizer, DiscreteTokenizer):
             self._setup(model, variant, None, f"random_init(seed={RANDOM_INIT_SEED})", vae_sample)
             return
         path, source = resolve_checkpoint(spec, weights, revision)
-        sha256 = file_sha256(path)
-        if spec.sha256 is not None and sha256 != spec.sha256:
-            raise WeightsError(
-                f"titok {variant}: {path} has sha256 {sha256}, expected {spec.sha256}. " + how_to_supply(spec)
-            )
+        sha256 = check_sha256(f"titok {variant}", path, spec.sha256, how_to_supply(spec))
         try:
             model = TiTokModel.from_state_dict(spec.config, load_checkpoint(path, sha256))
         except WeightsError as exc:

@@ -12,20 +12,24 @@ read with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import json
-import logging
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from tokbench.errors import ConfigError, WeightsError
-from tokbench.hub import hub_cache_root, offline_reason, snapshot_commit
+from tokbench.hub import (
+    first_line,
+    hub_cache_root,
+    hub_download,
+    hub_offline,
+    hub_unavailable,
+    import_hub,
+    snapshot_commit,
+)
+from tokbench.models.checkpoints import PICKLE_SUFFIXES, read_state_dict
 from tokbench.models.diffusers_vae import files_sha256
-from tokbench.models.titok import PICKLE_SUFFIXES
-
-logger = logging.getLogger(__name__)
 
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
@@ -148,54 +152,20 @@ def _read_file(source: VqSource, path: Path, sha256: str) -> dict[str, torch.Ten
 def _lightning_state(source: VqSource, path: Path, sha256: str) -> dict[str, torch.Tensor]:
     """A flat state dict, or the ``state_dict`` entry of a (Lightning) training checkpoint; read with
     ``torch.load(weights_only=True)`` after the file was hashed."""
-    logger.warning(
-        "%s: loading the pickle-based checkpoint %s (sha256 %s) with weights_only=True",
-        source.label,
-        path,
-        sha256,
-    )
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(
-            f"{source.label}: cannot read {path} with torch.load(weights_only=True): {exc}"
-        ) from None
-    if isinstance(content, Mapping) and isinstance(content.get("state_dict"), Mapping):
-        content = content["state_dict"]
-    if not isinstance(content, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in content.items()
-    ):
-        raise WeightsError(
-            f"{source.label}: {path} holds no state dict (flat, or under 'state_dict'). "
-            + source.how_to_supply
-        )
-    return dict(content)
+        return read_state_dict(path, sha256, ("state_dict",), label=source.label)[0]
+    except WeightsError as exc:
+        raise WeightsError(f"{source.label}: {exc}. " + source.how_to_supply) from None
 
 
 def _from_hub(source: VqSource, revision: str | None, cache_dir: Path | None) -> VqState:
-    try:
-        import huggingface_hub
-        from huggingface_hub.utils import EntryNotFoundError
-    except ImportError:
-        raise WeightsError(
-            f"{source.label}: no weights given, and fetching {source.hub_id} from the Hugging Face hub needs "
-            "the huggingface_hub package (pip install huggingface_hub). " + source.how_to_supply
-        ) from None
-    offline = "a local hub cache was given" if cache_dir is not None else offline_reason()
-    home = os.environ.get("HF_HOME")
-    env_cache = str(cache_dir or os.environ.get("HF_HUB_CACHE") or (Path(home) / "hub" if home else ""))
+    client = import_hub(source.label, source.hub_id, source.how_to_supply)
+    from huggingface_hub.utils import EntryNotFoundError
+
+    offline = hub_offline(cache_dir)
 
     def download(filename: str) -> Path:
-        return Path(
-            huggingface_hub.hf_hub_download(
-                source.hub_id,
-                filename,
-                revision=revision,
-                cache_dir=env_cache or None,
-                local_files_only=offline is not None,
-                endpoint=os.environ.get("HF_ENDPOINT"),
-            )
-        )
+        return hub_download(client, source.hub_id, filename, revision, cache_dir, offline)
 
     try:
         try:
@@ -206,12 +176,9 @@ def _from_hub(source: VqSource, revision: str | None, cache_dir: Path | None) ->
     except WeightsError:
         raise
     except Exception as exc:  # repository, revision, gate, access or connection
-        at = f" at revision {revision!r}" if revision else ""
-        state = f"is not in the local hub cache ({offline})" if offline else "could not be downloaded"
         gate = " (a gated repository)" if source.gated else ""
-        detail = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
         raise WeightsError(
-            f"{source.label}: no weights given and {source.hub_id}{gate}{at} {state} [{detail}]. "
-            + source.how_to_supply
+            f"{source.label}: no weights given and {source.hub_id}{gate}"
+            f"{hub_unavailable(offline, revision)} [{first_line(exc)}]. " + source.how_to_supply
         ) from None
     return _from_files(source, files, f"hub:{source.hub_id}", snapshot_commit(files[0]))

@@ -22,9 +22,7 @@ import torch
 from tokbench.adapters.base import Encoded, ModelCard, Tokenizer
 from tokbench.adapters.discrete import DiscreteTokenizer
 from tokbench.errors import ConfigError, WeightsError
-from tokbench.hashing import file_sha256
-from tokbench.hub import hub_cache_root, offline_reason
-from tokbench.models.titok import load_checkpoint
+from tokbench.models.checkpoints import HubFile, check_sha256, load_checkpoint, resolve_hub_file
 from tokbench.models.var_vqvae_modules import VarVqvaeConfig, VarVqvaeModel
 
 logger = logging.getLogger(__name__)
@@ -97,69 +95,17 @@ def how_to_supply(variant: VarVqvaeVariant) -> str:
 def resolve_checkpoint(
     variant: VarVqvaeVariant, weights: str | os.PathLike | None = None, revision: str | None = None
 ) -> tuple[Path, str]:
-    """The checkpoint file to load and where it was found (``file``, ``directory`` or ``hub``)."""
-    if weights is None:
-        return _from_hub(variant, revision, None), "hub"
-    path = Path(weights).expanduser()
-    if path.is_file():
-        if revision is not None:
-            raise ConfigError(
-                f"var-vqvae: revision={revision!r} applies to hub downloads, not to the file {path}"
-            )
-        return path, "file"
-    if path.is_dir():
-        cache = hub_cache_root(path, variant.hub_id)
-        if cache is not None:
-            return _from_hub(variant, revision, cache), "hub-cache"
-        if revision is not None:
-            raise ConfigError(
-                f"var-vqvae: revision={revision!r} needs a hub cache directory, {path} is not one"
-            )
-        if (path / variant.checkpoint_filename).is_file():
-            return path / variant.checkpoint_filename, "directory"
-        raise WeightsError(
-            f"var-vqvae {variant.resolution}: no {variant.checkpoint_filename} in {path}. "
-            + how_to_supply(variant)
-        )
-    raise WeightsError(
-        f"var-vqvae {variant.resolution}: weights={str(weights)!r} is neither a file nor a directory. "
-        + how_to_supply(variant)
+    """The checkpoint file to load and where it was found (``file``, ``directory``, ``hub-cache`` or
+    ``hub``)."""
+    checkpoint = HubFile(
+        f"var-vqvae {variant.resolution}",
+        variant.hub_id,
+        variant.checkpoint_filename,
+        how_to_supply(variant),
+        variant.revision,
     )
-
-
-def _from_hub(variant: VarVqvaeVariant, revision: str | None, cache_dir: Path | None) -> Path:
-    """The checkpoint from the hub, or only from a local hub cache when offline or ``cache_dir`` given."""
-    try:
-        import huggingface_hub
-    except ImportError:
-        raise WeightsError(
-            f"var-vqvae {variant.resolution}: no weights given, and fetching {variant.hub_id} from the "
-            "Hugging Face hub needs the huggingface_hub package (pip install huggingface_hub). "
-            + how_to_supply(variant)
-        ) from None
-    offline = "a local hub cache was given" if cache_dir is not None else offline_reason()
-    home = os.environ.get("HF_HOME")
-    cache = str(cache_dir or os.environ.get("HF_HUB_CACHE") or (Path(home) / "hub" if home else ""))
-    revision = revision or variant.revision
-    try:
-        return Path(
-            huggingface_hub.hf_hub_download(
-                variant.hub_id,
-                variant.checkpoint_filename,
-                revision=revision,
-                cache_dir=cache or None,
-                local_files_only=offline is not None,
-                endpoint=os.environ.get("HF_ENDPOINT"),
-            )
-        )
-    except Exception as exc:  # not cached, repository, revision, access or connection
-        error = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
-    at = f" at revision {revision!r}" if revision else ""
-    state = f"is not in the local hub cache ({offline})" if offline else "could not be downloaded"
-    raise WeightsError(
-        f"var-vqvae {variant.resolution}: no weights given and {variant.hub_id}/{variant.checkpoint_filename}"
-        f"{at} {state} [{error}]. " + how_to_supply(variant)
-    )
+    found = resolve_hub_file(checkpoint, weights, revision)
+    return found.path, found.kind
 
 
 class VarVqvae(Tokenizer, DiscreteTokenizer):
@@ -202,12 +148,7 @@ class VarVqvae(Tokenizer, DiscreteTokenizer):
             self._setup(model, name, None, f"random_init(seed={RANDOM_INIT_SEED})")
             return
         path, source = resolve_checkpoint(spec, weights, revision)
-        sha256 = file_sha256(path)
-        if spec.sha256 is not None and sha256 != spec.sha256:
-            raise WeightsError(
-                f"var-vqvae {name}: {path} has sha256 {sha256}, expected {spec.sha256}. "
-                + how_to_supply(spec)
-            )
+        sha256 = check_sha256(f"var-vqvae {name}", path, spec.sha256, how_to_supply(spec))
         try:
             model = VarVqvaeModel.from_state_dict(spec.config, load_checkpoint(path, sha256))
         except WeightsError as exc:
