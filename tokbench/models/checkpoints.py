@@ -110,12 +110,14 @@ def adopt_state_dict(
     what: str,
     sort_missing: bool = True,
     ignore_shape: tuple[str, ...] = (),
+    overrides: Mapping[str, torch.Tensor] | None = None,
 ) -> None:
     """Load ``state_dict`` into ``model`` (built on the meta device) as float32, assigning the tensors.
 
     Keys and shapes must equal the model's exactly (shapes of ``ignore_shape`` keys are not compared);
     a WeightsError lists up to four missing, unexpected and wrong-shaped keys ("does not fit this
     ``what``"). Missing keys are listed sorted, or in the model's order without ``sort_missing``.
+    ``overrides`` replace entries of the state dict after the checks.
     """
     expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
     given = {key: tuple(value.shape) for key, value in state_dict.items()}
@@ -135,6 +137,7 @@ def adopt_state_dict(
     if problems:
         raise WeightsError(f"the state dict does not fit this {what}: {'; '.join(problems)}")
     tensors = {key: value.detach().to(torch.float32).contiguous() for key, value in state_dict.items()}
+    tensors.update(overrides or {})
     model.load_state_dict(tensors, strict=True, assign=True)
 
 

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tokbench.errors import ConfigError, WeightsError
+from tokbench.errors import ConfigError
+from tokbench.models.checkpoints import adopt_state_dict
 
 #: GroupNorm of every block: 32 groups, eps 1e-6 (hard-coded in the official code).
 NORM_GROUPS, NORM_EPS = 32, 1e-6
@@ -359,20 +360,7 @@ class LlamaGenVQModel(nn.Module):
         exactly (strict), values are taken as float32."""
         with torch.device("meta"):
             model = cls(config)
-        expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
-        given = {key: tuple(value.shape) for key, value in state_dict.items()}
-        missing = [k for k in expected if k not in given]
-        unexpected = sorted(set(given) - set(expected))
-        wrong = [f"{k} {given[k]}≠{shape}" for k, shape in expected.items() if given.get(k, shape) != shape]
-        problems = [
-            f"{label} ({len(items)}): {', '.join(items[:4])}{', …' if len(items) > 4 else ''}"
-            for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
-            if items
-        ]
-        if problems:
-            raise WeightsError(f"the state dict does not fit this LlamaGen VQ config: {'; '.join(problems)}")
-        tensors = {key: value.detach().to(torch.float32).contiguous() for key, value in state_dict.items()}
-        model.load_state_dict(tensors, strict=True, assign=True)
+        adopt_state_dict(model, state_dict, "LlamaGen VQ config", sort_missing=False)
         return model.eval()
 
     def encode_latent(self, images: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tokbench.errors import ConfigError, WeightsError
+from tokbench.errors import ConfigError
+from tokbench.models.checkpoints import adopt_state_dict
 
 #: Groups of every GroupNorm (official), and their eps (official: 1e-6, not torch's 1e-5).
 GROUPS = 32
@@ -270,20 +271,7 @@ class OpenMagvit2Model(nn.Module):
         ``encoder.*``/``decoder.*`` entries): keys and shapes must match exactly, values become float32."""
         with torch.device("meta"):
             model = cls(config)
-        expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
-        given = {key: tuple(value.shape) for key, value in state_dict.items()}
-        missing = sorted(set(expected) - set(given))
-        unexpected = sorted(set(given) - set(expected))
-        wrong = [f"{k} {given[k]}≠{shape}" for k, shape in expected.items() if given.get(k, shape) != shape]
-        problems = [
-            f"{label} ({len(items)}): {', '.join(items[:4])}{', …' if len(items) > 4 else ''}"
-            for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
-            if items
-        ]
-        if problems:
-            raise WeightsError(f"the state dict does not fit this Open-MAGVIT2 config: {'; '.join(problems)}")
-        tensors = {key: value.detach().to(torch.float32).contiguous() for key, value in state_dict.items()}
-        model.load_state_dict(tensors, strict=True, assign=True)
+        adopt_state_dict(model, state_dict, "Open-MAGVIT2 config")
         return model.eval()
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tokbench.errors import ConfigError, WeightsError
+from tokbench.errors import ConfigError
+from tokbench.models.checkpoints import adopt_state_dict
 from tokbench.models.titok_pixel_decoder import PixelCodebook, PixelDecoder, PixelDecoderConfig
 
 #: The MaskGIT-VQGAN pixel codebook size; the legacy decoder head predicts logits over it.
@@ -349,20 +350,7 @@ class TiTokModel(nn.Module):
         exactly (strict), values are taken as float32."""
         with torch.device("meta"):
             model = cls(config)
-        expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
-        given = {key: tuple(value.shape) for key, value in state_dict.items()}
-        missing = sorted(set(expected) - set(given))
-        unexpected = sorted(set(given) - set(expected))
-        wrong = [f"{k} {given[k]}≠{shape}" for k, shape in expected.items() if given.get(k, shape) != shape]
-        problems = [
-            f"{label} ({len(items)}): {', '.join(items[:4])}{', …' if len(items) > 4 else ''}"
-            for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
-            if items
-        ]
-        if problems:
-            raise WeightsError(f"the state dict does not fit this TiTok config: {'; '.join(problems)}")
-        tensors = {key: value.detach().to(torch.float32).contiguous() for key, value in state_dict.items()}
-        model.load_state_dict(tensors, strict=True, assign=True)
+        adopt_state_dict(model, state_dict, "TiTok config")
         return model.eval()
 
     def posterior(self, moments: torch.Tensor) -> GaussianPosterior:

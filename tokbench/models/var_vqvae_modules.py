@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tokbench.errors import ConfigError, WeightsError
+from tokbench.errors import ConfigError
+from tokbench.models.checkpoints import adopt_state_dict
 
 #: GroupNorm of every block: 32 groups, eps 1e-6 (the LDM value; 1e-5 moves the latents by ~3e-3).
 NORM_GROUPS, NORM_EPS = 32, 1e-6
@@ -433,26 +434,9 @@ class VarVqvaeModel(nn.Module):
         """
         with torch.device("meta"):
             model = cls(config)
-        expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
-        given = {key: tuple(value.shape) for key, value in state_dict.items()}
         ema = "quantize.ema_vocab_hit_SV"
-        missing = sorted(set(expected) - set(given))
-        unexpected = sorted(set(given) - set(expected))
-        wrong = [
-            f"{k} {given[k]}≠{shape}"
-            for k, shape in expected.items()
-            if k != ema and given.get(k, shape) != shape
-        ]
-        problems = [
-            f"{label} ({len(items)}): {', '.join(items[:4])}{', …' if len(items) > 4 else ''}"
-            for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
-            if items
-        ]
-        if problems:
-            raise WeightsError(f"the state dict does not fit this VAR VQVAE config: {'; '.join(problems)}")
-        tensors = {key: value.detach().to(torch.float32).contiguous() for key, value in state_dict.items()}
-        tensors[ema] = torch.zeros(expected[ema])
-        model.load_state_dict(tensors, strict=True, assign=True)
+        zeros = torch.zeros(model.state_dict()[ema].shape)
+        adopt_state_dict(model, state_dict, "VAR VQVAE config", ignore_shape=(ema,), overrides={ema: zeros})
         return model.eval()
 
     def encode_latent(self, pixels: torch.Tensor) -> torch.Tensor:
