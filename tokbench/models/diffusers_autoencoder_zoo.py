@@ -268,6 +268,58 @@ RAE: dict[str, AutoencoderRelease] = {
 }
 
 
+def release_how_to_supply(model_name: str, release: AutoencoderRelease) -> str:
+    """The ways to give a release's weights (``model_name`` is the registered name), for error messages."""
+    where = release.hub_id + (f" (subfolder {release.subfolder}/)" if release.subfolder else "")
+    gate = (
+        f" {release.hub_id} is gated: accept its licence ({release.licence}) on the hub and log in "
+        "(HF_TOKEN) before downloading."
+        if release.gated
+        else ""
+    )
+    return (
+        f"Supply the weights with --weights PATH (model spec {model_name}:variant={release.name},"
+        f"weights=PATH): a diffusion_pytorch_model.safetensors file, the folder of {where} (config.json "
+        "and weights), a downloaded snapshot of the repository, or a hub cache; or set HF_HOME (or "
+        f"HF_HUB_CACHE) to a cache that holds {release.hub_id}.{gate}"
+    )
+
+
+def checked_release_config(
+    class_name: str,
+    release: AutoencoderRelease,
+    resolved: ResolvedFolder,
+    owner: str,
+    how: str,
+    generic: str = "diffusers-autoencoder",
+) -> dict[str, Any]:
+    """The release's embedded config, its normalisation factors replaced by the release config.json's;
+    a config.json of another class or architecture raises ``WeightsError`` (suggesting ``generic``)."""
+    expected = full_config(class_name, release.config, owner)
+    if resolved.config_file is None:
+        return expected
+    raw = read_config(owner, resolved.config_file)
+    found_class = raw.get("_class_name", class_name)
+    if found_class != class_name:
+        raise WeightsError(
+            f"{owner}: {resolved.config_file} describes a {found_class}, not a {class_name}. " + how
+        )
+    found = full_config(class_name, raw, owner)
+    mismatched = [
+        f"{key}={plain_config_value(found[key])!r} (expected {plain_config_value(value)!r})"
+        for key, value in expected.items()
+        if key not in (*FACTOR_KEYS, *UNCHECKED_KEYS)
+        and value is not None  # None: derived by the class from the other keys
+        and plain_config_value(found[key]) != plain_config_value(value)
+    ]
+    if mismatched:
+        raise WeightsError(
+            f"{owner}: {resolved.config_file} is not the {release.name} architecture: "
+            f"{', '.join(mismatched)}. Pick the matching variant, use {generic}, or " + how
+        )
+    return {**expected, **{key: raw[key] for key in FACTOR_KEYS if key in raw}}
+
+
 class NamedDiffusersAutoencoder(DiffusersAutoencoderBase):
     """A named hub release of a diffusers image autoencoder (subclasses set the family and releases).
 
@@ -336,48 +388,12 @@ class NamedDiffusersAutoencoder(DiffusersAutoencoderBase):
     @classmethod
     def how_to_supply(cls, release: AutoencoderRelease) -> str:
         """The ways to give a release's weights, for error messages."""
-        where = release.hub_id + (f" (subfolder {release.subfolder}/)" if release.subfolder else "")
-        gate = (
-            f" {release.hub_id} is gated: accept its licence ({release.licence}) on the hub and log in "
-            "(HF_TOKEN) before downloading."
-            if release.gated
-            else ""
-        )
-        return (
-            f"Supply the weights with --weights PATH (model spec {cls.model_name}:variant={release.name},"
-            f"weights=PATH): a diffusion_pytorch_model.safetensors file, the folder of {where} (config.json "
-            "and weights), a downloaded snapshot of the repository, or a hub cache; or set HF_HOME (or "
-            f"HF_HUB_CACHE) to a cache that holds {release.hub_id}.{gate}"
-        )
+        return release_how_to_supply(cls.model_name, release)
 
     def _checked_config(
         self, release: AutoencoderRelease, resolved: ResolvedFolder, owner: str, how: str
     ) -> dict[str, Any]:
-        """The embedded config, its normalisation factors replaced by the release config.json's; a
-        config.json of another class or architecture raises ``WeightsError``."""
-        expected = full_config(self.class_name, release.config, owner)
-        if resolved.config_file is None:
-            return expected
-        raw = read_config(owner, resolved.config_file)
-        class_name = raw.get("_class_name", self.class_name)
-        if class_name != self.class_name:
-            raise WeightsError(
-                f"{owner}: {resolved.config_file} describes a {class_name}, not a {self.class_name}. " + how
-            )
-        found = full_config(self.class_name, raw, owner)
-        mismatched = [
-            f"{key}={plain_config_value(found[key])!r} (expected {plain_config_value(value)!r})"
-            for key, value in expected.items()
-            if key not in (*FACTOR_KEYS, *UNCHECKED_KEYS)
-            and value is not None  # None: derived by the class from the other keys
-            and plain_config_value(found[key]) != plain_config_value(value)
-        ]
-        if mismatched:
-            raise WeightsError(
-                f"{owner}: {resolved.config_file} is not the {release.name} architecture: "
-                f"{', '.join(mismatched)}. Pick the matching variant, use diffusers-autoencoder, or " + how
-            )
-        return {**expected, **{key: raw[key] for key in FACTOR_KEYS if key in raw}}
+        return checked_release_config(self.class_name, release, resolved, owner, how)
 
     def describe(self) -> dict[str, Any]:
         """The release, where its weights came from and the latent normalisation, for records."""
