@@ -38,8 +38,8 @@ def decode_clip(path: Path, sampler: ClipSampler, start: int, clip_id: str) -> l
         raise DataError(f"{where}: cannot open the video: {_one_line(error)}") from None
     with container:
         if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams}) or ["no"]
-            raise DataError(f"{where}: the file has no video stream (streams: {', '.join(kinds)})")
+            kinds = ", ".join(sorted({s.type for s in container.streams})) or "none (an empty file?)"
+            raise DataError(f"{where}: the file has no video stream (streams: {kinds})")
         stream = container.streams.video[0]
         try:
             if sampler.fps is None:

@@ -24,7 +24,9 @@ from tokbench.data.video import ClipItem, ClipSampler, VideoDataset
 from tokbench.errors import DataError
 
 FRAMES = 17
-SIDE = 64
+SIDE = 128
+#: Pixel sizes of drawn things (text, face, their paths) are given for 64 px and scaled by this.
+SCALE = SIDE // 64
 FPS = 8
 FONT = ("matplotlib", "matplotlib/mpl-data/fonts/ttf/DejaVuSans.ttf")
 TEXT = "TOKBENCH video 2026"
@@ -49,17 +51,19 @@ SCENES = (
     ),
     Scene("zoom-in-coffee", ("skimage/coffee.png",), "centred window shrinking from 400 to 80 px"),
     Scene("zoom-out-china", ("sklearn/china.jpg",), "centred window growing from 96 to 416 px"),
-    Scene("text-flower", ("sklearn/flower.jpg",), f"the words {TEXT!r} moving 5 px per frame to the left"),
+    Scene(
+        "text-flower", ("sklearn/flower.jpg",), f"the words {TEXT!r} moving left (5 px per frame at 64 px)"
+    ),
     Scene(
         "face-rocket",
         ("skimage/rocket.jpg", "matplotlib/grace_hopper.jpg"),
-        "a 28 px face crop moving 2 px right and 1 px down per frame over the photo",
+        "a face crop (28×34 px at 64 px) moving right and down over the photo",
     ),
 )
 
 
 class EmbeddedVideoDataset(VideoDataset):
-    """Six deterministic 17-frame 64×64 clips rendered from the embedded photos."""
+    """Six deterministic 17-frame 128×128 clips rendered from the embedded photos."""
 
     name = "video-embedded"
 
@@ -174,18 +178,17 @@ def _zoom_out_china(photos: list[Image.Image], t: int) -> Image.Image:
 
 def _text_flower(photos: list[Image.Image], t: int) -> Image.Image:
     frame = _window(photos[0], _centred(photos[0], 320))
-    font = ImageFont.truetype(str(_font()[0]), 14)
+    font = ImageFont.truetype(str(_font()[0]), 14 * SCALE)
     draw = ImageDraw.Draw(frame)
-    x = SIDE - 5 * t
-    draw.rectangle((0, 22, SIDE, 42), fill=(255, 255, 255))
-    draw.text((x, 24), TEXT, font=font, fill=(0, 0, 0))
+    draw.rectangle((0, 22 * SCALE, SIDE, 42 * SCALE), fill=(255, 255, 255))
+    draw.text((SIDE - 5 * SCALE * t, 24 * SCALE), TEXT, font=font, fill=(0, 0, 0))
     return frame
 
 
 def _face_rocket(photos: list[Image.Image], t: int) -> Image.Image:
     frame = _window(photos[0], _centred(photos[0], 400))
-    face = photos[1].resize((28, 34), Image.Resampling.BOX, box=FACE_BOX)
-    frame.paste(face, (4 + 2 * t, 6 + t))
+    face = photos[1].resize((28 * SCALE, 34 * SCALE), Image.Resampling.BOX, box=FACE_BOX)
+    frame.paste(face, ((4 + 2 * t) * SCALE, (6 + t) * SCALE))
     return frame
 
 
