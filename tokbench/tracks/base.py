@@ -28,12 +28,15 @@ from tokbench.adapters.base import Adapter
 from tokbench.distributed import Distributed
 from tokbench.errors import AdapterOutputError, ConfigError, TokbenchError
 from tokbench.suites import SuiteConfig
+from tokbench.tracks.loading import Loaded, load_batches, to_device
 from tokbench.tracks.model_calls import call_model
 
 if TYPE_CHECKING:
     from tokbench.adapters.registry import BuiltModel
 
 T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 (an item)
+V = TypeVar("V")
 ERROR_POLICIES = ("skip", "fail")
 
 
@@ -175,6 +178,33 @@ class RunContext:
     def share(self, items: Sequence[T]) -> list[tuple[int, T]]:
         """This process's items with their positions in the whole run (a strided slice)."""
         return self.distributed.shard(list(enumerate(items)))
+
+    def load(
+        self, indexed: Sequence[tuple[int, I]], prepare: Callable[[I], V], batch_size: int | None = None
+    ) -> Iterator[list[Loaded[I, V]]]:
+        """Batches (``--batch-size`` by default) of this process's ``(position, item)`` pairs with
+        ``prepare(item)`` computed in ``--num-workers`` processes, in the run's order; an entry whose
+        ``prepare`` raised ``DataError`` carries it (``usable`` counts it)."""
+        return load_batches(
+            indexed,
+            prepare,
+            batch_size or self.options.batch_size,
+            self.options.num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def usable(
+        self, batch: Sequence[Loaded[I, V]], name: Callable[[I], str] = lambda item: item.id
+    ) -> list[Loaded[I, V]]:
+        """The entries that loaded; each one that did not is counted by ``skip`` (named by ``name``)."""
+        for entry in batch:
+            if entry.error is not None:
+                self.skip(entry.index, name(entry.item), entry.error)
+        return [entry for entry in batch if entry.error is None]
+
+    def to_device(self, values: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Prepared tensors stacked on the run's device (pinned ones copied without blocking)."""
+        return to_device(values, self.device)
 
     def skip(self, index: int, item_id: str, error: TokbenchError) -> None:
         """Count an unusable item with its reason, or raise under ``--on-error fail``."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from tokbench.data.base import Dataset, ImageItem, Preprocess
 from tokbench.data.preprocess import build_preprocess
 from tokbench.data.registry import resolve_dataset
@@ -44,3 +46,15 @@ def suite_images(request: TrackRequest) -> SuiteImages:
     items = dataset.items()
     limit = request.options.limit
     return SuiteImages(spec, dataset, preprocess, items[:limit] if limit is not None else items)
+
+
+@dataclass(frozen=True)
+class LoadPreprocessed:
+    """A ``prepare`` for ``RunContext.load`` (it pickles, for worker processes): the item decoded and
+    preprocessed, as float32 3×H×W in [0, 1]."""
+
+    preprocess: Preprocess
+
+    def __call__(self, item: ImageItem) -> torch.Tensor:
+        """``preprocess(item.load()).image``; a ``DataError`` names the item."""
+        return self.preprocess(item.load()).image

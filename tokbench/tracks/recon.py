@@ -21,7 +21,7 @@ import torch
 
 from tokbench.adapters.base import Tokenizer
 from tokbench.adapters.registry import BuiltModel, build_model
-from tokbench.data.base import ImageItem
+from tokbench.data.base import ImageItem, Preprocess
 from tokbench.errors import AdapterOutputError, ConfigError, DataError
 from tokbench.features import FeatureCache, JudgeFeatures
 from tokbench.hashing import file_sha256
@@ -32,6 +32,7 @@ from tokbench.tensors import quantize_uint8
 from tokbench.tracks.base import Measurement, Plan, RunContext, Shard, Track, TrackRequest, check_adapter
 from tokbench.tracks.checks import batch_labels, check_bits, check_encoded, check_images, short_ids
 from tokbench.tracks.images import SuiteImages, suite_images
+from tokbench.tracks.loading import Loaded
 from tokbench.tracks.scoring import (
     SuiteMetrics,
     build_judges,
@@ -135,9 +136,9 @@ class ReconTrack(Track):
         state.tokenizer.to(plan.device)
         if isinstance(state.tokenizer, FileReconstructions) and run.distributed.is_main:
             _count_extra_files(state.tokenizer, state.images, run)
+        files = state.tokenizer if isinstance(state.tokenizer, FileReconstructions) else None
         with run.progress(len(indexed), f"{state.suite.name} · {plan.model.spec}") as progress:
-            for start in range(0, len(indexed), run.options.batch_size):
-                batch = indexed[start : start + run.options.batch_size]
+            for batch in run.load(indexed, _Prepare(state.images.preprocess, files)):
                 work.batch(batch)
                 progress.update(len(batch))
                 progress.set_postfix(skipped=len(run.shard.skipped), refresh=False)
@@ -184,18 +185,15 @@ class _Reconstruction:
         """The mergeable result of this process."""
         return _Payload(self.metrics.state_dicts(), self.not_applicable, self.token_sum, self.token_images)
 
-    def batch(self, batch: Sequence[tuple[int, ImageItem]]) -> None:
-        """Load and preprocess a batch, then reconstruct and score what loaded."""
+    def batch(self, batch: Sequence[Loaded[ImageItem, tuple[torch.Tensor, torch.Tensor | None]]]) -> None:
+        """Count the items that did not load (decoded and preprocessed by ``_Prepare``), then
+        reconstruct and score the rest."""
         loaded = []
-        files = self.state.tokenizer if isinstance(self.state.tokenizer, FileReconstructions) else None
-        for index, item in batch:
-            try:
-                image = self.state.images.preprocess(item.load()).image
-                if files is not None:  # made elsewhere: the file at the item's path, at the image's size
-                    self.read[item.id] = files.read(item_stem(item.id), item.id, tuple(image.shape[1:]))
-                loaded.append((index, item, image))
-            except DataError as error:
-                self.run.skip(index, item.id, error)
+        for entry in self.run.usable(batch):
+            image, read = entry.value
+            if read is not None:
+                self.read[entry.item.id] = read
+            loaded.append((entry.index, entry.item, image))
         if not loaded:
             return
         shapes = {tuple(entry[2].shape) for entry in loaded}
@@ -210,7 +208,7 @@ class _Reconstruction:
         self.read.clear()
 
     def _score(self, entries: Sequence[tuple[int, ImageItem, torch.Tensor]]) -> None:
-        images = torch.stack([entry[2] for entry in entries]).to(self.device)
+        images = self.run.to_device([entry[2] for entry in entries])
         ids = [entry[1].id for entry in entries]
         reconstructions, bits = self._reconstruct(images, ids)
         self._update_metrics(ids, images, reconstructions, bits, batch_labels([e[:2] for e in entries]))
@@ -284,6 +282,22 @@ class _Reconstruction:
                 continue
             metric.update(*(fields[name] for name in metric.inputs))
         self.run.shard.items_used += images.shape[0]
+
+
+@dataclass(frozen=True)
+class _Prepare:
+    """Per item, in a loader worker: the preprocessed image and, for ``reconstructions:DIR``, the
+    file made elsewhere at the item's path and the image's size (uint8), else None."""
+
+    preprocess: Preprocess
+    files: FileReconstructions | None
+
+    def __call__(self, item: ImageItem) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The pair; a ``DataError`` names the item."""
+        image = self.preprocess(item.load()).image
+        if self.files is None:
+            return image, None
+        return image, self.files.read(item_stem(item.id), item.id, tuple(image.shape[1:]))
 
 
 def _perturbation(suite: SuiteConfig) -> dict[str, Any] | None:
