@@ -138,6 +138,27 @@ def _generic_diffusers_autoencoder() -> Adapter:
         return build_model(f"diffusers-autoencoder:repo={folder}").adapter
 
 
+def _tiny_video_vae(name: str) -> Callable[[], Adapter]:
+    """A named video VAE adapter wrapping its class at a reduced config (video_vae_tiny.py)."""
+
+    def build() -> Adapter:
+        from video_vae_tiny import tiny_video_model
+
+        cls = MODELS.get(name)
+        return cls.from_model(tiny_video_model(cls.class_name))
+
+    return build
+
+
+def _generic_video_vae() -> Adapter:
+    """``diffusers-video-autoencoder`` reading a reduced AutoencoderKLHunyuanVideo saved to a folder."""
+    from video_vae_tiny import tiny_video_model
+
+    with tempfile.TemporaryDirectory() as folder:
+        tiny_video_model("AutoencoderKLHunyuanVideo").save_pretrained(folder)
+        return build_model(f"diffusers-video-autoencoder:repo={folder}").adapter
+
+
 def _tiny_open_magvit2() -> Adapter:
     """The f16 design of imagenet_256_L shrunk to width 32, one block per level and 10 LFQ bits:
     a 2×2 token grid at 32×32."""
@@ -227,6 +248,12 @@ CASES: dict[str, ContractCase] = {
     },
     "video-identity": ContractCase(_spec("video-identity")),
     "video-resize": ContractCase(_spec("video-resize:factor=2")),
+    # diffusers video VAEs at reduced configs of their classes (video_vae_tiny.py)
+    **{
+        name: ContractCase(_tiny_video_vae(name), requires=("diffusers",))
+        for name in ("cogvideox-vae", "hunyuan-video-vae", "cosmos-vae", "wan-vae")
+    },
+    "diffusers-video-autoencoder": ContractCase(_generic_video_vae, requires=("diffusers",)),
     # generators
     "dit": ContractCase(_tiny_dit, image_size=16, requires=("diffusers",)),
     # outputs made elsewhere, read from files (their own contract: check_files)

@@ -49,6 +49,12 @@ _BUILTIN_MODELS = {
     "av1": "tokbench.models.video_codecs:Av1",
     "video-identity": "tokbench.models.video_codecs:VideoIdentity",
     "video-resize": "tokbench.models.video_codecs:VideoResize",
+    # video VAEs through diffusers (any supported class by repo; named TokBench-Video releases)
+    "diffusers-video-autoencoder": "tokbench.models.video_vaes:DiffusersVideoAutoencoder",
+    "cogvideox-vae": "tokbench.models.video_vae_zoo:CogVideoXVae",
+    "hunyuan-video-vae": "tokbench.models.video_vae_zoo:HunyuanVideoVae",
+    "cosmos-vae": "tokbench.models.video_vae_zoo:CosmosVae",
+    "wan-vae": "tokbench.models.video_vae_zoo:WanVae",
     # outputs made elsewhere, scored from files
     "reconstructions": "tokbench.models.files:FileReconstructions",
     "samples": "tokbench.models.files:FileSamples",
