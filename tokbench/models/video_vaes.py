@@ -4,12 +4,13 @@ class, the shared adapter, and the generic ``diffusers-video-autoencoder``.
 Clips enter as float32 N×T×3×H×W in [0, 1] and are given to the VAE as N×3×T×H×W in [-1, 1]. The
 encoder's posterior mode (or plain latent) is normalised as each class's diffusers pipelines do before
 their transformer sees it, and the inverse is applied before decoding, so the payload is the
-generator's latent (float32 N×C×t×h×w):
+generator's latent (float32 N×C×t×h×w), computed with each pipeline's own arithmetic (``(1 / s) · z``
+and ``z / s`` round differently), so the round trip is bit-identical to the pipelines':
 
 * CogVideoX, HunyuanVideo, HunyuanVideo-1.5, Allegro, EasyAnimate (Magvit), SVD's temporal decoder:
   ``z · scaling_factor``;
 * LTX-Video and LTX-2: ``(z − latents_mean) · scaling_factor / latents_std`` (the VAE's buffers);
-* Wan: ``(z − latents_mean) / latents_std`` (config); Mochi: ``(z − mean) · scaling_factor / std``;
+* Wan: ``(z − latents_mean) · (1 / latents_std)`` (config); Mochi: ``(z − mean) · scaling_factor / std``;
 * Cosmos: ``(z − mean) · scaling_factor / std`` with its per-channel, per-latent-frame statistics
   (the video2world pipeline multiplies by its scheduler's ``sigma_data`` instead of
   ``scaling_factor``: a scheduler setting, not the VAE's, and the round trip is the same);
@@ -54,6 +55,12 @@ def _scale(model: Any, z: torch.Tensor, inverse: bool) -> torch.Tensor:
     return z / scale if inverse else z * scale
 
 
+def _scale_reciprocal(model: Any, z: torch.Tensor, inverse: bool) -> torch.Tensor:
+    """``z · s``, decoded as ``(1 / s) · z`` (the CogVideoX, Allegro, EasyAnimate and SVD pipelines)."""
+    scale = model.config.scaling_factor
+    return 1 / scale * z if inverse else scale * z
+
+
 def _mean_std(
     mean: torch.Tensor, std: torch.Tensor, scale: float, z: torch.Tensor, inverse: bool
 ) -> torch.Tensor:
@@ -65,13 +72,17 @@ def _buffers(model: Any, z: torch.Tensor, inverse: bool) -> torch.Tensor:
     return _mean_std(mean, std, model.config.scaling_factor, z, inverse)
 
 
-def _config_mean_std(scaled: bool) -> Callable[[Any, torch.Tensor, bool], torch.Tensor]:
-    def normalise(model: Any, z: torch.Tensor, inverse: bool) -> torch.Tensor:
-        config = model.config
-        scale = config.scaling_factor if scaled else 1.0
-        return _mean_std(_view(config.latents_mean, z), _view(config.latents_std, z), scale, z, inverse)
+def _mochi(model: Any, z: torch.Tensor, inverse: bool) -> torch.Tensor:
+    config = model.config
+    return _mean_std(
+        _view(config.latents_mean, z), _view(config.latents_std, z), config.scaling_factor, z, inverse
+    )
 
-    return normalise
+
+def _wan(model: Any, z: torch.Tensor, inverse: bool) -> torch.Tensor:
+    """``(z − mean) · (1 / std)``, decoded as ``z / (1 / std) + mean`` (the Wan pipelines)."""
+    mean, inverse_std = _view(model.config.latents_mean, z), 1.0 / _view(model.config.latents_std, z)
+    return z / inverse_std + mean if inverse else (z - mean) * inverse_std
 
 
 def _cosmos(model: Any, z: torch.Tensor, inverse: bool) -> torch.Tensor:
@@ -144,7 +155,7 @@ VIDEO_CONVENTIONS: dict[str, VideoConvention] = {
     for c in (
         VideoConvention(
             "AutoencoderKLCogVideoX",
-            _scale,
+            _scale_reciprocal,
             lambda m: (2 * int(m.config.temporal_compression_ratio), 1),
             _levels,
             ("scaling_factor", "shift_factor", "invert_scale_latents"),
@@ -159,23 +170,25 @@ VIDEO_CONVENTIONS: dict[str, VideoConvention] = {
         ),
         VideoConvention(
             "AutoencoderKLWan",
-            _config_mean_std(scaled=False),
+            _wan,
             lambda m: (2 ** sum(m.config.temperal_downsample), 1),
             lambda m: 2 ** (len(m.config.dim_mult) - 1) * (m.config.patch_size or 1),
             _MEAN_STD,
         ),
         VideoConvention(
             "AutoencoderKLMochi",
-            _config_mean_std(scaled=True),
+            _mochi,
             _causal,
             _spatial_ratio,
             ("scaling_factor", *_MEAN_STD),
         ),
-        VideoConvention("AutoencoderKLAllegro", _scale, _allegro_frames, _spatial_ratio, calling="allegro"),
+        VideoConvention(
+            "AutoencoderKLAllegro", _scale_reciprocal, _allegro_frames, _spatial_ratio, calling="allegro"
+        ),
         VideoConvention(
             "AutoencoderKLCosmos", _cosmos, _causal, _spatial_ratio, ("scaling_factor", *_MEAN_STD)
         ),
-        VideoConvention("AutoencoderKLMagvit", _scale, _causal, _spatial_ratio),
+        VideoConvention("AutoencoderKLMagvit", _scale_reciprocal, _causal, _spatial_ratio),
         VideoConvention(
             "AutoencoderVidTok",
             _none,
@@ -184,7 +197,9 @@ VIDEO_CONVENTIONS: dict[str, VideoConvention] = {
             ("regularizer", "codebook_size", "is_causal"),
             calling="vidtok",
         ),
-        VideoConvention("AutoencoderKLTemporalDecoder", _scale, lambda m: (1, 0), _levels, calling="frames"),
+        VideoConvention(
+            "AutoencoderKLTemporalDecoder", _scale_reciprocal, lambda m: (1, 0), _levels, calling="frames"
+        ),
     )
 }
 
