@@ -58,6 +58,7 @@ PUBLISHED = {
     "AutoencoderKLHunyuanVideo": (4, 8),
     "AutoencoderKLHunyuanVideo15": (4, 16),
     "AutoencoderKLLTXVideo": (8, 32),
+    "AutoencoderKLLTX2Video": (8, 32),
     "AutoencoderKLWan": (4, 8),
     "AutoencoderKLMochi": (6, 8),
     "AutoencoderKLCosmos": (8, 8),
@@ -344,3 +345,23 @@ def test_generic_refuses_image_classes(tmp_path: Path) -> None:
 def test_from_model_checks_the_class() -> None:
     with pytest.raises(ConfigError, match="from_model takes a diffusers AutoencoderKLWan"):
         WanVae.from_model(tiny_video_model("AutoencoderKLCogVideoX"))
+
+
+def test_ltx_compression_follows_the_block_types() -> None:
+    """LTX-0.9.5-style blocks downsample space only, or time only: the declared rule follows them and
+    the round trip keeps the clip's shape (the class's own attribute would say 8× time)."""
+    config = TINY["AutoencoderKLLTXVideo"] | {
+        "block_out_channels": [8, 16, 16],  # 0.9.5 encoders build one block fewer: spatial, temporal
+        "down_block_types": ["LTXVideo095DownBlock3D"] * 3,
+        "downsample_type": ["spatial", "temporal", "conv"],
+        "spatio_temporal_scaling": [True, True, True],
+    }
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = diffusers.AutoencoderKLLTXVideo(**config).eval()
+    adapter = DiffusersVideoAutoencoderBase.wrap(model, "ltx-095")
+    assert (adapter.frame_multiple, adapter.spatial_multiple) == (2, 4)
+    assert model.temporal_compression_ratio == 8  # the class's count, not the architecture's
+    clips = panning_clip(9, 32, 32)
+    encoded = adapter.encode(clips)
+    assert encoded.payload[0].shape[2:] == (5, 8, 8) and adapter.decode(encoded).shape == clips.shape

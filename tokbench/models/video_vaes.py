@@ -137,6 +137,28 @@ class VideoConvention:
     calling: str = "video"
 
 
+def _ltx_compression(model: Any) -> tuple[int, int]:
+    """(temporal, spatial) compression of an LTX or LTX-2 encoder, from its block types: a scaling block
+    halves time and space ("conv", LTX-0.9.0's blocks, "spatiotemporal"), space ("spatial") or time
+    ("temporal"). The classes' own attributes, when the config leaves them None, count every scaling
+    block as both, which is wrong for LTX-2's default (spatial, temporal, spatio-temporal ×2) blocks."""
+    config = model.config
+    flags = config.spatio_temporal_scaling
+    if isinstance(flags, bool):
+        flags = [flags] * len(config.block_out_channels)
+    temporal, spatial = config.patch_size_t, config.patch_size
+    blocks = list(config.down_block_types)
+    if blocks[-1] == "LTXVideo095DownBlock3D":  # LTX-0.9.5 builds one block fewer than its channel list
+        blocks = blocks[: len(config.block_out_channels) - 1]
+    for flag, block, kind in zip(flags, blocks, config.downsample_type, strict=False):
+        kind = "conv" if block == "LTXVideoDownBlock3D" else kind  # 0.9.0 blocks ignore downsample_type
+        if flag and kind in ("conv", "spatiotemporal", "temporal"):
+            temporal *= 2
+        if flag and kind in ("conv", "spatiotemporal", "spatial"):
+            spatial *= 2
+    return temporal, spatial
+
+
 def _vidtok_frames(model: Any) -> tuple[int, int]:
     if model.is_causal:
         return int(_setting(model, "temporal_compression_ratio")), 1
@@ -162,11 +184,15 @@ VIDEO_CONVENTIONS: dict[str, VideoConvention] = {
         ),
         VideoConvention("AutoencoderKLHunyuanVideo", _scale, _causal, _spatial_ratio),
         VideoConvention("AutoencoderKLHunyuanVideo15", _scale, _causal, _spatial_ratio),
-        VideoConvention(
-            "AutoencoderKLLTXVideo", _buffers, _causal, _spatial_ratio, ("scaling_factor", *_MEAN_STD)
-        ),
-        VideoConvention(
-            "AutoencoderKLLTX2Video", _buffers, _causal, _spatial_ratio, ("scaling_factor", *_MEAN_STD)
+        *(
+            VideoConvention(
+                name,
+                _buffers,
+                lambda m: (_ltx_compression(m)[0], 1),
+                lambda m: _ltx_compression(m)[1],
+                ("scaling_factor", *_MEAN_STD),
+            )
+            for name in ("AutoencoderKLLTXVideo", "AutoencoderKLLTX2Video")
         ),
         VideoConvention(
             "AutoencoderKLWan",
