@@ -16,12 +16,11 @@ to exact ties. The published numbers use ADM's centre crop (preprocess ``adm-cen
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 
@@ -34,8 +33,13 @@ from tokbench.models.llamagen_vq_modules import (  # noqa: F401  (re-exported)
     LlamaGenVQModel,
     config_from_official,
 )
-
-logger = logging.getLogger(__name__)
+from tokbench.models.network_adapter import (
+    RANDOM_INIT_SEED,
+    RANDOM_INIT_SOURCE,
+    NetworkAdapter,
+    check_random_init,
+    describe,
+)
 
 PAPER = (
     "Sun, Jiang, Chen, Zhang, Peng, Luo, Yuan. Autoregressive Model Beats Diffusion: Llama for Scalable "
@@ -52,7 +56,6 @@ SOURCE = "FoundationVision/LlamaGen@ce98ec4 tokenizer/tokenizer_image/vq_model.p
 LLAMAGEN_HUB_REVISION = "a86ad643a5bde5b5657a8aed7d5c9e2fc6f8c60f"
 #: Checkpoint containers: the reconstruction script reads the first of these keys that is present.
 CONTAINER_KEYS = ("ema", "model", "state_dict")
-RANDOM_INIT_SEED = 0
 VERIFICATION = "golden: reference/llamagen_vq"
 
 
@@ -178,7 +181,7 @@ def from_model_range(raw: torch.Tensor) -> torch.Tensor:
     return ((raw + 1.0) / 2.0).clamp(0.0, 1.0)
 
 
-class LlamaGenVQ(Tokenizer, DiscreteTokenizer):
+class LlamaGenVQ(NetworkAdapter, Tokenizer, DiscreteTokenizer):
     """LlamaGen's VQ tokenizer: images in [0, 1] → a grid of codebook indices (one per f×f patch) →
     images.
 
@@ -194,6 +197,7 @@ class LlamaGenVQ(Tokenizer, DiscreteTokenizer):
     """
 
     version: ClassVar[str] = "1"
+    config: LlamaGenVQConfig
 
     def __init__(
         self,
@@ -206,15 +210,9 @@ class LlamaGenVQ(Tokenizer, DiscreteTokenizer):
             raise ConfigError(f"llamagen-vq: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         spec = VARIANTS[variant]
         if random_init:
-            if weights is not None or revision is not None:
-                raise ConfigError(
-                    "llamagen-vq: random_init=True builds random weights; drop weights= and revision="
-                )
-            logger.warning(
-                "llamagen-vq %s: random weights (seed %d), for tests only", variant, RANDOM_INIT_SEED
-            )
+            check_random_init("llamagen-vq", f"llamagen-vq {variant}", weights, revision)
             model = LlamaGenVQModel.random_init(spec.config, seed=RANDOM_INIT_SEED)
-            self._setup(model, variant, None, f"random_init(seed={RANDOM_INIT_SEED})", None)
+            self._setup(model, variant, None, RANDOM_INIT_SOURCE, None)
             return
         resolved = resolve_checkpoint(spec, weights, revision)
         sha256 = check_sha256(f"llamagen-vq {variant}", resolved.path, spec.sha256, how_to_supply(spec))
@@ -259,26 +257,9 @@ class LlamaGenVQ(Tokenizer, DiscreteTokenizer):
     def _setup(
         self, model: LlamaGenVQModel, name: str, sha256: str | None, source: str, commit: str | None
     ) -> None:
-        self.model = model.eval().requires_grad_(False)
-        self.config: LlamaGenVQConfig = model.config
-        self.name = name
-        self.source = source
+        self._adopt(model, name, sha256, source)
         #: The hub commit of the snapshot the weights came from (None when not from a hub cache).
         self.commit = commit
-        self._sha256 = sha256
-
-    @property
-    def weights_sha256(self) -> str | None:
-        """sha256 of the loaded checkpoint file; None for random or in-memory weights."""
-        return self._sha256
-
-    def to(self, device: torch.device | str) -> LlamaGenVQ:
-        self.model.to(device)
-        return self
-
-    @property
-    def _device(self) -> torch.device:
-        return self.model.quant_conv.weight.device
 
     def _latent(self, images: torch.Tensor) -> torch.Tensor:
         """The pre-quantisation latent [N, D, H/f, W/f] of images in [0, 1]."""
@@ -293,7 +274,7 @@ class LlamaGenVQ(Tokenizer, DiscreteTokenizer):
         ):
             raise ConfigError(
                 f"llamagen-vq {self.name}: encode expects float32 images [N, 3, H, W] in [0, 1] with H and W "
-                f"multiples of {f} (e.g. preprocess adm-center-crop at 256), got {_describe(images)}"
+                f"multiples of {f} (e.g. preprocess adm-center-crop at 256), got {describe(images)}"
             )
         with torch.inference_mode():
             return self.model.encode_latent(to_model_range(images.to(self._device)))
@@ -325,7 +306,7 @@ class LlamaGenVQ(Tokenizer, DiscreteTokenizer):
         if not (isinstance(grid, torch.Tensor) and grid.dtype == torch.int64 and grid.ndim == 3):
             raise ConfigError(
                 f"llamagen-vq {self.name}: decode expects the int64 [N, h, w] index grid of encode, "
-                f"got {_describe(grid)}"
+                f"got {describe(grid)}"
             )
         return self._decode_grid(grid)
 
@@ -354,10 +335,6 @@ class LlamaGenVQ(Tokenizer, DiscreteTokenizer):
         if not ok:
             raise ConfigError(
                 f"llamagen-vq {self.name}: decode_indices expects int64 [N, T] indices of a square token "
-                f"grid (T = h·w with h = w) or an [N, h, w] grid, got {_describe(indices)}"
+                f"grid (T = h·w with h = w) or an [N, h, w] grid, got {describe(indices)}"
             )
         return self._decode_grid(indices)
-
-
-def _describe(value: Any) -> str:
-    return f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__

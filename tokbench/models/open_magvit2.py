@@ -12,7 +12,6 @@ dots>``); the published numbers were measured with the EMA copies (every image c
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from collections.abc import Mapping
@@ -26,6 +25,13 @@ from tokbench.adapters.base import Encoded, ModelCard, Tokenizer
 from tokbench.adapters.discrete import DiscreteTokenizer
 from tokbench.errors import ConfigError, WeightsError
 from tokbench.models.checkpoints import HubFile, check_sha256, read_state_dict, resolve_hub_file
+from tokbench.models.network_adapter import (
+    RANDOM_INIT_SEED,
+    RANDOM_INIT_SOURCE,
+    NetworkAdapter,
+    check_random_init,
+    describe,
+)
 from tokbench.models.open_magvit2_modules import (
     TOKENIZER_PREFIXES,
     OpenMagvit2Config,
@@ -33,15 +39,12 @@ from tokbench.models.open_magvit2_modules import (
     implicit_codebook,
 )
 
-logger = logging.getLogger(__name__)
-
 PAPER = (
     "Luo, Shi, Ge, Yang, Wang, Shan. Open-MAGVIT2: An Open-Source Project Toward Democratizing "
     "Auto-regressive Visual Generation. arXiv:2409.04410"
 )
 LICENCE = "Apache-2.0 (TencentARC/SEED-Voken code and the hub model cards)"
 EMA_PREFIX = "model_ema."
-RANDOM_INIT_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,7 @@ def model_output_to_images(raw: torch.Tensor) -> torch.Tensor:
     return (raw.clamp(-1.0, 1.0) + 1.0) / 2.0
 
 
-class OpenMagvit2(Tokenizer, DiscreteTokenizer):
+class OpenMagvit2(NetworkAdapter, Tokenizer, DiscreteTokenizer):
     """Open-MAGVIT2 as a tokbench tokenizer: images in [0, 1] → LFQ token ids → images.
 
     ``variant`` names a released tokenizer (``VARIANTS``). ``weights`` is a local checkpoint (the
@@ -223,6 +226,7 @@ class OpenMagvit2(Tokenizer, DiscreteTokenizer):
     """
 
     version: ClassVar[str] = "1"
+    config: OpenMagvit2Config
 
     def __init__(
         self,
@@ -236,15 +240,9 @@ class OpenMagvit2(Tokenizer, DiscreteTokenizer):
             raise ConfigError(f"open-magvit2: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         spec = VARIANTS[variant]
         if random_init:
-            if weights is not None or revision is not None:
-                raise ConfigError(
-                    "open-magvit2: random_init=True builds random weights; drop weights= and revision="
-                )
-            logger.warning(
-                "open-magvit2 %s: random weights (seed %d), for tests only", variant, RANDOM_INIT_SEED
-            )
+            check_random_init("open-magvit2", f"open-magvit2 {variant}", weights, revision)
             model = OpenMagvit2Model.random_init(spec.config, seed=RANDOM_INIT_SEED)
-            self._setup(model, variant, None, f"random_init(seed={RANDOM_INIT_SEED})")
+            self._setup(model, variant, None, RANDOM_INIT_SOURCE)
             return
         path, source = resolve_checkpoint(spec, weights, revision)
         sha256 = check_sha256(f"open-magvit2 {variant}", path, spec.sha256, how_to_supply(spec))
@@ -265,11 +263,7 @@ class OpenMagvit2(Tokenizer, DiscreteTokenizer):
         return adapter
 
     def _setup(self, model: OpenMagvit2Model, name: str, sha256: str | None, source: str) -> None:
-        self.model = model.eval().requires_grad_(False)
-        self.config: OpenMagvit2Config = model.config
-        self.name = name
-        self.source = source
-        self._sha256 = sha256
+        self._adopt(model, name, sha256, source)
 
     @classmethod
     def cards(cls) -> tuple[ModelCard, ...]:
@@ -290,19 +284,6 @@ class OpenMagvit2(Tokenizer, DiscreteTokenizer):
             for v in VARIANTS.values()
         )
 
-    @property
-    def weights_sha256(self) -> str | None:
-        """sha256 of the loaded checkpoint file; None for random or in-memory weights."""
-        return self._sha256
-
-    def to(self, device: torch.device | str) -> OpenMagvit2:
-        self.model.to(device)
-        return self
-
-    @property
-    def _device(self) -> torch.device:
-        return self.model.decoder.conv_out.weight.device
-
     def _grid(self, height: int, width: int, what: str) -> tuple[int, int]:
         f = self.config.downsampling
         if height % f or width % f or (height // f) * (width // f) < 2:
@@ -321,7 +302,7 @@ class OpenMagvit2(Tokenizer, DiscreteTokenizer):
         ):
             raise ConfigError(
                 f"open-magvit2 {self.name}: encode expects float32 images [N, 3, H, W] in [0, 1], "
-                f"got {_describe(images)}"
+                f"got {describe(images)}"
             )
         self._grid(images.shape[2], images.shape[3], "image")
 
@@ -347,7 +328,7 @@ class OpenMagvit2(Tokenizer, DiscreteTokenizer):
         ):
             raise ConfigError(
                 f"open-magvit2 {self.name}: decode expects int64 token grids [N, h, w] in [0, {size}), "
-                f"got {_describe(tokens)}"
+                f"got {describe(tokens)}"
             )
         self._grid(
             tokens.shape[1] * self.config.downsampling,
@@ -383,7 +364,3 @@ class OpenMagvit2(Tokenizer, DiscreteTokenizer):
                 )
             indices = indices.reshape(indices.shape[0], side, side)
         return self.decode(Encoded(payload=indices))
-
-
-def _describe(value: Any) -> str:
-    return f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__

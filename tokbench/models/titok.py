@@ -9,7 +9,6 @@ the Hugging Face hub (``huggingface_hub``, imported lazily); random weights only
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +22,13 @@ from tokbench.adapters.discrete import NOT_APPLICABLE, DiscreteTokenizer
 from tokbench.errors import ConfigError, WeightsError
 from tokbench.hub import first_line, hub_download, hub_unavailable, import_hub, offline_reason
 from tokbench.models.checkpoints import check_sha256, load_checkpoint
+from tokbench.models.network_adapter import (
+    RANDOM_INIT_SEED,
+    RANDOM_INIT_SOURCE,
+    NetworkAdapter,
+    check_random_init,
+    describe,
+)
 from tokbench.models.titok_modules import (  # noqa: F401  (re-exported)
     GaussianPosterior,
     TiTokConfig,
@@ -30,9 +36,6 @@ from tokbench.models.titok_modules import (  # noqa: F401  (re-exported)
     ViTConfig,
 )
 from tokbench.models.titok_pixel_decoder import PixelDecoderConfig
-
-logger = logging.getLogger(__name__)
-
 
 #: Official ViT sizes: width, layers, heads.
 OFFICIAL_VIT_SIZES: dict[str, tuple[int, int, int]] = {
@@ -155,7 +158,6 @@ VARIANTS: dict[str, TiTokVariant] = {
 
 #: Weight files of a hub repository, in the order ``PyTorchModelHubMixin`` reads them.
 HUB_FILENAMES = ("model.safetensors", "pytorch_model.bin")
-RANDOM_INIT_SEED = 0
 
 
 def how_to_supply(variant: TiTokVariant) -> str:
@@ -240,7 +242,7 @@ def _from_hub(variant: TiTokVariant, revision: str | None) -> Path:
     )
 
 
-class TiTok(Tokenizer, DiscreteTokenizer):
+class TiTok(NetworkAdapter, Tokenizer, DiscreteTokenizer):
     """TiTok as a tokbench tokenizer: images in [0, 1] → 1D tokens (or VAE latents) → images.
 
     ``variant`` names an official model (``VARIANTS``). ``weights`` is a local checkpoint file
@@ -258,6 +260,7 @@ class TiTok(Tokenizer, DiscreteTokenizer):
     """
 
     version: ClassVar[str] = "1"
+    config: TiTokConfig
 
     @classmethod
     def cards(cls) -> tuple[ModelCard, ...]:
@@ -290,13 +293,9 @@ class TiTok(Tokenizer, DiscreteTokenizer):
             raise ConfigError(f"titok: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         spec = VARIANTS[variant]
         if random_init:
-            if weights is not None or revision is not None:
-                raise ConfigError(
-                    "titok: random_init=True builds random weights; drop weights= and revision="
-                )
-            logger.warning("titok %s: random weights (seed %d), for tests only", variant, RANDOM_INIT_SEED)
+            check_random_init("titok", f"titok {variant}", weights, revision)
             model = TiTokModel.random_init(spec.config, seed=RANDOM_INIT_SEED)
-            self._setup(model, variant, None, f"random_init(seed={RANDOM_INIT_SEED})", vae_sample)
+            self._setup(model, variant, None, RANDOM_INIT_SOURCE, vae_sample)
             return
         path, source = resolve_checkpoint(spec, weights, revision)
         sha256 = check_sha256(f"titok {variant}", path, spec.sha256, how_to_supply(spec))
@@ -322,32 +321,15 @@ class TiTok(Tokenizer, DiscreteTokenizer):
     def _setup(self, model: TiTokModel, name: str, sha256: str | None, source: str, vae_sample: bool) -> None:
         if vae_sample and model.config.quantize_mode != "vae":
             raise ConfigError(f"titok {name}: vae_sample=True needs a VAE variant (quantize_mode 'vae')")
-        self.model = model.eval().requires_grad_(False)
-        self.config: TiTokConfig = model.config
-        self.name = name
-        self.source = source
+        self._adopt(model, name, sha256, source)
         self.vae_sample = vae_sample
-        self._sha256 = sha256
-
-    @property
-    def weights_sha256(self) -> str | None:
-        """sha256 of the loaded checkpoint file; None for random or in-memory weights."""
-        return self._sha256
-
-    def to(self, device: torch.device | str) -> TiTok:
-        self.model.to(device)
-        return self
-
-    @property
-    def _device(self) -> torch.device:
-        return self.model.latent_tokens.device
 
     def _check_images(self, images: Any) -> None:
         size = self.config.image_size
         if not _is_tensor(images, torch.float32, (3, size, size)):
             raise ConfigError(
                 f"titok {self.name}: encode expects float32 images [N, 3, {size}, {size}] in [0, 1] "
-                f"(preprocess to {size}×{size}), got {_describe(images)}"
+                f"(preprocess to {size}×{size}), got {describe(images)}"
             )
 
     def encode(self, images: torch.Tensor) -> Encoded:
@@ -372,7 +354,7 @@ class TiTok(Tokenizer, DiscreteTokenizer):
             expected = f"float32 latents [N, {config.token_size}, 1, {n}]"
             ok = _is_tensor(payload, torch.float32, (config.token_size, 1, n))
         if not ok:
-            raise ConfigError(f"titok {self.name}: decode expects {expected}, got {_describe(payload)}")
+            raise ConfigError(f"titok {self.name}: decode expects {expected}, got {describe(payload)}")
         with torch.inference_mode():
             pixels = self.model.decode_tokens(payload.to(self._device)).clamp(0.0, 1.0)
         return pixels.clone()  # outside inference mode: an ordinary tensor
@@ -415,7 +397,3 @@ def _is_tensor(value: Any, dtype: torch.dtype, trailing_shape: tuple[int, ...]) 
     return (
         isinstance(value, torch.Tensor) and value.dtype == dtype and tuple(value.shape[1:]) == trailing_shape
     )
-
-
-def _describe(value: Any) -> str:
-    return f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__

@@ -7,7 +7,6 @@ Images in [0, 1] enter the model as ``2x - 1`` and leave as ``(x + 1) / 2`` clam
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,12 +19,16 @@ from tokbench.adapters.base import Encoded, ModelCard, Tokenizer
 from tokbench.adapters.discrete import DiscreteTokenizer
 from tokbench.errors import ConfigError
 from tokbench.models.diffusers_loading import load_state_strictly
+from tokbench.models.network_adapter import (
+    RANDOM_INIT_SEED,
+    RANDOM_INIT_SOURCE,
+    NetworkAdapter,
+    check_random_init,
+    describe,
+)
 from tokbench.models.transformers_vq_weights import VqSource, VqState, read_vq_state
 
-logger = logging.getLogger(__name__)
-
 TESTED_TRANSFORMERS = "5.23.0"
-RANDOM_INIT_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -88,15 +91,11 @@ def _check_images(owner: str, images: Any, factor: int) -> None:
     ):
         raise ConfigError(
             f"{owner}: encode expects float32 images [N, 3, H, W] in [0, 1] with H and W multiples of "
-            f"{factor}, got {_describe(images)}"
+            f"{factor}, got {describe(images)}"
         )
 
 
-def _describe(value: Any) -> str:
-    return f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
-
-
-class TransformersVq(Tokenizer, DiscreteTokenizer):
+class TransformersVq(NetworkAdapter, Tokenizer, DiscreteTokenizer):
     """A transformers VQ-VAE as a discrete tokenizer: images in [0, 1] → codebook indices → images.
 
     ``weights`` is a checkpoint file, a model folder (sharded or not), or a hub cache; without it the
@@ -128,13 +127,9 @@ class TransformersVq(Tokenizer, DiscreteTokenizer):
         self.config = {**release.config, **overrides}
         self.commit: str | None = None
         if random_init:
-            if weights is not None or revision is not None:
-                raise ConfigError(
-                    f"{release.key}: random_init=True builds random weights; drop weights= and revision="
-                )
-            logger.warning("%s: random weights (seed %d), for tests only", release.key, RANDOM_INIT_SEED)
+            check_random_init(release.key, release.key, weights, revision)
             model = self.build(device="cpu")
-            self._sha256, self.source = None, f"random_init(seed={RANDOM_INIT_SEED})"
+            self._sha256, self.source = None, RANDOM_INIT_SOURCE
         else:
             import_transformers(release.class_name)  # a missing package fails before any weights
             loaded = self._read_weights(weights, revision)
@@ -207,11 +202,6 @@ class TransformersVq(Tokenizer, DiscreteTokenizer):
             ),
         )
 
-    @property
-    def weights_sha256(self) -> str | None:
-        """sha256 of the weights file(s) read; None for random weights."""
-        return self._sha256
-
     def describe(self) -> dict[str, Any]:
         """The release, where its weights came from and the token layout, for records."""
         return {
@@ -224,14 +214,6 @@ class TransformersVq(Tokenizer, DiscreteTokenizer):
             "downsampling_factor": self.downsampling,
             "licence": self.release.licence,
         }
-
-    def to(self, device: torch.device | str) -> TransformersVq:
-        self.model.to(device)
-        return self
-
-    @property
-    def _device(self) -> torch.device:
-        return next(self.model.parameters()).device
 
     # -- the model-specific steps ---------------------------------------------------------------
 
@@ -288,7 +270,7 @@ class TransformersVq(Tokenizer, DiscreteTokenizer):
         ):
             raise ConfigError(
                 f"{self.release.key}: decode_indices expects int64 [N, T] indices of a square token grid "
-                f"(T = h·w with h = w), got {_describe(indices)}"
+                f"(T = h·w with h = w), got {describe(indices)}"
             )
         return self._decode_grid(indices.reshape(-1, side, side))
 
@@ -303,6 +285,6 @@ class TransformersVq(Tokenizer, DiscreteTokenizer):
         if not (isinstance(grid, torch.Tensor) and grid.dtype == torch.int64 and grid.ndim == 3):
             raise ConfigError(
                 f"{self.release.key}: decode expects the int64 [N, h, w] index grid of encode, "
-                f"got {_describe(grid)}"
+                f"got {describe(grid)}"
             )
         return self._decode_grid(grid)

@@ -10,7 +10,6 @@ Hugging Face hub (``huggingface_hub``, imported lazily); random weights only on 
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from dataclasses import dataclass
@@ -23,9 +22,14 @@ from tokbench.adapters.base import Encoded, ModelCard, Tokenizer
 from tokbench.adapters.discrete import DiscreteTokenizer
 from tokbench.errors import ConfigError, WeightsError
 from tokbench.models.checkpoints import HubFile, check_sha256, load_checkpoint, resolve_hub_file
+from tokbench.models.network_adapter import (
+    RANDOM_INIT_SEED,
+    RANDOM_INIT_SOURCE,
+    NetworkAdapter,
+    check_random_init,
+    describe,
+)
 from tokbench.models.var_vqvae_modules import VarVqvaeConfig, VarVqvaeModel
-
-logger = logging.getLogger(__name__)
 
 PAPER = (
     "Tian, Jiang, Yuan, Peng, Wang. Visual Autoregressive Modeling: Scalable Image Generation via "
@@ -38,7 +42,6 @@ CHECKPOINT_FILENAME = "vae_ch160v4096z32.pth"
 #: independent public projects that load this file; not hashed here (no download). Every loaded
 #: file's sha256 is computed and checked against it.
 CHECKPOINT_SHA256 = "7c3ec27ae28a3f87055e83211ea8cc8558bd1985d7b51742d074fb4c2fcf186c"
-RANDOM_INIT_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ def resolve_checkpoint(
     return found.path, found.kind
 
 
-class VarVqvae(Tokenizer, DiscreteTokenizer):
+class VarVqvae(NetworkAdapter, Tokenizer, DiscreteTokenizer):
     """VAR's VQVAE as a tokbench tokenizer: images in [0, 1] → token maps of every scale → images.
 
     ``resolution`` picks the schedule the released checkpoint is used with (256: 10 scales up to 16×16,
@@ -124,6 +127,7 @@ class VarVqvae(Tokenizer, DiscreteTokenizer):
     """
 
     version: ClassVar[str] = "1"
+    config: VarVqvaeConfig
 
     def __init__(
         self,
@@ -139,13 +143,9 @@ class VarVqvae(Tokenizer, DiscreteTokenizer):
         spec = VARIANTS[resolution]
         name = f"vae_ch160v4096z32@{resolution}"
         if random_init:
-            if weights is not None or revision is not None:
-                raise ConfigError(
-                    "var-vqvae: random_init=True builds random weights; drop weights= and revision="
-                )
-            logger.warning("var-vqvae %s: random weights (seed %d), for tests only", name, RANDOM_INIT_SEED)
+            check_random_init("var-vqvae", f"var-vqvae {name}", weights, revision)
             model = VarVqvaeModel.random_init(spec.config, seed=RANDOM_INIT_SEED)
-            self._setup(model, name, None, f"random_init(seed={RANDOM_INIT_SEED})")
+            self._setup(model, name, None, RANDOM_INIT_SOURCE)
             return
         path, source = resolve_checkpoint(spec, weights, revision)
         sha256 = check_sha256(f"var-vqvae {name}", path, spec.sha256, how_to_supply(spec))
@@ -165,11 +165,7 @@ class VarVqvae(Tokenizer, DiscreteTokenizer):
         return adapter
 
     def _setup(self, model: VarVqvaeModel, name: str, sha256: str | None, source: str) -> None:
-        self.model = model.eval().requires_grad_(False)
-        self.config: VarVqvaeConfig = model.config
-        self.name = name
-        self.source = source
-        self._sha256 = sha256
+        self._adopt(model, name, sha256, source)
 
     @classmethod
     def cards(cls) -> tuple[ModelCard, ...]:
@@ -191,19 +187,6 @@ class VarVqvae(Tokenizer, DiscreteTokenizer):
         )
 
     @property
-    def weights_sha256(self) -> str | None:
-        """sha256 of the loaded checkpoint file; None for random or in-memory weights."""
-        return self._sha256
-
-    def to(self, device: torch.device | str) -> VarVqvae:
-        self.model.to(device)
-        return self
-
-    @property
-    def _device(self) -> torch.device:
-        return self.model.quant_conv.weight.device
-
-    @property
     def num_tokens(self) -> int:
         """Tokens per image, all scales."""
         return self.config.num_tokens
@@ -219,7 +202,7 @@ class VarVqvae(Tokenizer, DiscreteTokenizer):
             raise ConfigError(
                 f"var-vqvae {self.name}: encode expects float32 images [N, 3, {size}, {size}] in [0, 1] "
                 f"(its scale schedule ends at {self.config.patch_nums[-1]}×{self.config.patch_nums[-1]}), "
-                f"got {_describe(images)}"
+                f"got {describe(images)}"
             )
 
     def _quantize(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -247,7 +230,7 @@ class VarVqvae(Tokenizer, DiscreteTokenizer):
         ):
             raise ConfigError(
                 f"var-vqvae {self.name}: decode expects int64 token ids [N, {n}] in [0, {vocab}) (every "
-                f"scale of {self.config.patch_nums}, coarsest first), got {_describe(payload)}"
+                f"scale of {self.config.patch_nums}, coarsest first), got {describe(payload)}"
             )
         per_scale = payload.to(self._device).split([pn * pn for pn in self.config.patch_nums], dim=1)
         with torch.inference_mode():
@@ -279,7 +262,3 @@ class VarVqvae(Tokenizer, DiscreteTokenizer):
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
         """Images from token ids, exactly as ``decode`` would give them."""
         return self.decode(Encoded(payload=indices))
-
-
-def _describe(value: Any) -> str:
-    return f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
