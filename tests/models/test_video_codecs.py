@@ -139,3 +139,15 @@ def test_video_resize_is_the_image_resize_frame_by_frame() -> None:
     assert encoded.bits.tolist() == [24.0 * 9 * 16 * 16] * 2
     frames = image_resize.decode(image_resize.encode(clips.flatten(0, 1)))
     assert torch.equal(resize.decode(encoded), frames.view(clips.shape))
+
+
+def test_the_record_names_what_makes_the_stream() -> None:
+    described = build_model("h265:crf=30").adapter.describe()
+    assert described["encoder"] == "libx265" and described["stream_format"] == "hevc"
+    assert "frame-threads=1" in described["options"]["x265-params"] and described["fps"] == 24
+    assert "128 px" in described["padding"] and described["pyav"] == av.__version__
+    assert build_model("h264").adapter.describe()["options"] == {
+        "crf": "28",
+        "preset": "medium",
+        "threads": "1",
+    }

@@ -365,3 +365,14 @@ def test_ltx_compression_follows_the_block_types() -> None:
     clips = panning_clip(9, 32, 32)
     encoded = adapter.encode(clips)
     assert encoded.payload[0].shape[2:] == (5, 8, 8) and adapter.decode(encoded).shape == clips.shape
+
+
+@pytest.mark.slow  # ~10 s: 127 M random weights on the CPU
+def test_random_init_builds_the_full_release() -> None:
+    adapter = build_model("wan-vae:random_init=true").adapter
+    assert isinstance(adapter, WanVae) and adapter.weights_sha256 is None
+    clips = panning_clip(5, 16, 16)
+    encoded = adapter.encode(clips)
+    assert encoded.payload[0].shape == (1, 16, 2, 2, 2) and encoded.num_tokens == 8
+    assert adapter.decode(encoded).shape == clips.shape
+    assert adapter.describe()["normalisation"]["latents_std"][0] == 2.8184
