@@ -24,6 +24,7 @@ and the decoded frame is cropped back: ``bits`` counts the padded frame, which i
 from __future__ import annotations
 
 import io
+import os
 from typing import Any, ClassVar
 
 import torch
@@ -229,6 +230,9 @@ class Av1(VideoCodec):
 
     def __init__(self, crf: int = 35, preset: int = 8, pix_fmt: str = "yuv420p", fps: int = 24) -> None:
         super().__init__(crf=crf, preset=preset, pix_fmt=pix_fmt, fps=fps)  # type: ignore[arg-type]
+        # SVT-AV1 prints ~25 banner and configuration lines per encoder to stderr: errors only, unless
+        # the user chose a level (it reads SVT_LOG when an encoder starts; output is unaffected)
+        os.environ.setdefault("SVT_LOG", "1")
 
     def _checked_preset(self, preset: Any) -> str:
         if isinstance(preset, bool) or not isinstance(preset, int) or not 0 <= preset <= 13:
