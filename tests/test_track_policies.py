@@ -69,6 +69,25 @@ def _gen_case(root: Path) -> dict[str, Any]:
     }
 
 
+VIDEO_SUITE = """
+name: policy-video
+version: "1"
+kind: video-tokenizer
+track: video-recon
+dataset: video-embedded
+preprocess: {name: imagenet-center-crop, resolution: 32}
+settings: {clips: {frames: 3}}
+metrics:
+  - name: video-psnr
+  - name: temporal-difference-error
+"""
+
+
+def _video_case(root: Path) -> dict[str, Any]:
+    (root / "policy-video.yaml").write_text(VIDEO_SUITE)
+    return {"model": "video-identity", "suite": str(root / "policy-video.yaml"), "limit": 2}
+
+
 #: Track name → the tiniest real run of it, as ``tokbench.evaluate`` arguments.
 CASES: dict[str, Callable[[Path], dict[str, Any]]] = {
     "recon": lambda root: {"model": "identity", "suite": "recon", "limit": 2, "cache_features": False},
@@ -86,6 +105,7 @@ CASES: dict[str, Callable[[Path], dict[str, Any]]] = {
         "limit": 2,
         "judge_options": {"clip": {"model": "ViT-S-32", "pretrained": None, "weights": "random"}},
     },
+    "video-recon": _video_case,
 }
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from PIL import Image
 
+from tokbench.data.clips import ClipSampler
 from tokbench.data.decode import display_path
-from tokbench.data.video import ClipSampler
 from tokbench.errors import DataError
 
 #: Frame intervals differing by more than this fraction of the median interval make a video VFR.
