@@ -25,6 +25,8 @@ MEASUREMENTS = {
     "prefill_tflops_paper": OutputInfo("prefill TFLOPs (4nd²+2n²d+2ndm per LLM layer)", False, "TFLOPs"),
     "encode_seconds_per_image": OutputInfo("encode time", False, "s/image"),
     "decode_seconds_per_image": OutputInfo("decode time", False, "s/image"),
+    "encode_seconds_per_frame": OutputInfo("encode time", False, "s/frame"),
+    "decode_seconds_per_frame": OutputInfo("decode time", False, "s/frame"),
 }
 
 
