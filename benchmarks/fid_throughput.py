@@ -29,6 +29,12 @@ Usage::
     python benchmarks/fid_throughput.py            # full run (~45 min on 2 idle cores)
     python benchmarks/fid_throughput.py --quick    # smoke run (~5 min)
 
+For the quiet-machine re-measurement (issue 19, item 5): stop other jobs, wait until ``uptime`` shows a
+1-minute load average below ~0.3, then run ``python benchmarks/fid_throughput.py --rounds 3
+--calibration-rounds 2`` (~70 min on 2 idle cores). The 1-minute load average (``os.getloadavg``) is
+written beside every number: before/after each run in the tables, per round beside each ratio, at the
+start and end of the whole run in the header (this benchmark's own process adds about 1-2 to it).
+
 ``--quick`` writes its report to ``/tmp/tokbench-bench-quick/RESULTS-quick.md``, the full run to
 ``benchmarks/results/fid_throughput.md`` (summarised in ``benchmarks/RESULTS.md``). ``--rounds`` and
 ``--calibration-rounds`` override the profile's round counts.
@@ -517,6 +523,20 @@ def _rel(value: float, reference: float) -> float:
     return abs(value - reference) / abs(reference)
 
 
+def _with_load(result: dict[str, Any], key: str) -> str:
+    """``result[key]`` with the 1-minute load average before its run beside it."""
+    return f"{result[key]:.2f} (load {result['load_before']:.2f})"
+
+
+def _round_loads(rounds: list[dict[str, dict]]) -> str:
+    """The load average range of each round (before any of its runs, after all of them)."""
+    spans = []
+    for index, results in enumerate(rounds, 1):
+        loads = [value for r in results.values() for value in (r["load_before"], r["load_after"])]
+        spans.append(f"round {index}: {min(loads):.2f}–{max(loads):.2f}")
+    return "load " + ", ".join(spans)
+
+
 def render(data: dict[str, Any]) -> str:
     info, profile = data["machine"], data["profile"]
     calibration, rounds, sweep, stream = data["calibration"], data["rounds"], data["sweep"], data["streaming"]
@@ -528,7 +548,9 @@ def render(data: dict[str, Any]) -> str:
         f"- machine: {info['cpu']}, {info['cores']} logical CPUs; shared with other jobs (1-minute load "
         "average shown per run: above ~0 means someone else was using the CPUs)",
         f"- software: Python {info['python']}, torch {info['torch']}, {info['versions']}",
-        f"- date: {info['date']}; total wall time {data['total_minutes']:.1f} min",
+        f"- date: {info['date']}; total wall time {data['total_minutes']:.1f} min; 1-minute load average "
+        f"{data['load_start']:.2f} at the start, {data['load_end']:.2f} at the end (`os.getloadavg`; this "
+        "benchmark's own process counts about 1-2 of it)",
         f"- command: `{data['command']}`",
         f"- images: {count} per set, 256×256 PNG (`benchmarks/make_images.py`: seeded crops/flips/bicubic "
         "resizes of the 24 embedded photos; B = JPEG q20 (4:2:0) copies); sweep: the first "
@@ -543,11 +565,13 @@ def render(data: dict[str, Any]) -> str:
         f"## Calibration: peers' batch size (feature images/s on {calibration['count']} images, best of "
         f"{calibration['rounds']} interleaved rounds)",
         "",
-        "| implementation | " + " | ".join(f"batch {b}" for b in data["batch_sizes"]) + " | chosen |",
+        "| implementation | "
+        + " | ".join(f"batch {b}: images/s (load before)" for b in data["batch_sizes"])
+        + " | chosen |",
         "|---|" + "---|" * (len(data["batch_sizes"]) + 1),
     ]
     for peer in PEERS:
-        cells = [f"{calibration['runs'][peer][b]['images_per_second']:.2f}" for b in data["batch_sizes"]]
+        cells = [_with_load(calibration["runs"][peer][b], "images_per_second") for b in data["batch_sizes"]]
         lines.append(f"| {LABELS[peer]} | " + " | ".join(cells) + f" | {best[peer]} |")
     lines += [
         "",
@@ -584,7 +608,8 @@ def render(data: dict[str, Any]) -> str:
             + f", best rounds: **{summary['best_ratio'][impl]:.2f}×** "
             f"(vs clean-fid: {', '.join(f'{r:.2f}×' for r in summary['vs_cleanfid'][impl])}; "
             f"vs torch-fidelity: {', '.join(f'{r:.2f}×' for r in summary['vs_fidelity'][impl])}); "
-            f"per CPU-second: {', '.join(f'{r:.2f}×' for r in summary['cpu_ratios'][impl])}"
+            f"per CPU-second: {', '.join(f'{r:.2f}×' for r in summary['cpu_ratios'][impl])} "
+            f"({_round_loads(rounds)})"
         )
     fids = summary["fids"]
     lines += [
@@ -640,7 +665,9 @@ def render(data: dict[str, Any]) -> str:
             f"- {LABELS[impl]} (originals featurised once through the feature cache): "
             f"**{peers_best / sweep[impl]['seconds']:.2f}×** faster than the faster peer run five times "
             f"(clean-fid {sweep['clean-fid']['seconds'] / sweep[impl]['seconds']:.2f}×, torch-fidelity "
-            f"{sweep['torch-fidelity']['seconds'] / sweep[impl]['seconds']:.2f}×)"
+            f"{sweep['torch-fidelity']['seconds'] / sweep[impl]['seconds']:.2f}×; load "
+            f"{sweep[impl]['load_before']:.2f} / {sweep['clean-fid']['load_before']:.2f} / "
+            f"{sweep['torch-fidelity']['load_before']:.2f} before the three runs)"
         )
     sweep_rel = max(
         _rel(sweep["tokbench"]["fids"][str(q)], sweep["clean-fid"]["fids"][str(q)]) for q in QUALITIES
@@ -653,15 +680,20 @@ def render(data: dict[str, Any]) -> str:
         "",
         "## 3. Streaming: peak RSS against the number of images",
         "",
-        "| implementation | images | peak RSS (MB) |",
-        "|---|---|---|",
+        "| implementation | images | peak RSS (MB) | load before/after |",
+        "|---|---|---|---|",
     ]
     for impl in ("tokbench", "tokbench-fast"):
         small = stream[impl]
-        lines.append(f"| {LABELS[impl]} | {2 * profile['stream_small']} | {small['max_rss_mb']:.0f} |")
+        lines.append(
+            f"| {LABELS[impl]} | {2 * profile['stream_small']} | {small['max_rss_mb']:.0f} | "
+            f"{small['load_before']:.2f} / {small['load_after']:.2f} |"
+        )
         for index, results in enumerate(rounds, 1):
+            result = results[impl]
             lines.append(
-                f"| {LABELS[impl]} (round {index}) | {2 * count} | {results[impl]['max_rss_mb']:.0f} |"
+                f"| {LABELS[impl]} (round {index}) | {2 * count} | {result['max_rss_mb']:.0f} | "
+                f"{result['load_before']:.2f} / {result['load_after']:.2f} |"
             )
     lines.append("")
     for impl in ("tokbench", "tokbench-fast"):
@@ -722,8 +754,8 @@ def summarise(data: dict[str, Any]) -> dict[str, Any]:
         own = _rel(fids[impl]["cholesky"], fids["clean-fid"])
         bullets.append(
             f"- Target 1 ({LABELS[impl]}): {', '.join(f'{r:.2f}×' for r in ratios[impl])} the faster peer's "
-            f"images/s within rounds, {best_ratio[impl]:.2f}× between best rounds ({verdict}: ≥ 1.25×); "
-            "FID vs clean-fid "
+            f"images/s within rounds, {best_ratio[impl]:.2f}× between best rounds ({verdict}: ≥ 1.25×; "
+            f"{_round_loads(rounds)}); FID vs clean-fid "
             f"{rel:.1e} relative with the same square root ({'met' if rel <= 1e-6 else 'NOT met'}: ≤ 1e-6); "
             f"{own:.1e} with tokbench's own, the gap being sqrtm's error on rank-deficient covariances "
             "(fewer images than 2,048 dimensions; section 4)."
@@ -732,7 +764,8 @@ def summarise(data: dict[str, Any]) -> dict[str, Any]:
         speedup = peers_best / sweep[impl]["seconds"]
         bullets.append(
             f"- Target 2 ({LABELS[impl]}): sweep {speedup:.2f}× faster than the faster peer run five times "
-            f"({'met' if speedup >= 2 else 'NOT met'}: ≥ 2×; {profile['sweep_count']} originals, one round)."
+            f"({'met' if speedup >= 2 else 'NOT met'}: ≥ 2×; {profile['sweep_count']} originals, one round; "
+            f"load {sweep[impl]['load_before']:.2f} before it)."
         )
     growth = {
         impl: max(r[impl]["max_rss_mb"] for r in rounds) / stream[impl]["max_rss_mb"] - 1
@@ -741,7 +774,8 @@ def summarise(data: dict[str, Any]) -> dict[str, Any]:
     bullets.append(
         f"- Target 4: peak RSS over {2 * profile['count']} vs {2 * profile['stream_small']} images: "
         + ", ".join(f"{LABELS[i]} {g:+.1%}" for i, g in growth.items())
-        + f" ({'met' if max(abs(g) for g in growth.values()) <= 0.10 else 'NOT met'}: within 10%)."
+        + f" ({'met' if max(abs(g) for g in growth.values()) <= 0.10 else 'NOT met'}: within 10%; RSS "
+        "does not depend on the load)."
     )
     bullets.append("- Target 3: see section 4 (already met in `benchmarks/results/sqrt_trace.md`).")
     return {
@@ -790,6 +824,7 @@ def main() -> None:
         print("RESULT " + json.dumps(_worker(json.loads(args.worker))), flush=True)
         return
     started = time.time()
+    load_start = os.getloadavg()[0]
     name = "quick" if args.quick else "full"
     profile = dict(PROFILES[name])
     if args.rounds is not None:
@@ -832,6 +867,7 @@ def main() -> None:
     }
     data["summary"] = summarise(data)
     data["total_minutes"] = (time.time() - started) / 60
+    data["load_start"], data["load_end"] = load_start, os.getloadavg()[0]
     text = render(data)
     output.write_text(text + "\n")
     (work / "results.json").write_text(json.dumps(data, indent=1, default=str))
