@@ -373,6 +373,8 @@ def recon_rounds(args: argparse.Namespace, originals: Path, work: Path, profile:
                 os.rmdir(spec["reconstructions"])  # the peer creates it: a fresh folder every run
             result = run_job(spec, work, env)
             results[spec["label"]] = result
+            progress = {"finished_rounds": rounds, "current_round": results}
+            (work / "progress.json").write_text(json.dumps(progress, indent=1, default=str))
             _say(
                 f"round {index + 1} {spec['label']}: {result['seconds']:.1f} s, "
                 f"{profile['images'] / result['seconds']:.2f} images/s (load {result['load_before']:.2f} → "
@@ -590,7 +592,23 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     rounds = recon_rounds(args, originals, work, profile)
-    suite = [] if args.skip_suite else suite_rounds(args, work, profile)
+    data = report(args, profile, rounds, [], started, output)  # written before the suite runs
+    if not args.skip_suite:
+        data = report(args, profile, rounds, suite_rounds(args, work, profile), started, output)
+    print(render(data))
+    for key, d in data["summary"]["metric_differences"].items():
+        print(f"{key}: tokbench {d['tokbench']:.8g} peer {d['peer']:.8g} |diff| {d['abs']:.2e}")
+
+
+def report(
+    args: argparse.Namespace,
+    profile: dict[str, Any],
+    rounds: list[dict],
+    suite: list[dict],
+    started: float,
+    output: Path,
+) -> dict[str, Any]:
+    """Summarise, render and write the report (.md) and the raw data (.json beside it)."""
     note = "option absent (in-process loop)"
     if profile["has_workers"]:
         used = rounds[0]["tokbench-cold"].get("num_workers")
@@ -607,13 +625,10 @@ def main() -> None:
         "summary": summarise(rounds, profile["images"]),
     }
     data["total_minutes"] = (time.time() - started) / 60
-    text = render(data)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    output.write_text(render(data))
     output.with_suffix(".json").write_text(json.dumps(data, indent=1, default=str) + "\n")
-    print(text)
-    for key, d in data["summary"]["metric_differences"].items():
-        print(f"{key}: tokbench {d['tokbench']:.8g} peer {d['peer']:.8g} |diff| {d['abs']:.2e}")
+    return data
 
 
 if __name__ == "__main__":
