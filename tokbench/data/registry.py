@@ -11,6 +11,7 @@ _BUILTIN_DATASETS = {
     "classfolder": "tokbench.data.classfolder:ClassFolderDataset",
     "tokbench-embedded": "tokbench.textface.embedded:EmbeddedTokbenchDataset",
     "tokbench": "tokbench.textface.dataset:TokbenchDataset",
+    "tokbench-video": "tokbench.textface.video_dataset:TokbenchVideoDataset",
     "videofolder": "tokbench.data.video:VideoFolderDataset",
     "video-embedded": "tokbench.data.video_embedded:EmbeddedVideoDataset",
 }

@@ -16,6 +16,7 @@ for _key, _target in {
     "tokbench": "tokbench.tracks.tokbench:TokbenchTrack",
     "prune": "tokbench.tracks.prune:PruneTrack",
     "vit-reduction": "tokbench.tracks.vit_reduction:VitReductionTrack",
+    "tokbench-video": "tokbench.tracks.tokbench_video:TokbenchVideoTrack",
     "video-recon": "tokbench.tracks.video_recon:VideoReconTrack",
 }.items():
     TRACKS.register(_key, _target)
