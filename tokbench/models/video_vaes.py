@@ -355,21 +355,36 @@ class DiffusersVideoAutoencoderBase(VideoTokenizer):
                 f"{self.shape_rule()}; got {_shape(clips)}"
             )
 
-    def encode(self, clips: torch.Tensor) -> Encoded:
-        self._check_clips(clips)
+    def _latents(self, x: torch.Tensor) -> torch.Tensor:
+        """The VAE's own latents (1×C×t×h×w) of one clip, 1×T×3×H×W in [-1, 1]."""
         calling = self.convention.calling
+        if calling == "frames":  # a 2-D encoder over the frames
+            return self.model.encode(x[0]).latent_dist.mode().transpose(0, 1)[None]
+        x = x.transpose(1, 2)
+        if calling == "vidtok" and self.model.is_causal:  # as AutoencoderVidTok.forward pads
+            x = torch.cat([x[:, :, :1]] * (self.model.temporal_compression_ratio - 1) + [x], dim=2)
+        output = self.model.encode(x)
+        return output[0] if isinstance(output, tuple) else output.latent_dist.mode()
+
+    def _pixels(self, z: torch.Tensor, frames: int) -> torch.Tensor:
+        """One clip (1×T×3×H×W in [-1, 1]) decoded from the VAE's own latents."""
+        calling = self.convention.calling
+        if calling == "frames":
+            return self.model.decode(z[0].transpose(0, 1).contiguous(), num_frames=frames).sample[None]
+        if calling == "vidtok":
+            return self.model.decode(z).transpose(1, 2)
+        if calling == "allegro":
+            return self.model.decode(z).sample  # already N×T×3×H×W
+        return self.model.decode(z).sample.transpose(1, 2)
+
+    def encode(self, clips: torch.Tensor) -> Encoded:
+        """Encode clip by clip (as the video2world pipelines do): a clip's latents never depend on
+        the batch, and HunyuanVideo-1.5's causal attention mask fails on batches of several clips."""
+        self._check_clips(clips)
         n, t = clips.shape[:2]
         with torch.inference_mode():
             x = clips.to(self._device) * 2.0 - 1.0
-            if calling == "frames":
-                latents = self.model.encode(x.flatten(0, 1)).latent_dist.mode()
-                latents = latents.unflatten(0, (n, t)).transpose(1, 2)
-            else:
-                x = x.transpose(1, 2)
-                if calling == "vidtok" and self.model.is_causal:  # as AutoencoderVidTok.forward pads
-                    x = torch.cat([x[:, :, :1]] * (self.model.temporal_compression_ratio - 1) + [x], dim=2)
-                output = self.model.encode(x)
-                latents = output[0] if isinstance(output, tuple) else output.latent_dist.mode()
+            latents = torch.cat([self._latents(x[i : i + 1]) for i in range(n)])
             payload = self.convention.normalise(self.model, latents, False).float().clone()
         positions = int(math.prod(payload.shape[2:]))
         bits = None
@@ -379,6 +394,7 @@ class DiffusersVideoAutoencoderBase(VideoTokenizer):
         return Encoded(payload=(payload, t), bits=bits, num_tokens=positions)
 
     def decode(self, encoded: Encoded) -> torch.Tensor:
+        """Decode clip by clip to float32 N×T×3×H×W in [0, 1]."""
         payload = encoded.payload
         if not (
             isinstance(payload, tuple)
@@ -389,19 +405,9 @@ class DiffusersVideoAutoencoderBase(VideoTokenizer):
         ):
             raise ConfigError(f"{self.label}: decode expects this adapter's (latents, frames) payload")
         latents, frames = payload
-        calling = self.convention.calling
         with torch.inference_mode():
             z = self.convention.normalise(self.model, latents.to(self._device), True)
-            if calling == "frames":
-                n = z.shape[0]
-                pixels = self.model.decode(z.transpose(1, 2).flatten(0, 1), num_frames=frames).sample
-                pixels = pixels.unflatten(0, (n, frames))
-            elif calling == "vidtok":
-                pixels = self.model.decode(z).transpose(1, 2)
-            elif calling == "allegro":
-                pixels = self.model.decode(z).sample  # already N×T×3×H×W
-            else:
-                pixels = self.model.decode(z).sample.transpose(1, 2)
+            pixels = torch.cat([self._pixels(z[i : i + 1], frames) for i in range(z.shape[0])])
             pixels = ((pixels.float() + 1.0) / 2.0).clamp(0.0, 1.0)
         if pixels.shape[1] != frames:
             raise AdapterOutputError(
