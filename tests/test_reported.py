@@ -41,6 +41,11 @@ TABLE_TEXT = {
         "Resize,512,96,98,0.98,Bench page\n"
         "Resize,1024,97,99,1.0,Bench page\n"
     ),
+    "tokbench_video.csv": (
+        "method,type,factor,resolution,t_acc_small,t_acc_medium,t_acc_large,t_acc_mean,t_ned_small,"
+        "t_ned_medium,t_ned_large,t_ned_mean,f_sim_small,f_sim_medium,f_sim_large,f_sim_mean,source\n"
+        "Resize,-,1x1x1,480,60,90,97,82.33,77,95,98,90,0.8,0.9,0.95,0.88,Bench video page\n"
+    ),
     "vlm_pruning_llava15_7b.csv": (
         "tokens_kept,method,gqa,mmb,mme,pope,sqa,vqav2,textvqa,source\n"
         "576,vanilla,61.9,64.7,1862,85.9,69.5,78.5,58.2,compilation (who/what README)\n"
@@ -111,6 +116,7 @@ def test_every_table_becomes_valid_reported_records(published: Path):
         "gen": 3,
         "pfid": 2,  # the two Robust (X) rows give one pfid record
         "tokbench": 3,
+        "tokbench-video": 1,
         "prune": 2,
     }
     for record in records:
@@ -181,12 +187,12 @@ def test_readme_caveats_are_attached_to_their_tables(published: Path):
 def test_ingest_writes_into_the_store_once(published: Path, tmp_path: Path):
     store = tmp_path / "leaderboards"
     first = ingest_published(published, store, created_at=STAMP)
-    assert {result.status for result in first} == {"added"} and len(first) == 12
+    assert {result.status for result in first} == {"added"} and len(first) == 13
     assert all(result.path.parts[-3] == "reported" for result in first)
     again = ingest_published(published, store, created_at="2026-03-01T00:00:00Z")
     assert {result.status for result in again} == {"exists"}
     records = RecordStore(store).records(source="reported")
-    assert len(records) == 12 and not RecordStore(store).records(source="reproduced")
+    assert len(records) == 13 and not RecordStore(store).records(source="reproduced")
 
 
 def test_reported_records_carry_the_declared_metric_info(published: Path):
@@ -213,9 +219,9 @@ def test_reported_records_carry_the_declared_metric_info(published: Path):
 def test_tokbench_ingest_stores_into_the_store_and_reports_errors(published: Path, tmp_path: Path, capsys):
     store = tmp_path / "s"
     assert main(["ingest", str(published), "--store", str(store), "--created-at", STAMP]) == 0
-    assert f"12 reported records in {store / 'reported'}: 12 added" in capsys.readouterr().out
+    assert f"13 reported records in {store / 'reported'}: 13 added" in capsys.readouterr().out
     assert main(["ingest", str(published), "--store", str(store)]) == 0
-    assert "12 exists" in capsys.readouterr().out
+    assert "13 exists" in capsys.readouterr().out
     assert main(["ingest", str(tmp_path / "nowhere"), "--store", str(store)]) == 1
     assert "does not exist" in capsys.readouterr().err
 
@@ -225,8 +231,8 @@ def test_tokbench_ingest_uses_the_default_store_of_tokbench_run(
 ):
     monkeypatch.setenv(STORE_ENV_VAR, str(tmp_path / "env-store"))
     assert main(["ingest", str(published), "--created-at", STAMP, "--force"]) == 0
-    assert "12 added" in capsys.readouterr().out
-    assert len(RecordStore(tmp_path / "env-store").records(source="reported")) == 12
+    assert "13 added" in capsys.readouterr().out
+    assert len(RecordStore(tmp_path / "env-store").records(source="reported")) == 13
 
 
 @pytest.mark.parametrize(
@@ -389,7 +395,11 @@ def test_unknown_facts_never_match_and_stated_mappings_match_on_their_own_keys()
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"the published reference tables are not at {SHARED}")
 def test_every_committed_reported_record_carries_its_sources_facts():
     committed = RecordStore(STORE).records(source="reported")
-    fresh = read_published(SHARED, created_at=committed[0]["created_at"])
+    fresh = [
+        record
+        for directory in (SHARED, STORE / "published-video")  # the video table is kept in the repository
+        for record in read_published(directory, created_at=committed[0]["created_at"])
+    ]
     assert sorted(r["record_id"] for r in committed) == sorted(r["record_id"] for r in fresh)  # regenerated
     for record in committed:
         protocol = record["protocol"]

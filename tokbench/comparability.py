@@ -59,6 +59,24 @@ _TOKBENCH_PAGE: dict[str, Any] = {
     "bucket_edges": UNKNOWN,
 }
 
+#: The TokBench-Video leaderboard of the same page (short sides 256 and 480).
+_TOKBENCH_VIDEO_PAGE: dict[str, Any] = {
+    # wjf5203/TokBench video_eval.sh (855802d): eval_text.py (parseq, french) and eval_face.py (antelopev2)
+    "judges": {"ocr": "doctr-parseq", "face": "insightface-glintr100"},
+    # wjf5203/TokBench video_eval.sh: eval_text.py --batch_size 64 (tokbench/textface/video_settings.py)
+    "ocr_batches": "official",
+    # wjf5203/TokBench home_page.html: the hub dataset; its video files were not inspected offline
+    "dataset": UNKNOWN,
+    # wjf5203/TokBench home_page.html states no video or frame count
+    "images": UNKNOWN,
+    # wjf5203/TokBench video_scripts/*_rec.py: each model's own uint8 conversion (truncation in most)
+    "quantization": UNKNOWN,
+    # wjf5203/TokBench video_scripts/*_rec.py: imageio.get_writer defaults (libx264 crf 25, 16-px scaling)
+    "save": "imageio-libx264",
+    # wjf5203/TokBench compute_all_metrics.py: video edges exist only in the later release 855802d
+    "bucket_edges": "855802d",
+}
+
 #: Facts per (table, source) and suite; a row belongs to the first source its ``source`` cell starts
 #: with. Each line's comment names where the fact was established (repository path, or tokbench's
 #: own module where an earlier issue established it); "unknown" where the source does not state it.
@@ -124,6 +142,7 @@ SOURCE_FACTS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     },
     ("tokbench_image_256.csv", "TokBench project page leaderboard"): {"tokbench": _TOKBENCH_PAGE},
     ("tokbench_image_512_1024_mean.csv", "TokBench project page leaderboard"): {"tokbench": _TOKBENCH_PAGE},
+    ("tokbench_video.csv", "TokBench-Video leaderboard"): {"tokbench-video": _TOKBENCH_VIDEO_PAGE},
     ("vlm_pruning_llava15_7b.csv", "secondary compilation (ocy1/PIO-FVLM README)"): {
         "prune": {
             # vlm_pruning_llava15_7b.csv and ocy1/PIO-FVLM README.md: LLaVA-1.5-7B, checkpoint not named

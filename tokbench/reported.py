@@ -300,6 +300,42 @@ def _tokbench_mean(row: _Row, context: dict) -> list[dict]:
     return [record]
 
 
+_TOKBENCH_VIDEO_DESCRIPTION = (
+    "TokBench-Video text (sets ch3, ds) and face preservation at one short side (T-ACC and T-NED in %, "
+    "F-Sim cosine similarity; mean = unweighted mean of the small/medium/large bucket means) as published "
+    "on the TokBench-Video leaderboard"
+)
+
+
+def _tokbench_video(row: _Row, context: dict) -> list[dict]:
+    resolution = row.number("resolution")
+    if resolution not in (256, 480):
+        raise ConfigError(
+            f"{row.where}: column 'resolution' is {row.text('resolution')!r}, expected 256 or 480"
+        )
+    metrics = {
+        f"{metric}_{bucket}": row.number(f"{metric}_{bucket}")
+        for metric in ("t_acc", "t_ned", "f_sim")
+        for bucket in ("small", "medium", "large", "mean")
+    }
+    protocol = _protocol(
+        "tokbench-video", row, _TOKBENCH_VIDEO_DESCRIPTION, "tokbench-video", resolution=resolution
+    )
+    arguments = {"type": row.text("type"), "factor": row.text("factor"), "resolution": resolution}
+    record = _record(
+        "tokbench-video",
+        row,
+        context,
+        name=row.text("method"),
+        kind="video-tokenizer",
+        arguments=arguments,
+        spec_keys=("type", "factor", "resolution"),
+        metrics=metrics,
+        protocol=protocol,
+    )
+    return [record]
+
+
 _PRUNING_BENCHMARKS = ("gqa", "mmb", "mme", "pope", "sqa", "vqav2", "textvqa")
 
 
@@ -349,6 +385,18 @@ TABLES: dict[str, _Table] = {
         ("method", "resolution", "t_acc_mean", "t_ned_mean", "f_sim_mean", "source"),
         ("TokBench",),
         _tokbench_mean,
+    ),
+    "tokbench_video.csv": _Table(
+        (
+            "method",
+            "type",
+            "factor",
+            "resolution",
+            *(f"{m}_{b}" for m in ("t_acc", "t_ned", "f_sim") for b in ("small", "medium", "large", "mean")),
+            "source",
+        ),
+        ("TokBench",),
+        _tokbench_video,
     ),
     "vlm_pruning_llava15_7b.csv": _Table(
         ("tokens_kept", "method", *_PRUNING_BENCHMARKS, "source"), ("pruning",), _pruning

@@ -225,3 +225,21 @@ def test_identity_run_writes_a_record_with_the_frame_rules(
         "medium": 2,
         "large": 2,
     }
+
+
+def test_reported_video_rows_load_and_match_the_committed_records() -> None:
+    from tokbench.reported import read_published
+    from tokbench.store import RecordStore
+
+    repo = Path(__file__).resolve().parents[2]
+    records = read_published(repo / "leaderboards" / "published-video", created_at="2026-11-22T00:00:00Z")
+    assert len(records) == 16 and {r["suite"]["name"] for r in records} == {"tokbench-video"}
+    assert {r["protocol"]["resolution"] for r in records} == {256, 480}
+    committed = {
+        json.loads(p.read_text())["record_id"]: json.loads(p.read_text())
+        for p in (repo / "leaderboards" / "reported" / "tokbench-video").glob("*.json")
+    }
+    for record in records:
+        assert committed[record["record_id"]]["metrics"] == record["metrics"]
+    loaded = RecordStore(repo / "leaderboards").records(suite="tokbench-video", source="reported")
+    assert sorted(r["record_id"] for r in loaded) == sorted(committed)
