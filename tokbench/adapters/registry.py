@@ -49,6 +49,7 @@ _BUILTIN_MODELS = {
     "av1": "tokbench.models.video_codecs:Av1",
     "video-identity": "tokbench.models.video_codecs:VideoIdentity",
     "video-resize": "tokbench.models.video_codecs:VideoResize",
+    "video-reconstructions": "tokbench.models.video_files:VideoFileReconstructions",
     # video VAEs through diffusers (any supported class by repo; named TokBench-Video releases)
     "diffusers-video-autoencoder": "tokbench.models.video_vaes:DiffusersVideoAutoencoder",
     "cogvideox-vae": "tokbench.models.video_vae_zoo:CogVideoXVae",

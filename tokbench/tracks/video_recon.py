@@ -28,6 +28,7 @@ from tokbench.data.video import ClipItem, ClipSampler, VideoDataset
 from tokbench.errors import AdapterOutputError, ConfigError, DataError
 from tokbench.features import FeatureCache, JudgeFeatures
 from tokbench.judges.base import Judge
+from tokbench.models.video_files import VideoFileReconstructions
 from tokbench.suites import SuiteConfig
 from tokbench.tensors import quantize_uint8
 from tokbench.tracks.base import Measurement, Plan, RunContext, Shard, Track, TrackRequest, check_adapter
@@ -176,12 +177,14 @@ class VideoReconTrack(Track):
         not_applicable = {k: v for p in payloads for k, v in p.not_applicable.items()}
         values, info = metrics.compute(not_applicable)
         frames = sum(shard.items_used for shard in shards) * state.sampler.frames
-        for phase in ("encode", "decode"):
+        files = state.tokenizer if isinstance(state.tokenizer, VideoFileReconstructions) else None
+        for phase in ("encode", "decode") if files is None else ():
             values[f"{phase}_seconds_per_frame"] = sum(s.seconds[f"{phase}_seconds"] for s in shards) / frames
         token_clips = sum(p.token_clips for p in payloads)
         if token_clips:
             values["num_tokens"] = sum(p.token_sum for p in payloads) / token_clips
-        return Measurement(metrics=values, not_applicable=not_applicable, metric_info=info)
+        extra = {"outputs": files.describe()} if files is not None else {}
+        return Measurement(metrics=values, not_applicable=not_applicable, metric_info=info, extra=extra)
 
 
 class _Clips:
@@ -196,6 +199,8 @@ class _Clips:
         self.not_applicable: dict[str, str] = {}
         self.token_sum = 0
         self.token_clips = 0
+        #: Reconstructions read from files (``video-reconstructions:DIR``) by clip id, until scored.
+        self.read: dict[str, torch.Tensor] = {}
 
     def payload(self) -> _Payload:
         """The mergeable result of this process."""
@@ -204,9 +209,13 @@ class _Clips:
     def batch(self, batch: Sequence[tuple[int, ClipItem]]) -> None:
         """Decode and preprocess a batch of clips, then reconstruct and score what decoded."""
         loaded = []
+        files = self.state.tokenizer if isinstance(self.state.tokenizer, VideoFileReconstructions) else None
         for index, item in batch:
             try:
-                loaded.append((index, item, self._load(item)))
+                clip = self._load(item)
+                if files is not None:  # made elsewhere: the file of the clip, at the clip's shape
+                    self.read[item.id] = files.read(item.id, (clip.shape[0], *clip.shape[2:]))
+                loaded.append((index, item, clip))
             except DataError as error:
                 self.run.skip(index, item.id, error)
         if not loaded:
@@ -220,6 +229,7 @@ class _Clips:
         self.run.attempt(
             loaded, self._score, lambda entry, error: self.run.skip(entry[0], entry[1].id, error)
         )
+        self.read.clear()
 
     def _load(self, item: ClipItem) -> torch.Tensor:
         """The clip as float32 T×3×H×W: every decoded frame through the suite's preprocessing."""
@@ -238,6 +248,8 @@ class _Clips:
 
     def _reconstruct(self, clips: torch.Tensor, ids: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
         tokenizer = self.state.tokenizer
+        if isinstance(tokenizer, VideoFileReconstructions):
+            return torch.stack([self.read[i] for i in ids]).to(self.device).float().div(255.0), None
         started = self._clock()
         returned = self.run.call_model("encode", ids, tokenizer.encode, clips.clone())
         encoded_at = self._clock()

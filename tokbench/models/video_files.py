@@ -1,0 +1,139 @@
+"""``video-reconstructions:DIR``: video reconstructions made elsewhere, scored by the video-recon track.
+
+The model ran on someone else's machine; tokbench only reads its files. The reconstruction of clip
+``<video path>@<start>`` is the one video file ``DIR/<video path without extension>@<start>.<ext>``
+(any of the video extensions of ``videofolder``), holding exactly the clip's frames at the suite's
+size, decoded with PyAV (a lossless codec such as FFV1 keeps the numbers exact). The adapter never
+encodes or decodes; its identity is the content of the files (sha256 over every file's relative path
+and bytes). No rate is read, so bits per pixel is not applicable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import defaultdict
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from tokbench.adapters.base import Encoded, ModelCard, VideoTokenizer
+from tokbench.data.decode import file_sha256
+from tokbench.data.video import VIDEO_EXTENSIONS
+from tokbench.errors import ConfigError, DataError
+
+RAN_ELSEWHERE = "outputs made elsewhere, read from files"
+
+
+def clip_stem(clip_id: str) -> str:
+    """Where a clip's reconstruction lives, without extension: ``sub/a.mp4@0`` → ``sub/a@0``."""
+    video, _, start = clip_id.rpartition("@")
+    path = PurePosixPath(video)
+    stem = path.with_suffix("").as_posix() if path.suffix.lower() in VIDEO_EXTENSIONS else video
+    return f"{stem}@{start}"
+
+
+class VideoFileReconstructions(VideoTokenizer):
+    """``video-reconstructions:DIR``: the reconstruction of a clip is the video file at its stem."""
+
+    positional_argument: ClassVar[str] = "path"
+    location_arguments: ClassVar[tuple[str, ...]] = ("path",)
+
+    def __init__(self, path: str) -> None:
+        root = Path(path).expanduser()
+        if not root.is_dir():
+            raise ConfigError(f"video-reconstructions:{path}: not a directory of reconstructed clips")
+        self.root = root.resolve()
+        self._files = _index_videos(self.root)
+        if not self._files:
+            raise ConfigError(
+                f"video-reconstructions:{path}: no videos with extensions "
+                f"{', '.join(VIDEO_EXTENSIONS)} under it"
+            )
+        digest = hashlib.sha256()
+        for paths in self._files.values():
+            for file in paths:
+                digest.update(f"{file.relative_to(self.root).as_posix()}\0{file_sha256(file)[0]}\n".encode())
+        self._sha256 = digest.hexdigest()
+
+    @classmethod
+    def cards(cls) -> tuple[ModelCard, ...]:
+        """Files made elsewhere are not a released model."""
+        return ()
+
+    @property
+    def weights_sha256(self) -> str:
+        """sha256 over every video file's relative path and content."""
+        return self._sha256
+
+    def describe(self) -> dict[str, Any]:
+        """What the record says about the files."""
+        files = sum(len(paths) for paths in self._files.values())
+        return {
+            "ran_elsewhere": True,
+            "source": RAN_ELSEWHERE,
+            "files": files,
+            "content_sha256": self._sha256,
+        }
+
+    def encode(self, clips: torch.Tensor) -> Encoded:
+        """Not available: the model ran elsewhere; the track reads files by clip instead."""
+        raise ConfigError("video-reconstructions:DIR holds clips made elsewhere; it cannot encode new clips")
+
+    def decode(self, encoded: Encoded) -> torch.Tensor:
+        """Not available: the model ran elsewhere; the track reads files by clip instead."""
+        raise ConfigError("video-reconstructions:DIR holds clips made elsewhere; it cannot decode")
+
+    def stems(self) -> set[str]:
+        """Every file's relative path without extension."""
+        return set(self._files)
+
+    def read(self, clip_id: str, shape: tuple[int, int, int]) -> torch.Tensor:
+        """The clip's reconstruction as uint8 T×3×H×W, checked to be ``shape`` (T, H, W)."""
+        stem = clip_stem(clip_id)
+        paths = self._files.get(stem, [])
+        if len(paths) != 1:
+            found = ", ".join(p.name for p in paths) or "none"
+            raise DataError(
+                f"{clip_id}: expected one reconstruction {stem}.* under {self.root}, found {found}"
+            )
+        frames = _decode_all(paths[0], clip_id)
+        got = (len(frames), *(frames[0].shape[:2] if frames else (0, 0)))
+        if got != tuple(shape) or len({f.shape for f in frames}) != 1:
+            raise DataError(
+                f"{clip_id}: reconstruction {paths[0].relative_to(self.root)} has {got[0]} frames of "
+                f"{got[2]}×{got[1]}, expected {shape[0]} frames of {shape[2]}×{shape[1]}"
+            )
+        return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
+
+
+def _decode_all(path: Path, clip_id: str) -> list[np.ndarray]:
+    """Every frame of the file's first video stream as H×W×3 uint8 RGB."""
+    try:
+        import av
+    except ImportError:
+        raise DataError(f"{clip_id}: reading videos needs PyAV: pip install 'tokbench[video]'") from None
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DataError(f"{clip_id}: reconstruction {path.name} has no video stream")
+            return [
+                frame.to_ndarray(format="rgb24") for frame in container.decode(container.streams.video[0])
+            ]
+    except (av.error.FFmpegError, OSError, ValueError) as error:
+        raise DataError(f"{clip_id}: cannot decode reconstruction {path.name}: {error}") from None
+
+
+def _index_videos(root: Path) -> dict[str, list[Path]]:
+    """Relative POSIX path without extension → the video files with that stem (hidden ones skipped)."""
+    found: dict[str, list[Path]] = defaultdict(list)
+    for directory, subdirectories, filenames in os.walk(root):
+        subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
+        for filename in sorted(filenames):
+            path = Path(directory, filename)
+            if filename.startswith(".") or path.suffix.lower() not in VIDEO_EXTENSIONS:
+                continue
+            found[path.relative_to(root).with_suffix("").as_posix()].append(path)
+    return dict(sorted(found.items()))
