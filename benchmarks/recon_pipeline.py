@@ -400,52 +400,47 @@ def suite_rounds(args: argparse.Namespace, work: Path, profile: dict) -> list[di
 # ------------------------------------------------------------------------------------------ report
 
 
+#: ratio name → (numerator, denominator): seconds of one run ÷ seconds of the other
+RATIOS = {
+    "cold": ("peer-cold", "tokbench-cold"),
+    "warm": ("peer-warm", "tokbench-warm"),
+    "warm_vs_peer_cold": ("peer-cold", "tokbench-warm"),
+    "workers_vs_sequential": ("tokbench-cold", "tokbench-sequential"),
+}
+
+
 def summarise(rounds: list[dict], images: int) -> dict[str, Any]:
-    """Medians, per-round and median ratios (peer seconds ÷ tokbench seconds), metric differences."""
-    labels = list(rounds[0])
-    median = {label: statistics.median(r[label]["seconds"] for r in rounds) for label in labels}
-    ratios = {
-        "cold": [r["peer-cold"]["seconds"] / r["tokbench-cold"]["seconds"] for r in rounds],
-        "warm": [r["peer-warm"]["seconds"] / r["tokbench-warm"]["seconds"] for r in rounds],
-        "warm_vs_peer_cold": [r["peer-cold"]["seconds"] / r["tokbench-warm"]["seconds"] for r in rounds],
-    }
-    if "tokbench-sequential" in labels:
-        ratios["workers_vs_sequential"] = [
-            r["tokbench-cold"]["seconds"] / r["tokbench-sequential"]["seconds"] for r in rounds
-        ]
-    first = rounds[0]
-    differences = {
-        key: {
-            "tokbench": first["tokbench-cold"]["metrics"][key],
-            "peer": first["peer-cold"]["metrics"][key],
-            "abs": abs(first["tokbench-cold"]["metrics"][key] - first["peer-cold"]["metrics"][key]),
-        }
-        for key in METRICS
-    }
-    for entry in differences.values():
-        entry["rel"] = entry["abs"] / abs(entry["peer"]) if entry["peer"] else float("nan")
-    identical = all(
-        r[label]["metrics"] == first["tokbench-cold"]["metrics"]
-        for r in rounds
-        for label in labels
-        if label.startswith("tokbench")
-    )
+    """Medians, per-round and median ratios (peer seconds ÷ tokbench seconds), metric differences.
+
+    Works on incomplete rounds too (an interrupted run): a ratio uses the rounds that have both runs.
+    """
+    labels = list(dict.fromkeys(label for r in rounds for label in r))
+    median = {label: statistics.median(r[label]["seconds"] for r in rounds if label in r) for label in labels}
+    ratios: dict[str, list[float]] = {}
+    median_ratio: dict[str, float] = {}
+    for name, (top, bottom) in RATIOS.items():
+        pairs = [(r[top]["seconds"], r[bottom]["seconds"]) for r in rounds if top in r and bottom in r]
+        if pairs:
+            ratios[name] = [x / y for x, y in pairs]
+            median_ratio[name] = statistics.median(x for x, _ in pairs) / statistics.median(
+                y for _, y in pairs
+            )
+    both = [r for r in rounds if "tokbench-cold" in r and "peer-cold" in r]
+    differences = {}
+    if both:
+        mine, theirs = both[0]["tokbench-cold"]["metrics"], both[0]["peer-cold"]["metrics"]
+        for key in METRICS:
+            gap = abs(mine[key] - theirs[key])
+            relative = gap / abs(theirs[key]) if theirs[key] else float("nan")
+            differences[key] = {"tokbench": mine[key], "peer": theirs[key], "abs": gap, "rel": relative}
+    ours = [r[label]["metrics"] for r in rounds for label in r if label.startswith("tokbench")]
     return {
         "median_seconds": median,
-        "median_images_per_second": {label: images / s for label, s in median.items()},
-        "median_ratio": {
-            "cold": median["peer-cold"] / median["tokbench-cold"],
-            "warm": median["peer-warm"] / median["tokbench-warm"],
-            "warm_vs_peer_cold": median["peer-cold"] / median["tokbench-warm"],
-            **(
-                {"workers_vs_sequential": median["tokbench-cold"] / median["tokbench-sequential"]}
-                if "tokbench-sequential" in median
-                else {}
-            ),
-        },
+        "median_images_per_second": {label: images / seconds for label, seconds in median.items()},
+        "median_ratio": median_ratio,
         "round_ratios": ratios,
         "metric_differences": differences,
-        "tokbench_metrics_identical_across_runs": identical,
+        "tokbench_metrics_identical_across_runs": all(m == ours[0] for m in ours),
     }
 
 
@@ -454,6 +449,11 @@ def render(data: dict[str, Any]) -> str:
     lines = [
         "# End-to-end recon: tokbench vs the scripted peer pipeline (issue 19, item 4)",
         "",
+        *(
+            [f"**Partial report** (the run was stopped; runs finished: {data['partial']})", ""]
+            if data.get("partial")
+            else []
+        ),
         f"- machine: {info['cpu']}, {info['cores']} logical CPUs, shared with other jobs: the 1-minute load "
         "average is given beside every number (before → after the run); the numbers are indicative",
         f"- software: Python {info['python']}, torch {info['torch']}; {info['versions']}",
@@ -466,14 +466,14 @@ def render(data: dict[str, Any]) -> str:
         "the originals' Inception/LPIPS features cached by that round's cold run (tokbench's feature "
         "cache; torch-fidelity's `input1_cache_name`; the peer's PSNR/SSIM/MS-SSIM/LPIPS are recomputed)",
         "",
-        f"## Runs ({len(data['rounds'])} interleaved rounds)",
+        f"## Runs ({len(data['rounds'])} interleaved round(s))",
         "",
         "| round | run | seconds | images/s | CPU s | peak RSS (MB) | load before → after |",
         "|---|---|---|---|---|---|---|",
     ]
     for index, results in enumerate(data["rounds"], 1):
         for label, r in results.items():
-            lines.append(
+            lines.append(  # one row per run
                 f"| {index} | {label} | {r['seconds']:.1f} | {profile['images'] / r['seconds']:.2f} | "
                 f"{r['cpu_seconds']:.0f} | {r['max_rss_mb']:.0f} | {r['load_before']:.2f} → "
                 f"{r['load_after']:.2f} |"
@@ -481,25 +481,27 @@ def render(data: dict[str, Any]) -> str:
     ratio, per_round = summary["median_ratio"], summary["round_ratios"]
     lines += ["", "Medians and ratios (peer seconds ÷ tokbench seconds; per round in brackets):", ""]
     for label, seconds in summary["median_seconds"].items():
-        loads = [r[label]["load_before"] for r in data["rounds"]]
+        loads = [r[label]["load_before"] for r in data["rounds"] if label in r]
         lines.append(
             f"- {label}: median {seconds:.1f} s, {profile['images'] / seconds:.2f} images/s "
             f"(load {', '.join(f'{x:.2f}' for x in loads)})"
         )
-    for key, target in (("cold", "≥ 1.5×"), ("warm", "≥ 2.5× (target)"), ("warm_vs_peer_cold", "")):
-        lines.append(
-            f"- **{key}: {ratio[key]:.2f}×** ({', '.join(f'{x:.2f}×' for x in per_round[key])}) {target}"
-        )
+    targets = {"cold": " (target ≥ 1.5×)", "warm": " (target ≥ 2.5×)", "warm_vs_peer_cold": ""}
+    for key, target in targets.items():
+        if key in ratio:
+            rounds_text = ", ".join(f"{x:.2f}×" for x in per_round[key])
+            lines.append(f"- **{key}: {ratio[key]:.2f}×** ({rounds_text}){target}")
     if "workers_vs_sequential" in ratio:
         lines.append(
             f"- tokbench with workers ÷ `num_workers=0` wall time: {ratio['workers_vs_sequential']:.2f} "
             f"({', '.join(f'{x:.2f}' for x in per_round['workers_vs_sequential'])})"
         )
-    peer_stages = [r["peer-cold"]["stages"] for r in data["rounds"]]
-    lines.append(
-        "- peer stages (cold, round 1): "
-        + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in peer_stages[0].items())
-    )
+    peer_stages = [r["peer-cold"]["stages"] for r in data["rounds"] if "peer-cold" in r]
+    if peer_stages:
+        lines.append(
+            "- peer stages (cold, first round): "
+            + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in peer_stages[0].items())
+        )
     lines += [
         "",
         "## Metric agreement (round 1, cold runs)",
@@ -507,6 +509,8 @@ def render(data: dict[str, Any]) -> str:
         "| metric | tokbench | peer | abs diff | rel diff |",
         "|---|---|---|---|---|",
     ]
+    if not summary["metric_differences"]:
+        lines.append("| (no round with both cold runs) | | | | |")
     for key, d in summary["metric_differences"].items():
         lines.append(f"| {key} | {d['tokbench']:.8g} | {d['peer']:.8g} | {d['abs']:.2e} | {d['rel']:.2e} |")
     lines += [
@@ -569,6 +573,11 @@ def main() -> None:
     parser.add_argument("--suite-limit", type=int, help="tokbench-suite images (full: all 12)")
     parser.add_argument("--root", type=Path, help="images and work files (outside the repository)")
     parser.add_argument("--output", type=Path, help="report .md (a .json beside it)")
+    parser.add_argument(
+        "--report-progress",
+        action="store_true",
+        help="render the report from the progress of a stopped run (same flags as that run)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -586,6 +595,14 @@ def main() -> None:
     output = args.output or (
         root / "recon_pipeline-quick.md" if args.quick else HERE / "results" / "recon_pipeline.md"
     )
+    if args.report_progress:
+        progress = json.loads((root / "recon-pipeline" / "work" / "progress.json").read_text())
+        rounds = [*progress["finished_rounds"], progress["current_round"]]
+        rounds = [r for r in rounds if r]
+        done = ", ".join(label for r in rounds for label in r)
+        data = report(args, profile, rounds, [], started, output, partial=done)
+        print(render(data))
+        return
     _say(f"images under {root}; tokbench num_workers option: {profile['has_workers']}")
     originals = images_folder(root, profile["images"], args.quick)
     work = root / "recon-pipeline" / "work"
@@ -607,11 +624,12 @@ def report(
     suite: list[dict],
     started: float,
     output: Path,
+    partial: str = "",
 ) -> dict[str, Any]:
     """Summarise, render and write the report (.md) and the raw data (.json beside it)."""
     note = "option absent (in-process loop)"
     if profile["has_workers"]:
-        used = rounds[0]["tokbench-cold"].get("num_workers")
+        used = rounds[0].get("tokbench-cold", {}).get("num_workers")
         note = f"{args.num_workers if args.num_workers is not None else 'default'} (recorded: {used})"
     data = {
         "machine": machine(),
@@ -623,8 +641,11 @@ def report(
         "suite": suite,
         "suite_images": profile["suite_limit"] or 12,
         "summary": summarise(rounds, profile["images"]),
+        "partial": partial,
     }
     data["total_minutes"] = (time.time() - started) / 60
+    if partial:  # rendered after the fact: the runs' own time
+        data["total_minutes"] = sum(r[label]["seconds"] for r in rounds for label in r) / 60
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render(data))
     output.with_suffix(".json").write_text(json.dumps(data, indent=1, default=str) + "\n")
