@@ -7,6 +7,7 @@ evaluator set up around it. A track without a case here fails the test: add one 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,52 @@ def _video_case(root: Path) -> dict[str, Any]:
     return {"model": "video-identity", "suite": str(root / "policy-video.yaml"), "limit": 2}
 
 
+TOKBENCH_VIDEO_SUITE = """
+include: tokbench-video
+name: policy-tokbench-video
+version: "1"
+metrics:
+  - {name: text-fidelity, judge: ocr}
+settings:
+  bucket_edges: "855802d"
+  save: lossless
+  ocr_batches: per-instance
+  chunk_frames: 2
+  resolutions:
+    - {resolution: 256, text: [0.01, 0.02, 0.03, 1.0], face: [0.05, 0.1, 0.2, 1.0]}
+"""
+
+
+def _tokbench_video_case(root: Path) -> dict[str, Any]:
+    """Two 2-frame clips of a printed word (set ch3), each annotated on its second frame."""
+    import av
+    from PIL import Image, ImageDraw
+
+    entries = []
+    for name in ("one", "two"):
+        (root / "ch3").mkdir(exist_ok=True)
+        with av.open(str(root / "ch3" / f"{name}.mp4"), "w") as container:
+            stream = container.add_stream("libx264rgb", rate=4)
+            stream.width, stream.height, stream.pix_fmt = 128, 64, "rgb24"
+            for index in range(2):
+                image = Image.new("RGB", (128, 64), (240, 240, 240))
+                ImageDraw.Draw(image).text((20, 25), "GATE 42", fill=(0, 0, 0))
+                frame = av.VideoFrame.from_ndarray(np.asarray(image), format="rgb24")
+                frame.pts = index
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+        word = {"rec": "GATE 42", "bbox": [16, 20, 70, 42], "ratio": 0.2}
+        entries.append({"file_name": f"{name}-frame2.jpg", "height": 64, "width": 128, "annotations": [word]})
+    (root / "video_annotations").mkdir()
+    (root / "video_annotations" / "text_ch3.json").write_text(json.dumps(entries))
+    (root / "policy-tokbench-video.yaml").write_text(TOKBENCH_VIDEO_SUITE)
+    return {
+        "model": "video-identity",
+        "suite": str(root / "policy-tokbench-video.yaml"),
+        "data": f"tokbench-video:{root}",
+    }
+
+
 #: Track name → the tiniest real run of it, as ``tokbench.evaluate`` arguments.
 CASES: dict[str, Callable[[Path], dict[str, Any]]] = {
     "recon": lambda root: {"model": "identity", "suite": "recon", "limit": 2, "cache_features": False},
@@ -105,6 +152,7 @@ CASES: dict[str, Callable[[Path], dict[str, Any]]] = {
         "limit": 2,
         "judge_options": {"clip": {"model": "ViT-S-32", "pretrained": None, "weights": "random"}},
     },
+    "tokbench-video": _tokbench_video_case,
     "video-recon": _video_case,
 }
 
