@@ -26,6 +26,8 @@ GOLDEN = {
     ("tokbench", "2"): "3a75129218e5dd1629c15b427e9882fea5c66696da548b1082bfc2d5550458be",
     ("tokbench-official", "2"): "9cff5c356ac97fa1c4a7fe58808bac33efce8ee8015ac7e0dc6faff13e003731",
     ("tokbench-lossless", "1"): "be8191969eef534ee01c68dca14c95f62bd5011c67dea28e5bedd917dbe50594",
+    ("tokbench-video", "1"): "da52eaee2a13e8170865a6c483a07cec2ae55a8f5bb933cdc973dff3e17681a0",
+    ("tokbench-video-official", "1"): "18b714751418f934463cdffea786dd639e37762b2f8134ddff65f424362a6871",
     ("video-recon", "1"): "9966da80e94b75723b399f10d1bbb638b91fd12cc0eb47a7a8e8c81e616a8a16",
 }
 
@@ -140,6 +142,8 @@ RECORD_KEYS = {
     ("tokbench", "2"): ["t_acc_mean", "f_sim_mean"],
     ("tokbench-official", "2"): ["t_acc_mean", "f_sim_mean"],
     ("tokbench-lossless", "1"): ["t_acc_mean", "f_sim_mean"],
+    ("tokbench-video", "1"): ["t_acc_mean", "f_sim_mean"],
+    ("tokbench-video-official", "1"): ["t_acc_mean", "f_sim_mean"],
     ("video-recon", "1"): [
         "frame_psnr",
         "frame_ssim",
