@@ -259,12 +259,14 @@ _TOKBENCH_DESCRIPTION = (
 )
 
 
+#: T-ACC, T-NED and F-Sim per bucket and their mean, as the TokBench leaderboards print them.
+_BUCKET_COLUMNS = tuple(
+    f"{m}_{b}" for m in ("t_acc", "t_ned", "f_sim") for b in ("small", "medium", "large", "mean")
+)
+
+
 def _tokbench_256(row: _Row, context: dict) -> list[dict]:
-    metrics = {
-        f"{metric}_{bucket}": row.number(f"{metric}_{bucket}")
-        for metric in ("t_acc", "t_ned", "f_sim")
-        for bucket in ("small", "medium", "large", "mean")
-    }
+    metrics = {column: row.number(column) for column in _BUCKET_COLUMNS}
     protocol = _protocol("tokbench", row, _TOKBENCH_DESCRIPTION, "tokbench-image", resolution=256)
     record = _record(
         "tokbench",
@@ -313,27 +315,15 @@ def _tokbench_video(row: _Row, context: dict) -> list[dict]:
         raise ConfigError(
             f"{row.where}: column 'resolution' is {row.text('resolution')!r}, expected 256 or 480"
         )
-    metrics = {
-        f"{metric}_{bucket}": row.number(f"{metric}_{bucket}")
-        for metric in ("t_acc", "t_ned", "f_sim")
-        for bucket in ("small", "medium", "large", "mean")
-    }
+    metrics = {column: row.number(column) for column in _BUCKET_COLUMNS}
     protocol = _protocol(
         "tokbench-video", row, _TOKBENCH_VIDEO_DESCRIPTION, "tokbench-video", resolution=resolution
     )
     arguments = {"type": row.text("type"), "factor": row.text("factor"), "resolution": resolution}
-    record = _record(
-        "tokbench-video",
-        row,
-        context,
-        name=row.text("method"),
-        kind="video-tokenizer",
-        arguments=arguments,
-        spec_keys=("type", "factor", "resolution"),
-        metrics=metrics,
-        protocol=protocol,
-    )
-    return [record]
+    keys = ("type", "factor", "resolution")
+    name, kind = row.text("method"), "video-tokenizer"
+    return [_record("tokbench-video", row, context, name=name, kind=kind, arguments=arguments, spec_keys=keys,
+                    metrics=metrics, protocol=protocol)]  # fmt: skip
 
 
 _PRUNING_BENCHMARKS = ("gqa", "mmb", "mme", "pope", "sqa", "vqav2", "textvqa")
@@ -372,14 +362,7 @@ TABLES: dict[str, _Table] = {
         ("tokenizer", "codebook_size", "rfid", "pfid", "gfid", "generator", "source"), ("pFID",), _pfid
     ),
     "tokbench_image_256.csv": _Table(
-        (
-            "method",
-            "type",
-            *(f"{m}_{b}" for m in ("t_acc", "t_ned", "f_sim") for b in ("small", "medium", "large", "mean")),
-            "source",
-        ),
-        ("TokBench",),
-        _tokbench_256,
+        ("method", "type", *_BUCKET_COLUMNS, "source"), ("TokBench",), _tokbench_256
     ),
     "tokbench_image_512_1024_mean.csv": _Table(
         ("method", "resolution", "t_acc_mean", "t_ned_mean", "f_sim_mean", "source"),
@@ -387,16 +370,7 @@ TABLES: dict[str, _Table] = {
         _tokbench_mean,
     ),
     "tokbench_video.csv": _Table(
-        (
-            "method",
-            "type",
-            "factor",
-            "resolution",
-            *(f"{m}_{b}" for m in ("t_acc", "t_ned", "f_sim") for b in ("small", "medium", "large", "mean")),
-            "source",
-        ),
-        ("TokBench",),
-        _tokbench_video,
+        ("method", "type", "factor", "resolution", *_BUCKET_COLUMNS, "source"), ("TokBench",), _tokbench_video
     ),
     "vlm_pruning_llava15_7b.csv": _Table(
         ("tokens_kept", "method", *_PRUNING_BENCHMARKS, "source"), ("pruning",), _pruning
