@@ -243,3 +243,14 @@ def test_reported_video_rows_load_and_match_the_committed_records() -> None:
         assert committed[record["record_id"]]["metrics"] == record["metrics"]
     loaded = RecordStore(repo / "leaderboards").records(suite="tokbench-video", source="reported")
     assert sorted(r["record_id"] for r in loaded) == sorted(committed)
+
+
+def test_the_writer_stretches_a_frame_whose_height_is_not_a_multiple_of_16() -> None:
+    frames = [np.zeros((135, 240, 3), np.uint8) for _ in range(3)]
+    for frame in frames:
+        frame[100:110] = 255  # a white band, rows 100-109 (centre 104.5)
+    back = writer_round_trip(frames, Fraction(8))
+    rows = back[0].mean(axis=(1, 2))
+    centre = float((rows * np.arange(len(rows))).sum() / rows.sum())
+    assert back[0].shape == (144, 240, 3) and len(back) == 3
+    assert abs(centre - 104.5 * 144 / 135) < 1.0  # the band moved with the 135 -> 144 stretch (+6.9 rows)
