@@ -225,6 +225,13 @@ def test_identity_run_writes_a_record_with_the_frame_rules(
         "medium": 2,
         "large": 2,
     }
+    # the official writer step on the same set: frames are multiples of 16, so no stretch, same pairs
+    (tmp_path / "tbv-256.yaml").write_text(SUITE.replace("save: lossless", "save: imageio-libx264"))
+    written = tokbench.evaluate("video-identity", suite="tbv-256", data=f"tokbench-video:{video_set}")
+    assert written.record["protocol"]["save"]["mode"] == "imageio-libx264"
+    assert written.record["protocol_hash"] != record["protocol_hash"]
+    assert math.isfinite(written.record["metrics"]["t_acc_256_mean"])
+    assert written.record["tokbench_video"]["scored_per_bucket"] == summary["scored_per_bucket"]
 
 
 def test_reported_video_rows_load_and_match_the_committed_records() -> None:
