@@ -249,7 +249,7 @@ CASES: dict[str, ContractCase] = {
     },
     "video-identity": ContractCase(_spec("video-identity")),
     "video-resize": ContractCase(_spec("video-resize:factor=2")),
-    "video-reconstructions": ContractCase(_video_files_model, requires=("av",)),
+    "video-reconstructions": ContractCase(lambda: _video_files_model(), requires=("av",)),
     # diffusers video VAEs at reduced configs of their classes (video_vae_tiny.py)
     **{
         name: ContractCase(_tiny_video_vae(name), requires=("diffusers",))
