@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from zoo_reference import pfid_suite, reference, tokbench_256_suite
 
 import tokbench
 from tokbench.adapters import build_model
@@ -36,10 +37,8 @@ from tokbench.suites import SUITE_PATH_ENV
 from tokbench.tensors import quantize_uint8
 from tokbench.textface.embedded import EmbeddedTokbenchDataset, read_manifest
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "llamagen_vq"
-needs_reference = pytest.mark.skipif(
-    not REFERENCE.is_dir(), reason=f"reference data not found at {REFERENCE}"
-)
+REFERENCE, needs_reference = reference("llamagen_vq")
+pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = ["tiny_vq_ds16", "tiny_vq_ds8"]
 MANIFESTS = {"ds16-c2i": "vq_ds16_c2i", "ds8-c2i": "vq_ds8_c2i", "ds16-t2i": "vq_ds16_t2i"}
 
@@ -67,16 +66,6 @@ ATOL = {
     "probe_decoded_raw": 5e-5,
     "nonsquare_decoded_raw": 5e-5,
 }
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: tiny models gain nothing from more on a shared machine (the README's
-    tolerances cover 1 vs 2 threads)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _reference_config(folder: Path) -> LlamaGenVQConfig:
@@ -356,25 +345,6 @@ def test_adapter_rejects_bad_arguments_and_inputs() -> None:
 
 # -------------------------------------------------------------------------------- suites end to end
 
-PFID = """
-include: pfid
-name: {name}
-version: "test"
-settings: {{perturbation: {{alpha: {alpha}, beta: 1.0, delta: 8, seed: 0}}}}
-"""
-TOKBENCH_256 = """
-include: tokbench
-name: tokbench-256
-version: "test"
-dataset: tokbench-embedded-text-face
-settings:
-  bucket_edges: "855802d"
-  save: as-original
-  ocr_batches: per-instance
-  resolutions:
-    - {resolution: 256, text: [0.02, 0.03, 0.04, 1.0], face: [0.1, 0.2, 0.3, 1.0]}
-"""
-
 
 class _TextAndFace(EmbeddedTokbenchDataset):
     """Three images of the embedded TokBench set: text in every 256 bucket, and faces."""
@@ -394,8 +364,8 @@ def suites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """pfid at α = 0 and tokbench at 256 only; returns a fresh store folder."""
     folder = tmp_path / "suites"
     folder.mkdir()
-    (folder / "pfid-alpha0.yaml").write_text(PFID.format(name="pfid-alpha0", alpha=0.0))
-    (folder / "tokbench-256.yaml").write_text(TOKBENCH_256)
+    (folder / "pfid-alpha0.yaml").write_text(pfid_suite("pfid-alpha0", alpha=0.0, delta=8, seed=0))
+    (folder / "tokbench-256.yaml").write_text(tokbench_256_suite("tokbench-256", _TextAndFace.name))
     DATASETS.register(_TextAndFace.name, _TextAndFace)
     monkeypatch.setenv(SUITE_PATH_ENV, str(folder))
     return tmp_path / "store"

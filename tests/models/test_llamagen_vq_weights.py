@@ -106,18 +106,6 @@ def test_unusable_checkpoints_say_why(tiny_release: LlamaGenVQModel, tmp_path: P
         LlamaGenVQ(weights=str(tmp_path / "tiny.safetensors"), revision="abc")
 
 
-@pytest.fixture
-def hub_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No hub cache, no offline flags, no proxies, the default endpoint; HF_HOME in tmp."""
-    for name in (
-        "HF_HUB_OFFLINE", "TOKBENCH_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy",
-        "HF_ENDPOINT", "HF_HUB_CACHE",
-    ):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-    return tmp_path / "hf_home"
-
-
 def test_hub_cache_snapshot_at_the_pinned_revision(
     hub_env: Path, tiny_release: LlamaGenVQModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,12 +11,12 @@ import json
 import sys
 import time
 import types
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from zoo_reference import clear_hub_env, reference
 
 import tokbench.hub as hub_module
 from tokbench.adapters import build_model
@@ -38,10 +38,8 @@ from tokbench.models.open_magvit2_modules import (
     tokens_to_codes,
 )
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "open_magvit2"
-needs_reference = pytest.mark.skipif(
-    not REFERENCE.is_dir(), reason=f"reference data not found at {REFERENCE}"
-)
+REFERENCE, needs_reference = reference("open_magvit2")
+pytestmark = pytest.mark.usefixtures("one_thread")
 #: The two tiny designs of the reference folder, written out (the golden test checks they agree).
 TINY = {
     "tiny_f16": OpenMagvit2Config(32, (1, 1, 1, 2, 1), 2, 10),
@@ -54,15 +52,6 @@ LATENT_ATOL, CONTIGUOUS_LATENT_ATOL, PIXEL_ATOL = 1e-4, 2e-5, 2e-5
 CHANNELS_LAST = {"encoder_latent", "nonsquare_encoder_latent"}
 #: Float tensors that must match bit for bit: the official input conversion and the ±1 codes.
 EXACT = {"model_input", "origres_padded_input", "quantized_st", "codes_from_tokens", "probe_codes"}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: the tiny models gain nothing from more on a shared machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _config(folder: Path) -> OpenMagvit2Config:
@@ -360,10 +349,7 @@ def test_hub_cache_directory_at_the_pinned_revision(tmp_path: Path, monkeypatch:
 
 def _hub_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **environment: str) -> None:
     """An empty HF_HOME, no offline flags, proxies or cache override, then ``environment``."""
-    flags = ("HF_HUB_OFFLINE", "TOKBENCH_OFFLINE", "HF_HUB_CACHE", "HF_ENDPOINT")
-    for name in (*flags, "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    clear_hub_env(monkeypatch, tmp_path / "hf_home")
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
 

@@ -5,11 +5,11 @@ weights of a tiny f16 design."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from zoo_reference import pfid_suite, tokbench_256_suite
 
 import tokbench
 from tokbench.adapters.base import Encoded
@@ -18,14 +18,7 @@ from tokbench.models.open_magvit2_modules import OpenMagvit2Config, OpenMagvit2M
 from tokbench.perturb import CodebookPerturbation, PerturbedTokenizer
 from tokbench.suites import SUITE_PATH_ENV
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: the tiny model gains nothing from more on a shared machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny() -> OpenMagvit2:
@@ -50,15 +43,8 @@ def test_codebook_perturbation_moves_tokens_to_near_codes() -> None:
 
 
 SUITES = {
-    "om2-pfid0": (
-        "include: pfid\nname: om2-pfid0\n"
-        "settings: {perturbation: {alpha: 0.0, beta: 1.0, delta: 8, seed: 3}}\n"
-    ),
-    "om2-tokbench": (
-        "include: tokbench\nname: om2-tokbench\nsettings:\n  bucket_edges: '855802d'\n  save: as-original\n"
-        "  ocr_batches: per-instance\n  resolutions:\n"
-        "    - {resolution: 256, text: [0.02, 0.03, 0.04, 1.0], face: [0.1, 0.2, 0.3, 1.0]}\n"
-    ),
+    "om2-pfid0": pfid_suite("om2-pfid0", alpha=0.0, delta=8, seed=3),
+    "om2-tokbench": tokbench_256_suite("om2-tokbench"),
 }
 
 

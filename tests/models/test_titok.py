@@ -21,6 +21,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+from zoo_reference import reference
 
 import tokbench.hub as hub_module
 from tokbench.adapters import build_model
@@ -38,10 +39,7 @@ from tokbench.models.titok import (
     resolve_checkpoint,
 )
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "titok"
-needs_reference = pytest.mark.skipif(
-    not REFERENCE.is_dir(), reason=f"reference data not found at {REFERENCE}"
-)
+REFERENCE, needs_reference = reference("titok")
 GOLDEN = [
     "tiny_vq_twostage",
     "tiny_vq_singlestage",
@@ -348,19 +346,6 @@ def test_weights_directories(tmp_path: Path) -> None:
         resolve_checkpoint(
             variant, tmp_path / "home" / "hub" / "models--yucornetto--tokenizer_titok_l32_imagenet" / "refs"
         )
-
-
-@pytest.fixture
-def hub_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No hub cache, no offline flags, no proxies, the default endpoint."""
-    offline, proxies = (
-        ("HF_HUB_OFFLINE", "TOKBENCH_OFFLINE"),
-        ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"),
-    )
-    for name in (*offline, *proxies, "HF_ENDPOINT", "HF_HUB_CACHE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-    return tmp_path / "hf_home"
 
 
 @pytest.fixture

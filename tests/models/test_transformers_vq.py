@@ -18,6 +18,7 @@ pytest.importorskip("transformers")
 
 from safetensors.torch import load_file, save_file
 from transformers_vq_tiny import TINY_CONFIGS
+from zoo_reference import reference
 
 import tokbench
 from tokbench.adapters import build_model
@@ -30,8 +31,7 @@ from tokbench.models.transformers_vq import (
 )
 from tokbench.suites import SUITE_PATH_ENV
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "llamagen_vq"
-needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"no golden data at {REFERENCE}")
+REFERENCE, needs_reference = reference("llamagen_vq")
 
 TINY_JANUS = TINY_CONFIGS["janus-vq"]
 TINY_CHAMELEON = TINY_CONFIGS["chameleon-vq"]

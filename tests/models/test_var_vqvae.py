@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
+from zoo_reference import reference, tokbench_256_suite
 
 import tokbench
 from tokbench.adapters import build_model
@@ -34,10 +34,8 @@ from tokbench.models.var_vqvae import (
 from tokbench.models.var_vqvae_modules import phi_index_per_scale
 from tokbench.suites import SUITE_PATH_ENV
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "var_vqvae"
-needs_reference = pytest.mark.skipif(
-    not REFERENCE.is_dir(), reason=f"reference data not found at {REFERENCE}"
-)
+REFERENCE, needs_reference = reference("var_vqvae")
+pytestmark = pytest.mark.usefixtures("one_thread")
 PN256 = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)
 PN512 = (1, 2, 3, 4, 6, 9, 13, 18, 24, 32)
 TINY_BASE = {"vocab_size": 128, "z_channels": 8, "ch": 32}
@@ -61,15 +59,6 @@ TINY = {
 }
 #: README tolerances (CPU float32): latents 2e-4, f_hat 2e-5, pixels 1e-4, uint8 ±1, loss rtol 1e-5.
 LATENT_ATOL, FHAT_ATOL, PIXEL_ATOL = 2e-4, 2e-5, 1e-4
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: the tiny models gain nothing from more on a shared machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _reference_config(folder: Path) -> VarVqvaeConfig:
@@ -402,18 +391,6 @@ def test_weights_file_is_checked_against_the_pinned_sha256(tmp_path: Path) -> No
         VarVqvae(weights=str(tmp_path / "vae_ch160v4096z32.safetensors"), revision="abc")
 
 
-@pytest.fixture
-def hub_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No hub cache, no offline flags, no proxies, the default endpoint."""
-    for name in (
-        *("HF_HUB_OFFLINE", "TOKBENCH_OFFLINE", "HF_ENDPOINT", "HF_HUB_CACHE"),
-        *("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"),
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-    return tmp_path / "hf_home"
-
-
 def test_weights_folders_and_hub_caches(
     hub_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -473,24 +450,13 @@ metrics:
   - {{name: fid, judge: inception}}
 settings: {{perturbation: {{alpha: {alpha}, beta: 1.0, delta: 8, seed: 3}}}}
 """
-TOKBENCH_SUITE = """
-include: tokbench
-name: var-tokbench-256
-version: "test"
-settings:
-  bucket_edges: "855802d"
-  save: as-original
-  ocr_batches: per-instance
-  resolutions:
-    - {resolution: 256, text: [0.02, 0.03, 0.04, 1.0], face: [0.1, 0.2, 0.3, 1.0]}
-"""
 
 
 @pytest.fixture
 def suites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, alpha in (("var-pfid0", 0.0), ("var-pfid", 0.5)):
         (tmp_path / f"{name}.yaml").write_text(PFID_SUITE.format(name=name, alpha=alpha))
-    (tmp_path / "var-tokbench-256.yaml").write_text(TOKBENCH_SUITE)
+    (tmp_path / "var-tokbench-256.yaml").write_text(tokbench_256_suite("var-tokbench-256"))
     monkeypatch.setenv(SUITE_PATH_ENV, str(tmp_path))
 
 

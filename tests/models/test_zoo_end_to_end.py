@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from test_model_contract import CASES
+from zoo_reference import pfid_suite, tokbench_256_suite
 
 import tokbench
 from tokbench.adapters.discrete import DiscreteTokenizer
@@ -17,24 +18,8 @@ from tokbench.suites import SUITE_PATH_ENV
 
 ZOO = ("dc-ae", "flux2-vae", "qwen-image-vae", "rae", "chameleon-vq", "emu3-vq")
 SUITES = {
-    "zoo-tokbench-256": """
-include: tokbench
-name: zoo-tokbench-256
-version: "test"
-settings:
-  bucket_edges: "855802d"
-  save: as-original
-  ocr_batches: per-instance
-  resolutions:
-    - {resolution: 256, text: [0.02, 0.03, 0.04, 1.0], face: [0.1, 0.2, 0.3, 1.0]}
-""",
-    "zoo-pfid-alpha0": """
-include: pfid
-name: zoo-pfid-alpha0
-version: "test"
-settings:
-  perturbation: {alpha: 0.0, beta: 1.0, delta: 4, seed: 0}
-""",
+    "zoo-tokbench-256": tokbench_256_suite("zoo-tokbench-256"),
+    "zoo-pfid-alpha0": pfid_suite("zoo-pfid-alpha0", alpha=0.0, delta=4, seed=0),
 }
 
 
