@@ -31,6 +31,7 @@ from tokbench.suites import SuiteConfig
 from tokbench.tensors import quantize_uint8
 from tokbench.tracks.base import Measurement, Plan, RunContext, Shard, Track, TrackRequest, check_adapter
 from tokbench.tracks.checks import batch_labels, check_bits, check_encoded, check_images, short_ids
+from tokbench.tracks.chunks import Chunks, chunk_items
 from tokbench.tracks.images import SuiteImages, suite_images
 from tokbench.tracks.loading import Loaded
 from tokbench.tracks.scoring import (
@@ -142,6 +143,7 @@ class ReconTrack(Track):
                 work.batch(batch)
                 progress.update(len(batch))
                 progress.set_postfix(skipped=len(run.shard.skipped), refresh=False)
+        work.finish()
         if run.distributed.world_size == 1:
             state.features.save()
         return work.payload()
@@ -180,6 +182,8 @@ class _Reconstruction:
         self.token_images = 0
         #: Reconstructions read from files (``reconstructions:DIR``) by item id, until scored.
         self.read: dict[str, torch.Tensor] = {}
+        #: Reconstructed batches queued for the judges and metrics (made at the first batch's size).
+        self.chunks: Chunks | None = None
 
     def payload(self) -> _Payload:
         """The mergeable result of this process."""
@@ -259,17 +263,31 @@ class _Reconstruction:
         bits: torch.Tensor | None,
         labels: torch.Tensor | None,
     ) -> None:
-        originals = quantize_uint8(images)
-        reconstructed = quantize_uint8(reconstructions.to(self.device))
+        """Queue the batch's uint8 pairs; judges and metrics see them in fixed chunks (``chunks``)."""
+        if self.chunks is None or self.chunks.shape != tuple(images.shape[1:]):
+            self.finish()  # a new image size (batches of one image at native sizes) starts a new queue
+            self.chunks = Chunks(chunk_items(*images.shape[2:]), self._score_chunk, tuple(images.shape[1:]))
         batch: dict[str, Any] = {
-            "originals": originals,
-            "reconstructions": reconstructed,
+            "ids": ids,
+            "originals": quantize_uint8(images),
+            "reconstructions": quantize_uint8(reconstructions.to(self.device)),
             "bits": bits,
             "labels": labels,
         }
-        judged = self.state.features.batch_fields(ids, originals, reconstructed)
+        self.chunks.add(batch, len(ids))
+        self.run.shard.items_used += images.shape[0]
+
+    def finish(self) -> None:
+        """Score the last, shorter chunk."""
+        if self.chunks is not None:
+            self.chunks.flush()
+
+    def _score_chunk(self, chunk: dict[str, Any]) -> None:
+        """Judge features of a chunk and every metric's update on it."""
+        ids = chunk.pop("ids")
+        judged = self.state.features.batch_fields(ids, chunk["originals"], chunk["reconstructions"])
         for key, config, metric in self.metrics:
-            fields = {**batch, **judged.get(config.judge or "", {})}
+            fields = {**chunk, **judged.get(config.judge or "", {})}
             missing = [name for name in metric.inputs if fields.get(name) is None]
             if missing == ["labels"]:
                 self.not_applicable[key] = (
@@ -281,7 +299,6 @@ class _Reconstruction:
                 self.not_applicable[key] = f"model {self.spec} provides no {', '.join(missing)}"
                 continue
             metric.update(*(fields[name] for name in metric.inputs))
-        self.run.shard.items_used += images.shape[0]
 
 
 @dataclass(frozen=True)

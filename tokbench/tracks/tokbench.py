@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from tokbench.adapters.base import Tokenizer
 from tokbench.adapters.registry import build_model
+from tokbench.data.base import Preprocessed
 from tokbench.data.preprocess import LetterboxLanczos, undo_letterbox
 from tokbench.data.registry import resolve_dataset
 from tokbench.errors import AdapterOutputError, ConfigError, DataError
@@ -45,8 +45,9 @@ from tokbench.suites import SuiteConfig
 from tokbench.textface.annotations import AnnotatedImage
 from tokbench.textface.crops import crop_text
 from tokbench.textface.details import details_path, summary_section, with_resolution, write_details
-from tokbench.textface.embedded import MISMATCH_KEY, TextFaceDataset
-from tokbench.textface.saving import describe_save, save_format, saved_pixels
+from tokbench.textface.embedded import TextFaceDataset
+from tokbench.textface.prepare import PreparedImage, PrepareImage
+from tokbench.textface.saving import describe_save, saved_pixels
 from tokbench.textface.settings import (
     BLANK_CROP,
     OFFICIAL_OCR_BATCH,
@@ -59,6 +60,7 @@ from tokbench.textface.settings import (
 )
 from tokbench.tracks.base import Measurement, Plan, RunContext, Shard, Track, TrackRequest, check_adapter
 from tokbench.tracks.checks import check_encoded, check_images
+from tokbench.tracks.loading import Loaded
 from tokbench.tracks.scoring import build_judges, metric_versions, resolve_device
 
 RESTORE = "crop the letterbox content, LANCZOS back to the original size, uint8"
@@ -259,15 +261,16 @@ class _Evaluation:
         self.batches: Counter[str] = Counter()
         self.mismatches = 0
         self.positions: dict[str, int] = {}
+        #: The letterboxed canvases of the current batch's images, by id and side (from ``PrepareImage``).
+        self.letterboxes: dict[str, dict[int, Preprocessed]] = {}
 
     def evaluate(self, images: list[tuple[int, AnnotatedImage]]) -> _Payload:
         """Evaluate ``(position, image)`` pairs batch by batch; return the mergeable result."""
         self.positions = {annotated.id: position for position, annotated in images}
         self.model.to(self.device)
-        batch_size = self.run.options.batch_size
+        sides = () if isinstance(self.model, FileReconstructions) else tuple(r.side for r in self.resolutions)
         with self.run.progress(len(images), f"tokbench · {self.spec}") as progress:
-            for start in range(0, len(images), batch_size):
-                batch = [annotated for _, annotated in images[start : start + batch_size]]
+            for batch in self.run.load(images, PrepareImage(self.settings.save, sides)):
                 self._batch(batch)
                 progress.update(len(batch))
         return _Payload(
@@ -279,8 +282,9 @@ class _Evaluation:
             ocr_batches=self.batches,
         )
 
-    def _batch(self, batch: list[AnnotatedImage]) -> None:
-        loaded = [(a, pixels) for a in batch if (pixels := self._load(a)) is not None]
+    def _batch(self, entries: list[Loaded[AnnotatedImage, PreparedImage]]) -> None:
+        batch = [entry.item for entry in entries]
+        loaded = [(e.item, pixels) for e in entries if (pixels := self._load(e)) is not None]
         self.run.shard.items_used += len(loaded)
         originals = {a.id: self._original_faces(a, pixels) for a, pixels in loaded}
         for resolution in self.resolutions:
@@ -295,6 +299,7 @@ class _Evaluation:
                 self._score_texts(annotated, rebuilt.get(annotated.id), resolution)
                 if annotated.id in rebuilt:
                     self._score_faces(annotated, rebuilt[annotated.id], resolution, originals[annotated.id])
+        self.letterboxes.clear()
 
     def _fail(
         self, annotated: AnnotatedImage, kind: str, index: int | None, category: str, reason: str
@@ -336,15 +341,14 @@ class _Evaluation:
             "error": error,
         }
 
-    def _load(self, annotated: AnnotatedImage) -> np.ndarray | None:
-        try:
-            if self.settings.save == "as-original":
-                save_format(annotated.file_name)
-            image = annotated.load()
-        except DataError as error:
-            self._fail(annotated, "", None, "image", str(error))
+    def _load(self, entry: Loaded[AnnotatedImage, PreparedImage]) -> np.ndarray | None:
+        """The image's pixels (letterboxes kept), or None when it failed; unscorable instances counted."""
+        annotated = entry.item
+        if entry.error is not None:
+            self._fail(annotated, "", None, "image", str(entry.error))
             return None
-        if image.info.get(MISMATCH_KEY):
+        pixels, mismatch, self.letterboxes[annotated.id] = entry.value
+        if mismatch:
             self.mismatches += 1
         for index, text in enumerate(annotated.texts if self.ocr is not None else ()):
             if text.error is not None:
@@ -355,7 +359,7 @@ class _Evaluation:
         for index, face in enumerate(annotated.faces if self.face is not None else ()):
             if face.error is not None:
                 self._fail(annotated, "face", index, "annotation", face.error)
-        return np.asarray(image)
+        return pixels
 
     def _original_faces(self, annotated: AnnotatedImage, pixels: np.ndarray) -> dict[int, torch.Tensor]:
         """Embeddings of the original's faces (computed once per run), by instance index."""
@@ -372,14 +376,13 @@ class _Evaluation:
         """Each loaded image letterboxed, reconstructed, restored and saved as the suite says, or None."""
         if isinstance(self.model, FileReconstructions):
             return [self._read_file(annotated, pixels, resolution.side) for annotated, pixels in loaded]
-        letterbox = LetterboxLanczos(resolution.side)
-        prepared = {a.id: letterbox(Image.fromarray(pixels)) for a, pixels in loaded}
+        prepared = {a.id: self.letterboxes[a.id][resolution.side] for a, _ in loaded}
         names = {a.id: a.file_name for a, _ in loaded}
         restored: dict[str, np.ndarray] = {}
 
         def reconstruct(part: list[tuple[AnnotatedImage, np.ndarray]]) -> None:
             ids = [a.id for a, _ in part]
-            batch = torch.stack([prepared[i].image for i in ids]).to(self.device)
+            batch = self.run.to_device([prepared[i].image for i in ids])
             for item_id, out in zip(ids, self._model(batch, ids).cpu(), strict=True):
                 image = undo_letterbox(out, prepared[item_id].geometry)
                 restored[item_id] = saved_pixels(image, names[item_id], self.settings.save)
