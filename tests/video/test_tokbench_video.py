@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, ClassVar
 
 import av
 import numpy as np
@@ -16,6 +18,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 import tokbench
+from tokbench.judges.ocr import TextRecognizer
+from tokbench.judges.registry import JUDGES
 from tokbench.suites import SUITE_PATH_ENV
 from tokbench.textface.details import details_path, read_details
 from tokbench.textface.embedded import EmbeddedTokbenchDataset
@@ -32,7 +36,7 @@ from tokbench.textface.video_frames import (
     writer_round_trip,
 )
 
-GOLDEN = Path("/work/shared/reference/protocols/tokbench/video")
+GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "reference" / "protocols" / "tokbench" / "video"
 needs_golden = pytest.mark.skipif(not (GOLDEN / "video.json").is_file(), reason="protocol goldens absent")
 FONT = Path(__import__("matplotlib").__file__).parent / "mpl-data/fonts/ttf/DejaVuSans.ttf"
 WORDS = ("Route 66", "Bakery", "Zone 5")
@@ -261,3 +265,64 @@ def test_the_writer_stretches_a_frame_whose_height_is_not_a_multiple_of_16() -> 
     centre = float((rows * np.arange(len(rows))).sum() / rows.sum())
     assert back[0].shape == (144, 240, 3) and len(back) == 3
     assert abs(centre - 104.5 * 144 / 135) < 1.0  # the band moved with the 135 -> 144 stretch (+6.9 rows)
+
+
+BATCHING = GOLDEN.parent / "batching"
+
+
+class _RecordingParseq(TextRecognizer):
+    """Reads every crop as its ground truth; records each batch as PARSeq would decode it."""
+
+    name = "recording-parseq-video"
+    reads_with_targets = True
+    calls: ClassVar[list[dict[str, int]]] = []
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def read(self, crops: Sequence[np.ndarray], targets: Sequence[str] | None = None) -> list[str]:
+        if targets is None or len(targets) != len(crops):
+            raise ValueError("official batches are read with their ground truths")
+        self.calls.append({"batch_size": len(crops), "max_len_argument": min(max(map(len, targets)), 30)})
+        return list(targets)
+
+
+@pytest.mark.skipif(not BATCHING.is_dir(), reason="protocol goldens absent")
+def test_official_ocr_batches_score_the_official_instances(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reference's 5 annotated images as frames 1-5 of one video: the same 64-crop batches are read,
+    the batch holding 'two words' and 'Straße' is dropped whole, the same instances are scored."""
+    reference = json.loads((BATCHING / "batching.json").read_text(encoding="utf-8"))
+    entries = json.loads((BATCHING / "text_synthetic_annotations.json").read_text(encoding="utf-8"))
+    for number, entry in enumerate(entries, start=1):
+        entry["file_name"] = f"synth-frame{number}.png"
+    root = tmp_path / "data"
+    _write(root / "ch3" / "synth.mp4", [np.full((480, 640, 3), 200, np.uint8) for _ in entries])
+    (root / "video_annotations").mkdir()
+    (root / "video_annotations" / "text_ch3.json").write_text(json.dumps(entries))
+    suite = SUITE.replace("ocr_batches: per-instance", "ocr_batches: official")
+    (tmp_path / "tbv-batches.yaml").write_text(
+        suite.replace("name: tbv-256", "name: tbv-batches")
+        + "judges: {ocr: {name: recording-parseq-video}}\n"
+        "metrics: [{name: text-fidelity, judge: ocr}]\n"
+    )
+    monkeypatch.setenv(SUITE_PATH_ENV, str(tmp_path))
+    _RecordingParseq.vocabulary, _RecordingParseq.calls = reference["vocab_french"], []
+    JUDGES.register(_RecordingParseq.name, _RecordingParseq)
+    try:
+        result = tokbench.evaluate(
+            "video-identity", suite="tbv-batches", data=f"tokbench-video:{root}", store=tmp_path
+        )
+    finally:
+        JUDGES.unregister(_RecordingParseq.name)
+    assert result.record["tokbench_video"]["not_scored"] == {"text_batch_dropped": 64}
+    expected_calls = [
+        {k: c[k] for k in ("batch_size", "max_len_argument")}
+        for c in reference["decode_calls_during_evaluate"]
+    ]
+    assert _RecordingParseq.calls == expected_calls
+    index = {(e["file_name"], n): a["idx"] for e in entries for n, a in enumerate(e["annotations"])}
+    rows = read_details(details_path(Path(result.stored.path)))
+    scored = [index[f"synth-frame{r['frame'] + 1}.png", r["index"]] for r in rows if r["kind"] == "text"]
+    assert scored == reference["scored_instance_indices"] and len(scored) == reference["n_scored"]
