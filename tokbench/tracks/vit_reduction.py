@@ -20,14 +20,15 @@ import torch
 from tokbench.adapters.base import Pruner, resolve_budget
 from tokbench.adapters.registry import build_model
 from tokbench.data.base import ImageItem
-from tokbench.errors import ConfigError, DataError
+from tokbench.errors import ConfigError
 from tokbench.flops import measured_flops
 from tokbench.semantic.vit_reduction import check_visual, encode_image_reduced, num_patches
 from tokbench.suites import SuiteConfig
 from tokbench.tensors import quantize_uint8
 from tokbench.tracks.base import Measurement, Plan, RunContext, Shard, Track, TrackRequest
 from tokbench.tracks.checks import batch_labels
-from tokbench.tracks.images import SuiteImages, suite_images
+from tokbench.tracks.images import LoadPreprocessed, SuiteImages, suite_images
+from tokbench.tracks.loading import Loaded
 from tokbench.tracks.scoring import SuiteMetrics, build_judges, metric_versions, resolve_device
 
 SETTINGS = ("judge", "layer")
@@ -126,8 +127,7 @@ class VitReductionTrack(Track):
         measure = _Measure(state, run)
         shared = run.share(state.images.items)
         with run.progress(len(shared), f"{state.suite.name} · {plan.model.spec}") as progress:
-            for start in range(0, len(shared), run.options.batch_size):
-                batch = shared[start : start + run.options.batch_size]
+            for batch in run.load(shared, LoadPreprocessed(state.images.preprocess)):
                 measure.batch(batch)
                 progress.update(len(batch))
         return {
@@ -185,14 +185,10 @@ class _Measure:
         self.lengths: list[int] = []
         self.flops = {"full": 0, "reduced": 0}
 
-    def batch(self, batch: Sequence[tuple[int, ImageItem]]) -> None:
-        """Preprocess, then score what loaded (item by item when the pruner raises on the batch)."""
-        loaded = []
-        for index, item in batch:
-            try:
-                loaded.append((index, item, self.state.images.preprocess(item.load()).image))
-            except DataError as error:
-                self.run.skip(index, item.id, error)
+    def batch(self, batch: Sequence[Loaded[ImageItem, torch.Tensor]]) -> None:
+        """Count what did not load (``LoadPreprocessed``), then score the rest (item by item when the
+        pruner raises on the batch)."""
+        loaded = [(entry.index, entry.item, entry.value) for entry in self.run.usable(batch)]
         if loaded:
             self.run.attempt(
                 loaded, self._score, lambda entry, error: self.run.skip(entry[0], entry[1].id, error)
