@@ -143,26 +143,31 @@ class PruneTrack(Track):
         warmup = _warm_up(run, host, pruner, keep, [item for _, (_, _, item) in shared])
         predictions = []
         with run.progress(len(shared), f"prune · {plan.model.spec}", unit="item") as progress:
-            for position, (name, index, item) in shared:
-                generator = torch.Generator().manual_seed(run.options.seed * 1_000_003 + index)
-                try:
-                    answered = run.call_model(  # the VLM answering with the pruner inside: the model
-                        "answer",
-                        [f"{name}/{item.qid}"],
-                        _answer,
-                        host,
-                        pruner,
-                        keep,
-                        item,
-                        state.settings.max_new_tokens,
-                        generator,
-                    )
-                except (DataError, AdapterOutputError) as error:
-                    run.skip(position, f"{name}/{item.qid}", error)
-                else:
-                    predictions.append((position, {"benchmark": name, "id": item.qid, **answered}))
-                    run.shard.items_used += 1
-                progress.update(1)
+            for loaded in run.load(shared, _Pixels(host.codec)):  # images decoded in loader workers
+                for entry in loaded:
+                    name, index, item = entry.item
+                    generator = torch.Generator().manual_seed(run.options.seed * 1_000_003 + index)
+                    try:
+                        if entry.error is not None:
+                            raise entry.error
+                        answered = run.call_model(  # the VLM answering with the pruner inside: the model
+                            "answer",
+                            [f"{name}/{item.qid}"],
+                            _answer,
+                            host,
+                            pruner,
+                            keep,
+                            entry.value,
+                            item,
+                            state.settings.max_new_tokens,
+                            generator,
+                        )
+                    except (DataError, AdapterOutputError) as error:
+                        run.skip(entry.index, f"{name}/{item.qid}", error)
+                    else:
+                        predictions.append((entry.index, {"benchmark": name, "id": item.qid, **answered}))
+                        run.shard.items_used += 1
+                    progress.update(1)
         return {
             "predictions": predictions,
             "keep": keep,
@@ -256,11 +261,27 @@ def _warm_up(run: RunContext, host: LlavaHost, pruner: Pruner, keep: int, items:
     return 0
 
 
+@dataclasses.dataclass(frozen=True)
+class _Pixels:
+    """Per ``(benchmark, index, item)``, in a loader worker: the item's image as the VLM's pixels."""
+
+    codec: Any
+
+    def __call__(self, entry: tuple[str, int, Item]) -> torch.Tensor:
+        """``codec.pixels(item.image())``; a ``DataError`` names the image."""
+        return self.codec.pixels(entry[2].image())
+
+
 def _answer(
-    host: LlavaHost, pruner: Pruner, keep: int, item: Item, max_new_tokens: int, generator: torch.Generator
+    host: LlavaHost,
+    pruner: Pruner,
+    keep: int,
+    pixels: torch.Tensor,
+    item: Item,
+    max_new_tokens: int,
+    generator: torch.Generator,
 ) -> dict[str, Any]:
-    """The greedy answer to one item with the pruner applied, and its measured cost."""
-    pixels = host.codec.pixels(item.image())
+    """The greedy answer to one item (its prepared ``pixels``) with the pruner applied, and its cost."""
     with cost.PeakMemory(host.device) as memory:
         answer = host.generate(pixels, item.prompt, pruner, keep, max_new_tokens, generator)
     flops = cost.prefill_flops(host.model.config, answer.sequence_per_layer)
