@@ -32,6 +32,8 @@ from tokbench.errors import ConfigError, WeightsError
 from tokbench.hashing import file_sha256
 from tokbench.hub import HubModel, ResolvedFolder, resolve_model_folder
 from tokbench.models.diffusers_loading import load_state_strictly, read_config
+from tokbench.models.network_adapter import NetworkAdapter
+from tokbench.models.network_adapter import describe as describe_value
 from tokbench.models.titok import load_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -259,7 +261,7 @@ FAMILIES = {
 }
 
 
-class DiffusersVae(Tokenizer):
+class DiffusersVae(NetworkAdapter, Tokenizer):
     """A latent-diffusion VAE as a tokbench tokenizer: images in [0, 1] → continuous latents → images.
 
     ``variant`` names a release (``VARIANTS``). ``weights`` is a local weights file, VAE folder,
@@ -329,11 +331,6 @@ class DiffusersVae(Tokenizer):
             self.source, self.commit = resolved.source, resolved.commit
         self.model = model.eval().requires_grad_(False)
 
-    @property
-    def weights_sha256(self) -> str | None:
-        """sha256 of the loaded weights file(s); None for random weights."""
-        return self._sha256
-
     def describe(self) -> dict[str, Any]:
         """What the latents are, for records and generator code (factors are not applied here)."""
         spec = self.variant
@@ -353,14 +350,6 @@ class DiffusersVae(Tokenizer):
             "gated": spec.gated,
         }
 
-    def to(self, device: torch.device | str) -> DiffusersVae:
-        self.model.to(device)
-        return self
-
-    @property
-    def _device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
     def encode(self, images: torch.Tensor) -> Encoded:
         f = self.variant.downsampling_factor
         if not (
@@ -373,7 +362,7 @@ class DiffusersVae(Tokenizer):
         ):
             raise ConfigError(
                 f"sd-vae {self.variant.name}: encode expects float32 images [N, 3, H, W] in [0, 1] "
-                f"with H and W multiples of {f}, got {_describe(images)}"
+                f"with H and W multiples of {f}, got {describe_value(images)}"
             )
         with torch.inference_mode():
             posterior = self.model.encode(images.to(self._device) * 2.0 - 1.0).latent_dist
@@ -391,13 +380,9 @@ class DiffusersVae(Tokenizer):
         ):
             raise ConfigError(
                 f"sd-vae {self.variant.name}: decode expects float32 latents [N, {c}, h, w], "
-                f"got {_describe(latents)}"
+                f"got {describe_value(latents)}"
             )
         with torch.inference_mode():
             pixels = self.model.decode(latents.to(self._device)).sample
             pixels = ((pixels.float() + 1.0) / 2.0).clamp(0.0, 1.0)
         return pixels.clone()  # outside inference mode: an ordinary tensor
-
-
-def _describe(value: Any) -> str:
-    return f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__

@@ -38,6 +38,8 @@ from tokbench.errors import ConfigError, WeightsError
 from tokbench.hub import HubModel, ResolvedFolder, resolve_model_folder
 from tokbench.models.diffusers_loading import load_state_strictly, read_config
 from tokbench.models.diffusers_vae import TESTED_DIFFUSERS, files_sha256, state_dict_to_current_keys
+from tokbench.models.network_adapter import NetworkAdapter
+from tokbench.models.network_adapter import describe as describe_value
 from tokbench.models.titok import load_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -216,7 +218,7 @@ FAMILIES: dict[str, tuple[str, int | None]] = {
 }
 
 
-class DiffusersVq(Tokenizer, DiscreteTokenizer):
+class DiffusersVq(NetworkAdapter, Tokenizer, DiscreteTokenizer):
     """A diffusers ``VQModel`` as a discrete tokenizer: images in [0, 1] → codebook indices → images.
 
     ``variant`` names a release (``VARIANTS``). ``weights`` is a local weights file, model folder,
@@ -284,11 +286,6 @@ class DiffusersVq(Tokenizer, DiscreteTokenizer):
             self.source, self.commit = resolved.source, resolved.commit
         self.model = model.eval().requires_grad_(False)
 
-    @property
-    def weights_sha256(self) -> str | None:
-        """sha256 of the loaded weights file(s); None for random weights."""
-        return self._sha256
-
     def describe(self) -> dict[str, Any]:
         """The release, where its weights came from and the token layout, for records."""
         spec = self.variant
@@ -304,14 +301,6 @@ class DiffusersVq(Tokenizer, DiscreteTokenizer):
             "downsampling_factor": spec.downsampling_factor,
             "licence": spec.licence,
         }
-
-    def to(self, device: torch.device | str) -> DiffusersVq:
-        self.model.to(device)
-        return self
-
-    @property
-    def _device(self) -> torch.device:
-        return next(self.model.parameters()).device
 
     def codebook(self) -> torch.Tensor:
         """The K×D codebook (diffusers' quantiser searches raw, un-normalised entries)."""
@@ -330,7 +319,7 @@ class DiffusersVq(Tokenizer, DiscreteTokenizer):
         ):
             raise ConfigError(
                 f"diffusers-vq {self.variant.name}: encode expects float32 images [N, 3, H, W] in [0, 1] "
-                f"with H and W multiples of {f}, got {_describe(images)}"
+                f"with H and W multiples of {f}, got {describe_value(images)}"
             )
         with torch.inference_mode():
             latents = self.model.encode(images.to(self._device) * 2.0 - 1.0).latents
@@ -371,7 +360,7 @@ class DiffusersVq(Tokenizer, DiscreteTokenizer):
         ):
             raise ConfigError(
                 f"diffusers-vq {self.variant.name}: decode_indices expects int64 [N, T] indices of a square "
-                f"token grid (T = h·w with h = w), got {_describe(indices)}"
+                f"token grid (T = h·w with h = w), got {describe_value(indices)}"
             )
         return self._decode_grid(indices.reshape(-1, side, side))
 
@@ -388,10 +377,6 @@ class DiffusersVq(Tokenizer, DiscreteTokenizer):
         if not (isinstance(grid, torch.Tensor) and grid.dtype == torch.int64 and grid.ndim == 3):
             raise ConfigError(
                 f"diffusers-vq {self.variant.name}: decode expects the int64 [N, h, w] index grid of encode, "
-                f"got {_describe(grid)}"
+                f"got {describe_value(grid)}"
             )
         return self._decode_grid(grid)
-
-
-def _describe(value: Any) -> str:
-    return f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
