@@ -387,6 +387,8 @@ def test_unknown_facts_never_match_and_stated_mappings_match_on_their_own_keys()
         "bucket_edges not stated by the source",
     ]
     assert compares_with("recon", "recon-clean") and not compares_with("recon", "reconx")
+    assert not compares_with("tokbench", "tokbench-video", "tokenizer", "video-tokenizer")
+    assert compares_with("tokbench", "tokbench-official", "tokenizer", "tokenizer")
     assert protocol_mismatches(
         {"suite": {"name": "prune"}, "protocol": {}}, {"suite": {"name": "prune"}}
     ) == ["the source states no fact a reproduced protocol can be compared on"]

@@ -211,9 +211,18 @@ _REPRODUCED_FACTS: dict[str, Callable[[dict], Any]] = {
 }
 
 
-def compares_with(reported_suite: str, reproduced_suite: str) -> bool:
+def compares_with(
+    reported_suite: str,
+    reproduced_suite: str,
+    reported_kind: str | None = None,
+    reproduced_kind: str | None = None,
+) -> bool:
     """Whether a reproduced suite measures what a reported suite reports: the suite or a variant of it
-    named ``<suite>-...`` (``recon`` and ``recon-clean`` both measure ``recon``'s rFID)."""
+    named ``<suite>-...`` (``recon`` and ``recon-clean`` both measure ``recon``'s rFID) that evaluates
+    the same kind of model (``tokbench-video`` evaluates video tokenizers: it is no variant of
+    ``tokbench``). Kinds are the records' ``model.kind``; an unknown kind does not rule a suite out."""
+    if reported_kind and reproduced_kind and reported_kind != reproduced_kind:
+        return False
     return reproduced_suite == reported_suite or reproduced_suite.startswith(f"{reported_suite}-")
 
 
@@ -237,7 +246,8 @@ def protocol_mismatches(reported: dict, reproduced: dict) -> list[str]:
     judges, decoding); an ``unknown`` fact never matches, and a suite that does not measure the
     reported one (``compares_with``) is never comparable.
     """
-    if not compares_with(reported["suite"]["name"], reproduced["suite"]["name"]):
+    kinds = (reported.get("model", {}).get("kind"), reproduced.get("model", {}).get("kind"))
+    if not compares_with(reported["suite"]["name"], reproduced["suite"]["name"], *kinds):
         return [f"suite {reproduced['suite']['name']} does not measure {reported['suite']['name']}"]
     facts = _dig(reported, "protocol", "facts") or {}
     compared = [key for key in facts if key in _REPRODUCED_FACTS]

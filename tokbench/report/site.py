@@ -205,7 +205,10 @@ class _Site:
             family = [
                 r
                 for r in self.records
-                if r["source"] == "reproduced" and compares_with(suite, r["suite"]["name"])
+                if r["source"] == "reproduced"
+                and compares_with(
+                    suite, r["suite"]["name"], reported["model"].get("kind"), r["model"].get("kind")
+                )
             ]
             self.comparisons[digest] = compare_reported(
                 reported, [group[0] for group in protocol_groups(family)]
