@@ -77,7 +77,7 @@ def test_pixel_metrics_identical_for_worker_counts_and_batch_sizes(
         assert _metrics(str(suite), 12, workers, batch) == reference, (workers, batch)
 
 
-@pytest.mark.slow  # three runs through Inception and LPIPS: ~30 s idle, minutes on a loaded machine
+@pytest.mark.slow  # three runs through Inception and LPIPS: about a minute of CPU, more when loaded
 def test_recon_suite_identical_for_worker_counts_and_batch_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
     """The recon suite (with rFID and KID on Inception features) on 8 embedded images: equal (==) for
     (0 workers, batch 7), (2, 1) and (4, 64)."""
