@@ -157,8 +157,8 @@ class RunOutcome:
 
 
 class RunContext:
-    """One process's view of a run: its options, device and rank, its ``Shard``, the error policy and
-    the one door to the model (``call_model``)."""
+    """One process's view of a run: its options, device and rank, its ``Shard``, the error policy,
+    the loader (``load``: decoding in worker processes) and the one door to the model (``call_model``)."""
 
     def __init__(
         self,
