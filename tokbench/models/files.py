@@ -57,13 +57,13 @@ class FileReconstructions(Tokenizer):
         if not root.is_dir():
             raise ConfigError(f"reconstructions:{path}: not a directory of reconstructed images")
         self.root = root.resolve()
-        self._files = _index_images(self.root)
+        self._files = index_files(self.root, SUPPORTED_EXTENSIONS)
         if not self._files:
             raise ConfigError(
                 f"reconstructions:{path}: no images with extensions "
                 f"{', '.join(SUPPORTED_EXTENSIONS)} under it"
             )
-        self._sha256 = _content_sha256(self.root, self._files)
+        self._sha256 = content_sha256(self.root, self._files, RATE_SIDECAR)
         self.rate = _read_rate(self.root)
 
     @classmethod
@@ -187,27 +187,26 @@ class FileSamples(Generator):
         return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
 
 
-def _index_images(root: Path) -> dict[str, list[Path]]:
-    """Relative POSIX path without extension → the image files with that stem (hidden ones skipped)."""
+def index_files(root: Path, extensions: tuple[str, ...]) -> dict[str, list[Path]]:
+    """Relative POSIX path without extension → the files with that stem and one of ``extensions``
+    (any case; hidden files and folders skipped), sorted."""
     found: dict[str, list[Path]] = defaultdict(list)
     for directory, subdirectories, filenames in os.walk(root):
         subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
         for filename in sorted(filenames):
             path = Path(directory, filename)
-            if filename.startswith(".") or path.suffix.lower() not in SUPPORTED_EXTENSIONS:
+            if filename.startswith(".") or path.suffix.lower() not in extensions:
                 continue
             found[path.relative_to(root).with_suffix("").as_posix()].append(path)
     return dict(sorted(found.items()))
 
 
-def _content_sha256(root: Path, files: dict[str, list[Path]]) -> str:
+def content_sha256(root: Path, files: dict[str, list[Path]], sidecar: str | None = None) -> str:
+    """sha256 over every file's relative path and content (and ``sidecar`` under ``root`` if present)."""
     digest = hashlib.sha256()
-    for paths in files.values():
-        for path in paths:
-            digest.update(f"{path.relative_to(root).as_posix()}\0{file_sha256(path)[0]}\n".encode())
-    sidecar = root / RATE_SIDECAR
-    if sidecar.is_file():
-        digest.update(f"{RATE_SIDECAR}\0{file_sha256(sidecar)[0]}\n".encode())
+    extra = [root / sidecar] if sidecar is not None and (root / sidecar).is_file() else []
+    for path in [p for paths in files.values() for p in paths] + extra:
+        digest.update(f"{path.relative_to(root).as_posix()}\0{file_sha256(path)[0]}\n".encode())
     return digest.hexdigest()
 
 

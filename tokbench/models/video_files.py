@@ -10,9 +10,6 @@ and bytes). No rate is read, so bits per pixel is not applicable.
 
 from __future__ import annotations
 
-import hashlib
-import os
-from collections import defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
@@ -20,11 +17,9 @@ import numpy as np
 import torch
 
 from tokbench.adapters.base import Encoded, ModelCard, VideoTokenizer
-from tokbench.data.decode import file_sha256
 from tokbench.data.video import VIDEO_EXTENSIONS
 from tokbench.errors import ConfigError, DataError
-
-RAN_ELSEWHERE = "outputs made elsewhere, read from files"
+from tokbench.models.files import RAN_ELSEWHERE, content_sha256, index_files
 
 
 def clip_stem(clip_id: str) -> str:
@@ -46,17 +41,13 @@ class VideoFileReconstructions(VideoTokenizer):
         if not root.is_dir():
             raise ConfigError(f"video-reconstructions:{path}: not a directory of reconstructed clips")
         self.root = root.resolve()
-        self._files = _index_videos(self.root)
+        self._files = index_files(self.root, VIDEO_EXTENSIONS)
         if not self._files:
             raise ConfigError(
                 f"video-reconstructions:{path}: no videos with extensions "
                 f"{', '.join(VIDEO_EXTENSIONS)} under it"
             )
-        digest = hashlib.sha256()
-        for paths in self._files.values():
-            for file in paths:
-                digest.update(f"{file.relative_to(self.root).as_posix()}\0{file_sha256(file)[0]}\n".encode())
-        self._sha256 = digest.hexdigest()
+        self._sha256 = content_sha256(self.root, self._files)
 
     @classmethod
     def cards(cls) -> tuple[ModelCard, ...]:
@@ -124,16 +115,3 @@ def _decode_all(path: Path, clip_id: str) -> list[np.ndarray]:
             ]
     except (av.error.FFmpegError, OSError, ValueError) as error:
         raise DataError(f"{clip_id}: cannot decode reconstruction {path.name}: {error}") from None
-
-
-def _index_videos(root: Path) -> dict[str, list[Path]]:
-    """Relative POSIX path without extension → the video files with that stem (hidden ones skipped)."""
-    found: dict[str, list[Path]] = defaultdict(list)
-    for directory, subdirectories, filenames in os.walk(root):
-        subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
-        for filename in sorted(filenames):
-            path = Path(directory, filename)
-            if filename.startswith(".") or path.suffix.lower() not in VIDEO_EXTENSIONS:
-                continue
-            found[path.relative_to(root).with_suffix("").as_posix()].append(path)
-    return dict(sorted(found.items()))
