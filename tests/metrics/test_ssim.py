@@ -10,6 +10,8 @@ from skimage.metrics import structural_similarity
 from tokbench.errors import TokbenchError
 from tokbench.metrics.ssim import (
     MultiScaleStructuralSimilarity,
+    _ms_ssim_batch,
+    _ssim_batch,
     ms_ssim_min_side,
     ms_ssim_per_image,
     ssim_per_image,
@@ -67,3 +69,11 @@ def test_ms_ssim_too_small_is_not_applicable_not_an_error() -> None:
     metric = MultiScaleStructuralSimilarity()
     metric.update(small, b[..., :side, :side])
     assert metric.compute() == {}
+
+
+@pytest.mark.parametrize("per_image", [ssim_per_image, ms_ssim_per_image], ids=["ssim", "ms_ssim"])
+def test_image_by_image_on_cpu_is_bitwise_the_whole_batch(per_image) -> None:
+    a, b = _pair((5, 3, 176, 192), seed=5)
+    batch = {ssim_per_image: _ssim_batch, ms_ssim_per_image: _ms_ssim_batch}[per_image]
+    whole = batch(a, b, gaussian=False) if per_image is ssim_per_image else batch(a, b)
+    assert torch.equal(per_image(a, b), whole)
