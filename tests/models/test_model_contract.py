@@ -47,7 +47,6 @@ from tokbench.adapters.base import (
 from tokbench.adapters.registry import MODELS, build_model
 from tokbench.errors import ConfigError
 from tokbench.models.files import FileReconstructions, FileSamples
-from tokbench.models.video_files import VideoFileReconstructions
 from tokbench.tensors import quantize_uint8, tensor_to_pil
 from tokbench.tracks.checks import check_bits, check_images
 
@@ -249,7 +248,6 @@ CASES: dict[str, ContractCase] = {
     },
     "video-identity": ContractCase(_spec("video-identity")),
     "video-resize": ContractCase(_spec("video-resize:factor=2")),
-    "video-reconstructions": ContractCase(lambda: _video_files_model(), requires=("av",)),
     # diffusers video VAEs at reduced configs of their classes (video_vae_tiny.py)
     **{
         name: ContractCase(_tiny_video_vae(name), requires=("diffusers",))
@@ -319,8 +317,6 @@ def test_registered_model_keeps_its_contract(name: str) -> None:
     assert sha is None or re.fullmatch(r"[0-9a-f]{64}", sha), f"{name}: weights_sha256={sha!r}"
     if isinstance(adapter, FileReconstructions | FileSamples):
         check_files(name, adapter)
-    elif isinstance(adapter, VideoFileReconstructions):
-        check_video_files(name, adapter, case)
     elif isinstance(adapter, Tokenizer):
         assert adapter.kind == "tokenizer"
         check_tokenizer(name, adapter, case)
@@ -377,30 +373,6 @@ def check_files(name: str, adapter: FileReconstructions | FileSamples) -> None:
     assert torch.equal(read, expected), f"{name}: the files do not read back as written"
     with pytest.raises(ConfigError, match="made elsewhere"):
         adapter.encode(contract_images(1, 32))
-
-
-def _video_files_model() -> Adapter:
-    """``video-reconstructions:DIR`` on a fresh folder of BATCH lossless (FFV1) clips of 9×32×32."""
-    import av
-
-    folder = Path(tempfile.mkdtemp(prefix="tokbench-contract-"))
-    for index, clip in enumerate(quantize_uint8(contract_clips(BATCH, 9, 32))):
-        with av.open(str(folder / f"{IDS[index]}@0.mkv"), "w") as container:
-            stream = container.add_stream("ffv1", rate=8)
-            stream.width, stream.height, stream.pix_fmt = 32, 32, "bgr0"
-            for frame in clip.permute(0, 2, 3, 1).numpy():
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-            container.mux(stream.encode())
-    return build_model(f"video-reconstructions:{folder}").adapter
-
-
-def check_video_files(name: str, adapter: VideoFileReconstructions, case: ContractCase) -> None:
-    """Clips made elsewhere: never encode/decode; read back exactly what was written."""
-    expected = quantize_uint8(contract_clips(BATCH, case.frames, 32))
-    read = torch.stack([adapter.read(f"{IDS[i]}@0", (case.frames, 32, 32)) for i in range(BATCH)])
-    assert torch.equal(read, expected), f"{name}: the files do not read back as written"
-    with pytest.raises(ConfigError, match="made elsewhere"):
-        adapter.encode(expected.float() / 255)
 
 
 def check_tokenizer(name: str, tokenizer: Tokenizer, case: ContractCase) -> None:

@@ -1,4 +1,5 @@
-"""``video-reconstructions:DIR``: clips made elsewhere give the numbers of the model that made them.
+"""``reconstructions:DIR`` on a video suite: clips made elsewhere give the numbers of the model that
+made them.
 
 The model is an in-test deterministic one: the h264 adapter's bytes can differ between two encodes of
 the same clip (seen on a loaded machine), which would make the comparison flaky."""
@@ -18,7 +19,8 @@ from tokbench.data.preprocess import build_preprocess
 from tokbench.data.registry import resolve_dataset
 from tokbench.data.video import ClipSampler
 from tokbench.errors import ConfigError
-from tokbench.models.video_files import clip_stem
+from tokbench.models.files import save_image
+from tokbench.models.video_files import VideoFileReconstructions, clip_stem, save_clip
 from tokbench.tensors import quantize_uint8
 
 SUITE = """
@@ -65,7 +67,7 @@ def test_files_written_from_a_model_give_its_numbers(tmp_path: Path) -> None:
         x = torch.stack([preprocess(frame).image for frame in clip.load()])[None]
         frames = quantize_uint8(adapter.decode(adapter.encode(x)))[0].permute(0, 2, 3, 1).numpy()
         write_video(folder / f"{clip.id}.mkv", list(frames))  # FFV1: lossless
-    files = tokbench.evaluate(f"video-reconstructions:{folder}", str(suite), cache_features=False).record
+    files = tokbench.evaluate(f"reconstructions:{folder}", str(suite), cache_features=False).record
     assert files["dataset"]["items_used"] == 3
     for key in ("frame_psnr", "frame_ssim", "temporal_difference_error"):
         assert files["metrics"][key] == pytest.approx(codec["metrics"][key], rel=1e-12, abs=1e-12), key
@@ -91,7 +93,7 @@ def test_a_file_of_the_wrong_length_is_counted(tmp_path: Path) -> None:
 
     write_video(folder / "pan-astronaut@0.mkv", [np.zeros((64, 64, 3), dtype=np.uint8)] * 8)
     write_video(folder / "pan-chelsea@0.mkv", [np.zeros((64, 64, 3), dtype=np.uint8)] * 9)
-    record = tokbench.evaluate(f"video-reconstructions:{folder}", str(suite), limit=2).record
+    record = tokbench.evaluate(f"reconstructions:{folder}", str(suite), limit=2).record
     assert record["dataset"]["items_used"] == 1
     (skipped,) = record["skipped"]
     assert (
@@ -99,4 +101,26 @@ def test_a_file_of_the_wrong_length_is_counted(tmp_path: Path) -> None:
         and "has 8 frames of 64×64, expected 9 frames" in skipped["reason"]
     )
     with pytest.raises(ConfigError, match="cannot encode new clips"):
-        build_model(f"video-reconstructions:{folder}").adapter.encode(torch.zeros(1, 9, 3, 64, 64))
+        build_model(f"reconstructions:{folder}", kind="video-tokenizer").adapter.encode(
+            torch.zeros(1, 9, 3, 64, 64)
+        )
+
+
+def test_saved_clips_read_back_exactly_and_a_folder_of_the_wrong_kind_is_named(tmp_path: Path) -> None:
+    clips = torch.randint(
+        0, 256, (2, 9, 3, 24, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
+    folder = tmp_path / "clips"
+    assert save_clip(folder, "sub/a.mp4@0", clips[0]) == folder / "sub" / "a@0.mkv"
+    save_clip(folder, "b.webm@16", clips[1])
+    assert sorted(p.name for p in folder.rglob("*")) == ["a@0.mkv", "b@16.mkv", "sub"]  # no temporaries
+    files = build_model(f"reconstructions:{folder}", kind="video-tokenizer").adapter
+    assert isinstance(files, VideoFileReconstructions)
+    assert torch.equal(files.read("sub/a.mp4@0", (9, 24, 40)), clips[0])  # FFV1: bit for bit
+    assert torch.equal(files.read("b.webm@16", (9, 24, 40)), clips[1])
+    with pytest.raises(ConfigError, match=r"no images .* holds 2 video file\(s\), which .* for video suites"):
+        build_model(f"reconstructions:{folder}")  # an image suite's reader
+    images = tmp_path / "images"
+    save_image(images, "x.jpg", clips[0, 0])
+    with pytest.raises(ConfigError, match=r"no videos .* holds 1 image file\(s\), which .* for image suites"):
+        build_model(f"reconstructions:{images}", kind="video-tokenizer")

@@ -15,7 +15,7 @@ from tokbench.adapters.spec import (
     resolved_arguments,
 )
 from tokbench.errors import ConfigError, TokbenchError, describe_exception
-from tokbench.registry import Registry
+from tokbench.registry import Registry, import_attr
 
 A = TypeVar("A", bound=type[Adapter])
 
@@ -49,7 +49,6 @@ _BUILTIN_MODELS = {
     "av1": "tokbench.models.video_codecs:Av1",
     "video-identity": "tokbench.models.video_codecs:VideoIdentity",
     "video-resize": "tokbench.models.video_codecs:VideoResize",
-    "video-reconstructions": "tokbench.models.video_files:VideoFileReconstructions",
     # video VAEs through diffusers (any supported class by repo; named TokBench-Video releases)
     "diffusers-video-autoencoder": "tokbench.models.video_vaes:DiffusersVideoAutoencoder",
     "cogvideox-vae": "tokbench.models.video_vae_zoo:CogVideoXVae",
@@ -75,6 +74,12 @@ _BUILTIN_MODELS = {
 for _key, _target in _BUILTIN_MODELS.items():
     MODELS.register(_key, _target)
 
+#: Names whose adapter depends on the kind of the suite (``build_model(spec, kind=...)``): outputs
+#: made elsewhere are image files for image suites and video files for video suites.
+_KIND_VARIANTS = {
+    ("reconstructions", "video-tokenizer"): "tokbench.models.video_files:VideoFileReconstructions",
+}
+
 
 def register_model(name: str) -> Callable[[A], A]:
     """Class decorator: make an adapter available as ``name`` in specs and ``tokbench list``."""
@@ -98,8 +103,11 @@ class BuiltModel:
     source: dict[str, Any] | None = None
 
 
-def build_model(model: str | Adapter) -> BuiltModel:
+def build_model(model: str | Adapter, kind: str | None = None) -> BuiltModel:
     """Construct an adapter from a spec string, or describe an adapter instance the caller built.
+
+    ``kind`` is the kind of the suite the model is for; it picks the adapter of a name that has one
+    per kind (``reconstructions:DIR`` reads video files for ``video-tokenizer`` suites, else images).
 
     The canonical spec lists every identity argument (file locations excluded) and, for adapters
     with weights, ``@`` and the first 12 hex digits of the weights sha256. A plugin is named by its
@@ -111,7 +119,7 @@ def build_model(model: str | Adapter) -> BuiltModel:
         return BuiltModel(adapter=model, name=name, spec=name, arguments={})
     parsed = parse_model_spec(_name_positional_argument(model))
     plugin = load_plugin(parsed.target) if parsed.is_plugin else None
-    cls = plugin.cls if plugin is not None else MODELS.get(parsed.target)
+    cls = plugin.cls if plugin is not None else _model_class(parsed.target, kind)
     if not (isinstance(cls, type) and issubclass(cls, Adapter)):
         raise ConfigError(
             f"model {parsed.target!r} is not a tokbench adapter: subclass tokbench.Tokenizer, "
@@ -134,6 +142,12 @@ def build_model(model: str | Adapter) -> BuiltModel:
     name = plugin.name if plugin is not None else parsed.target
     source = plugin.source if plugin is not None else None
     return BuiltModel(adapter=adapter, name=name, spec=spec, arguments=arguments, source=source)
+
+
+def _model_class(name: str, kind: str | None) -> type[Adapter]:
+    """The registered class of ``name``, or its variant for suites of ``kind``."""
+    variant = _KIND_VARIANTS.get((name, kind or ""))
+    return MODELS.get(name) if variant is None else import_attr(variant)  # type: ignore[return-value]
 
 
 def _name_positional_argument(spec: str) -> str:

@@ -17,6 +17,9 @@ Layouts ``reconstructions:DIR`` accepts (any image extension for the same stem, 
 
 An optional sidecar ``DIR/tokbench_rate.json`` gives the rate: ``{"bits": {"<item id>": bits, ...},
 "num_tokens": T}`` (bits per item; tokens per image). Without it there is no bits per pixel.
+
+``tokbench run --save-reconstructions DIR`` writes a model's reconstructions in the first layout (PNG,
+lossless), so ``reconstructions:DIR`` gives that model's numbers again (``save_image``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import hashlib
 import json
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,6 +38,7 @@ import torch
 from tokbench.adapters.base import Encoded, Generator, ModelCard, Tokenizer
 from tokbench.data.decode import SUPPORTED_EXTENSIONS, file_sha256
 from tokbench.data.image_sets import ImageSet, load_image, open_image_set
+from tokbench.data.video import VIDEO_EXTENSIONS
 from tokbench.errors import ConfigError, DataError
 
 RATE_SIDECAR = "tokbench_rate.json"
@@ -60,8 +65,8 @@ class FileReconstructions(Tokenizer):
         self._files = index_files(self.root, SUPPORTED_EXTENSIONS)
         if not self._files:
             raise ConfigError(
-                f"reconstructions:{path}: no images with extensions "
-                f"{', '.join(SUPPORTED_EXTENSIONS)} under it"
+                f"reconstructions:{path}: no images with extensions {', '.join(SUPPORTED_EXTENSIONS)} "
+                f"under it{other_kind(self.root, VIDEO_EXTENSIONS, 'video', 'video suites (video-recon)')}"
             )
         self._sha256 = content_sha256(self.root, self._files, RATE_SIDECAR)
         self.rate = _read_rate(self.root)
@@ -208,6 +213,35 @@ def content_sha256(root: Path, files: dict[str, list[Path]], sidecar: str | None
     for path in [p for paths in files.values() for p in paths] + extra:
         digest.update(f"{path.relative_to(root).as_posix()}\0{file_sha256(path)[0]}\n".encode())
     return digest.hexdigest()
+
+
+def other_kind(root: Path, extensions: tuple[str, ...], what: str, where: str) -> str:
+    """A clause for a folder that holds files of the other kind (``extensions``), else ''."""
+    count = sum(len(paths) for paths in index_files(root, extensions).values())
+    return f"; it holds {count} {what} file(s), which reconstructions:DIR reads for {where}" if count else ""
+
+
+def save_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """``write`` a file to a hidden temporary name next to ``path`` (same extension), then rename it:
+    a reader never sees half a file (``index_files`` skips hidden files)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def save_image(root: Path, item_id: str, image: torch.Tensor) -> Path:
+    """Save a uint8 3×H×W reconstruction as ``root/<item stem>.png`` (lossless), where
+    ``reconstructions:root`` reads it back for the item."""
+    from PIL import Image
+
+    path = root / f"{item_stem(item_id)}.png"
+    array = image.permute(1, 2, 0).cpu().numpy()
+    save_atomically(path, lambda target: Image.fromarray(array).save(target, format="PNG"))
+    return path
 
 
 def _read_rate(root: Path) -> dict[str, Any] | None:

@@ -91,7 +91,7 @@ class VideoReconTrack(Track):
                 f"suite {suite.name!r}: unknown setting(s) {unknown}; the track takes {SETTINGS}"
             )
         sampler = ClipSampler.from_settings(suite.settings.get("clips"), f"suite {suite.name!r}")
-        built = build_model(request.model)
+        built = build_model(request.model, kind=suite.kind)
         check_adapter(built, VideoTokenizer, suite)
         tokenizer: VideoTokenizer = built.adapter
         if not tokenizer.accepts_frames(sampler.frames):
@@ -199,7 +199,7 @@ class _Clips:
         self.not_applicable: dict[str, str] = {}
         self.token_sum = 0
         self.token_clips = 0
-        #: Reconstructions read from files (``video-reconstructions:DIR``) by clip id, until scored.
+        #: Reconstructions read from files (``reconstructions:DIR``) by clip id, until scored.
         self.read: dict[str, torch.Tensor] = {}
 
     def payload(self) -> _Payload:
