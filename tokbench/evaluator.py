@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from tokbench import distributed
-from tokbench.errors import DataError, EmptyRunError
+from tokbench.errors import ConfigError, DataError, EmptyRunError
 from tokbench.recording import RunResult, build_record, claim_record, store_result
 from tokbench.tracks import TRACKS
 from tokbench.tracks.base import (
@@ -38,11 +38,22 @@ def run_request(request: TrackRequest) -> RunResult:
     """Plan, measure, merge and store one run of ``request.suite`` (see the module docstring)."""
     track = TRACKS.get(request.suite.track)()
     check_kind(track, request.suite)
+    saving = request.save_reconstructions is not None
+    if saving and not track.saves_reconstructions:
+        raise ConfigError(
+            f"--save-reconstructions applies to reconstruction suites (recon, video-recon), not to "
+            f"suite {request.suite.name!r} (track {track.name!r})"
+        )
     with exact_float32():
         seed_everything(request.options.seed)
         plan = track.plan(request)
         slot = claim_record(
-            request.suite.name, plan.protocol, plan.model.spec, request.store, request.force, request.options
+            request.suite.name,
+            plan.protocol,
+            plan.model.spec,
+            request.store,
+            request.force or saving,  # files are written by a run, not found in the store
+            request.options,
         )
         if slot.existing is not None:
             return slot.existing

@@ -97,6 +97,9 @@ class TrackRequest:
     save_samples: bool = False
     #: Generator suites: resume from shards of a generator whose determinism probe failed.
     allow_nondeterministic: bool = False
+    #: Reconstruction suites (tracks with ``saves_reconstructions``): also write each reconstruction
+    #: losslessly under this folder, where ``reconstructions:DIR`` reads it; not part of the protocol.
+    save_reconstructions: Path | None = None
 
 
 @dataclass
@@ -302,6 +305,8 @@ class Track(ABC):
     name: ClassVar[str] = ""
     #: Suite kinds (``tokenizer``, ``generator``, ``pruner``) this track evaluates.
     kinds: ClassVar[tuple[str, ...]] = ()
+    #: Whether the track writes its reconstructions under ``TrackRequest.save_reconstructions``.
+    saves_reconstructions: ClassVar[bool] = False
 
     @abstractmethod
     def plan(self, request: TrackRequest) -> Plan:
