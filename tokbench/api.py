@@ -41,6 +41,7 @@ def evaluate(
     timeout: float | None = None,
     allow_nondeterministic: bool = False,
     num_workers: int | None = None,
+    save_reconstructions: str | Path | None = None,
 ) -> RunResult:
     """Evaluate ``model`` (a spec such as ``"jpeg:quality=30"`` or an adapter instance) on ``suite``.
 
@@ -56,8 +57,12 @@ def evaluate(
     ``store`` and ``work_dir`` are checked before any work (``ConfigError`` if a file is in the way).
     ``num_workers`` processes decode and preprocess items while the model runs (None: from the CPU
     count, 0: in this process); the numbers never depend on it.
+    Reconstruction suites (``recon``, ``video-recon``): ``save_reconstructions`` is a folder where each
+    reconstruction is also written losslessly (PNG images, FFV1 ``.mkv`` clips) under its item's stem,
+    so ``reconstructions:<folder>`` gives the same numbers; it is not part of the protocol.
     """
-    check_output_paths(folders={"--store": store, "--work-dir": work_dir})  # before any work
+    folders = {"--store": store, "--work-dir": work_dir, "--save-reconstructions": save_reconstructions}
+    check_output_paths(folders=folders)  # before any work
     options = RunOptions(
         device=device,
         batch_size=batch_size,
@@ -84,6 +89,7 @@ def evaluate(
         work_dir=None if work_dir is None else Path(work_dir),
         save_samples=save_samples,
         allow_nondeterministic=allow_nondeterministic,
+        save_reconstructions=None if save_reconstructions is None else Path(save_reconstructions),
     )
     return run_request(request)
 

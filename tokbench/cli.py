@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--save-samples", action="store_true", help="generator suites: also dump samples in the work dir"
     )
     run.add_argument(
+        "--save-reconstructions",
+        type=Path,
+        metavar="DIR",
+        help="recon, video-recon: also write every reconstruction losslessly (PNG, FFV1 .mkv) under DIR; "
+        "--model reconstructions:DIR then gives the same numbers",
+    )
+    run.add_argument(
         "--judge-option",
         action="append",
         default=[],
@@ -228,7 +235,12 @@ def _run(args: argparse.Namespace) -> int:
     specs = sweep_specs(model, parse_sweep(args.sweep)) if args.sweep else [model]
     store = None if args.no_store else _store_root(args.store)
     check_output_paths(  # before any work: a bad path must not waste a run
-        files={"--output-json": args.output_json}, folders={"--store": store, "--work-dir": args.work_dir}
+        files={"--output-json": args.output_json},
+        folders={
+            "--store": store,
+            "--work-dir": args.work_dir,
+            "--save-reconstructions": args.save_reconstructions,
+        },
     )
     is_main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
     results = []
@@ -253,6 +265,7 @@ def _run(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             allow_nondeterministic=args.allow_nondeterministic,
             num_workers=args.num_workers,
+            save_reconstructions=args.save_reconstructions,
         )
         results.append(result)
         if is_main:
