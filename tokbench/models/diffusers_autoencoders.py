@@ -23,7 +23,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import torch
 
@@ -228,7 +228,41 @@ def load_autoencoder(
     return load_state_strictly(model, state, owner, resolved.files, what, how_to_supply)
 
 
-class DiffusersAutoencoderBase(Tokenizer):
+class DiffusersModel:
+    """What the image and video diffusers adapters share: the wrapped model and its weights' provenance
+    (subclasses set ``convention``, a class's ``LatentConvention`` or ``VideoConvention``)."""
+
+    model: torch.nn.Module
+    label: str
+    source: str
+    commit: str | None
+    _sha256: str | None
+
+    @property
+    def weights_sha256(self) -> str | None:
+        """sha256 of the loaded weights file(s); None for random weights."""
+        return self._sha256
+
+    def to(self, device: torch.device | str) -> Self:
+        """Move the model to ``device``."""
+        self.model.to(device)
+        return self
+
+    @property
+    def _device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _provenance(self) -> dict[str, Any]:
+        """The class and where its weights came from, the first entries of ``describe``."""
+        return {
+            "class_name": self.convention.class_name,
+            "source": self.source,
+            "commit": self.commit,
+            "weights_sha256": self._sha256,
+        }
+
+
+class DiffusersAutoencoderBase(DiffusersModel, Tokenizer):
     """A diffusers image autoencoder as a continuous tokenizer: images in [0, 1] → generator latents
     (the pipeline's normalisation applied) → images in [0, 1], clamped.
 
@@ -238,25 +272,15 @@ class DiffusersAutoencoderBase(Tokenizer):
 
     version: ClassVar[str] = "1"
 
-    model: torch.nn.Module
     convention: LatentConvention
     #: The constructor arguments the model was built from (every one, defaults filled in).
     config: dict[str, Any]
-    label: str
-    source: str
-    commit: str | None
-    _sha256: str | None
 
     def _attach(self, model: torch.nn.Module, convention: LatentConvention, label: str) -> None:
         self.model = model.eval().requires_grad_(False)
         self.convention = convention
         self.config = dict(model.config)
         self.label = label
-
-    @property
-    def weights_sha256(self) -> str | None:
-        """sha256 of the loaded weights file(s); None for random weights."""
-        return self._sha256
 
     @property
     def downsampling_factor(self) -> int:
@@ -270,21 +294,10 @@ class DiffusersAutoencoderBase(Tokenizer):
     def describe(self) -> dict[str, Any]:
         """The class, where its weights came from and the latent normalisation, for records."""
         return {
-            "class_name": self.convention.class_name,
-            "source": self.source,
-            "commit": self.commit,
-            "weights_sha256": self._sha256,
+            **self._provenance(),
             "downsampling_factor": self.downsampling_factor,
             "normalisation": self.factors(),
         }
-
-    def to(self, device: torch.device | str) -> DiffusersAutoencoderBase:
-        self.model.to(device)
-        return self
-
-    @property
-    def _device(self) -> torch.device:
-        return next(self.model.parameters()).device
 
     def _check_images(self, images: Any) -> None:
         f = self.downsampling_factor
@@ -302,7 +315,7 @@ class DiffusersAutoencoderBase(Tokenizer):
             size = f"{side}×{side}" if side is not None else f"H and W multiples of {f}"
             raise ConfigError(
                 f"{self.label}: encode expects float32 images [N, 3, H, W] in [0, 1] with {size}, "
-                f"got {_describe(images)}"
+                f"got {value_summary(images)}"
             )
 
     def encode(self, images: torch.Tensor) -> Encoded:
@@ -323,7 +336,7 @@ class DiffusersAutoencoderBase(Tokenizer):
         latents = encoded.payload
         if not (isinstance(latents, torch.Tensor) and latents.dtype == torch.float32 and latents.ndim == 4):
             raise ConfigError(
-                f"{self.label}: decode expects float32 latents [N, C, h, w], got {_describe(latents)}"
+                f"{self.label}: decode expects float32 latents [N, C, h, w], got {value_summary(latents)}"
             )
         convention = self.convention
         with torch.inference_mode():
@@ -341,29 +354,34 @@ def plain_config_value(value: Any) -> Any:
     return [plain_config_value(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
-def _describe(value: Any) -> str:
+def value_summary(value: Any) -> str:
+    """A tensor's dtype and shape, else the value's type name, for error messages."""
     return f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
 
 
-def _generic_how_to_supply(repo: str, subfolder: str) -> str:
-    where = f"{repo}" + (f" (subfolder {subfolder}/)" if subfolder else "")
+def _generic_how_to_supply(model_name: str, repo: str, subfolder: str) -> str:
+    where = repo + (f" (subfolder {subfolder}/)" if subfolder else "")
     return (
-        "Supply the weights with --weights PATH (model spec "
-        "diffusers-autoencoder:repo=ORG/NAME,weights=PATH) or repo=/path/to/folder: a folder holding "
-        "config.json and diffusion_pytorch_model.safetensors, a "
+        f"Supply the weights with --weights PATH (model spec {model_name}:repo=ORG/NAME,weights=PATH) or "
+        "repo=/path/to/folder: a folder holding config.json and diffusion_pytorch_model.safetensors, a "
         f"downloaded snapshot of {where}, or a hub cache; or set HF_HOME (or HF_HUB_CACHE) to a cache that "
         f"holds {repo}."
     )
 
 
-class DiffusersAutoencoder(DiffusersAutoencoderBase):
-    """Any supported diffusers image autoencoder, read from a hub repository or a local folder.
+class FromRepository:
+    """The generic adapters' constructor and record: any class ``find_convention`` accepts, read from
+    a hub repository or a local folder (subclasses set ``model_name`` and ``find_convention``).
 
     ``repo`` is a hub id (``ORG/NAME``) or a local folder; ``subfolder`` the model's folder inside it
     (``vae`` for a pipeline repository); ``revision`` pins a hub commit; ``weights`` a local snapshot,
-    folder or hub cache for a hub ``repo`` (offline). The class comes from config.json's
-    ``_class_name`` (``CONVENTIONS``); other classes raise a ``ConfigError`` naming the class.
+    folder or hub cache for a hub ``repo`` (offline). The class comes from config.json's ``_class_name``.
     """
+
+    #: Registered model name, e.g. "diffusers-autoencoder".
+    model_name: ClassVar[str] = ""
+    #: ``(class_name, owner)`` → the class's convention, or a ``ConfigError`` naming the class.
+    find_convention: ClassVar[Callable[[str, str], Any]]
 
     def __init__(
         self,
@@ -372,9 +390,9 @@ class DiffusersAutoencoder(DiffusersAutoencoderBase):
         revision: str | None = None,
         weights: str | None = None,
     ) -> None:
-        owner = f"diffusers-autoencoder {repo}"
+        owner = f"{self.model_name} {repo}"
         import_diffusers(owner)
-        how = _generic_how_to_supply(repo, subfolder)
+        how = _generic_how_to_supply(self.model_name, repo, subfolder)
         local = Path(repo).expanduser()
         if weights is None and local.is_dir():
             weights = str(local)
@@ -384,7 +402,7 @@ class DiffusersAutoencoder(DiffusersAutoencoderBase):
             raise ConfigError(f"{owner}: no config.json beside {resolved.files[0]}; " + how)
         config = read_config(owner, resolved.config_file)
         class_name = str(config.get("_class_name", ""))
-        convention = convention_for(class_name, owner)
+        convention = self.find_convention(class_name, owner)
         self._sha256 = files_sha256(resolved.files)
         model = load_autoencoder(class_name, config, resolved, owner, how)
         self.source, self.commit = resolved.source, resolved.commit
@@ -394,3 +412,12 @@ class DiffusersAutoencoder(DiffusersAutoencoderBase):
     def describe(self) -> dict[str, Any]:
         """The repository, the class, where its weights came from and the latent normalisation."""
         return {"repo": self.repo, "subfolder": self.subfolder, **super().describe()}
+
+
+class DiffusersAutoencoder(FromRepository, DiffusersAutoencoderBase):
+    """Any supported diffusers image autoencoder, read from a hub repository or a local folder
+    (arguments: ``FromRepository``); classes other than ``CONVENTIONS``' raise a ``ConfigError``
+    naming the class."""
+
+    model_name = "diffusers-autoencoder"
+    find_convention = staticmethod(convention_for)

@@ -30,17 +30,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
 from tokbench.adapters.base import Encoded, VideoTokenizer
 from tokbench.errors import AdapterOutputError, ConfigError
-from tokbench.hub import HubModel, resolve_model_folder
-from tokbench.models.diffusers_autoencoders import import_diffusers, load_autoencoder, plain_config_value
-from tokbench.models.diffusers_loading import read_config
-from tokbench.models.diffusers_vae import files_sha256
+from tokbench.models.diffusers_autoencoders import (
+    DiffusersModel,
+    FromRepository,
+    plain_config_value,
+    value_summary,
+)
 
 #: Model switches that tile or slice the work; each is set False unless the class needs it (recorded).
 SWITCHES = ("use_tiling", "use_slicing", "use_framewise_encoding", "use_framewise_decoding")
@@ -240,23 +241,14 @@ def video_convention_for(class_name: str, owner: str) -> VideoConvention:
     return VIDEO_CONVENTIONS[class_name]
 
 
-def _shape(value: Any) -> str:
-    return f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
-
-
-class DiffusersVideoAutoencoderBase(VideoTokenizer):
+class DiffusersVideoAutoencoderBase(DiffusersModel, VideoTokenizer):
     """A diffusers video VAE as a continuous video tokenizer: clips in [0, 1] → generator latents
     (the pipeline's normalisation applied) → clips in [0, 1], clamped."""
 
     version: ClassVar[str] = "1"
 
-    model: torch.nn.Module
     convention: VideoConvention
     config: dict[str, Any]
-    label: str
-    source: str
-    commit: str | None
-    _sha256: str | None
 
     def _attach(self, model: torch.nn.Module, convention: VideoConvention, label: str) -> None:
         self.model = model.eval().requires_grad_(False)
@@ -280,11 +272,6 @@ class DiffusersVideoAutoencoderBase(VideoTokenizer):
         return adapter
 
     @property
-    def weights_sha256(self) -> str | None:
-        """sha256 of the loaded weights file(s); None for random weights."""
-        return self._sha256
-
-    @property
     def discrete(self) -> bool:
         """A VidTok FSQ model: its latents are codebook entries with a size in bits."""
         return self.convention.calling == "vidtok" and self.model.regularizer == "fsq"
@@ -301,23 +288,12 @@ class DiffusersVideoAutoencoderBase(VideoTokenizer):
     def describe(self) -> dict[str, Any]:
         """The class, where its weights came from, the normalisation and the tiling switches."""
         return {
-            "class_name": self.convention.class_name,
-            "source": self.source,
-            "commit": self.commit,
-            "weights_sha256": self._sha256,
+            **self._provenance(),
             "frames": {"multiple": self.frame_multiple, "offset": self.frame_offset},
             "spatial_multiple": self.spatial_multiple,
             "normalisation": self.factors(),
             "switches": {s: bool(getattr(self.model, s)) for s in SWITCHES if hasattr(self.model, s)},
         }
-
-    def to(self, device: torch.device | str) -> DiffusersVideoAutoencoderBase:
-        self.model.to(device)
-        return self
-
-    @property
-    def _device(self) -> torch.device:
-        return next(self.model.parameters()).device
 
     def shape_rule(self) -> str:
         """The clip shapes this model takes, in words (for errors)."""
@@ -352,7 +328,7 @@ class DiffusersVideoAutoencoderBase(VideoTokenizer):
         if not fits:
             raise ConfigError(
                 f"{self.label}: encode expects float32 clips [N, T, 3, H, W] in [0, 1] with "
-                f"{self.shape_rule()}; got {_shape(clips)}"
+                f"{self.shape_rule()}; got {value_summary(clips)}"
             )
 
     def _latents(self, x: torch.Tensor) -> torch.Tensor:
@@ -417,44 +393,10 @@ class DiffusersVideoAutoencoderBase(VideoTokenizer):
         return pixels.contiguous().clone()
 
 
-def _generic_how_to_supply(repo: str, subfolder: str) -> str:
-    where = repo + (f" (subfolder {subfolder}/)" if subfolder else "")
-    return (
-        "Supply the weights with --weights PATH (model spec "
-        "diffusers-video-autoencoder:repo=ORG/NAME,weights=PATH) or repo=/path/to/folder: a folder holding "
-        f"config.json and diffusion_pytorch_model.safetensors, a downloaded snapshot of {where}, or a hub "
-        f"cache; or set HF_HOME (or HF_HUB_CACHE) to a cache that holds {repo}."
-    )
+class DiffusersVideoAutoencoder(FromRepository, DiffusersVideoAutoencoderBase):
+    """Any supported diffusers video autoencoder, read from a hub repository or a local folder
+    (arguments: ``FromRepository``); classes other than ``VIDEO_CONVENTIONS``' raise a ``ConfigError``
+    naming the class."""
 
-
-class DiffusersVideoAutoencoder(DiffusersVideoAutoencoderBase):
-    """Any supported diffusers video autoencoder, read from a hub repository or a local folder.
-
-    ``repo`` is a hub id (``ORG/NAME``) or a local folder; ``subfolder`` the VAE's folder inside it
-    (``vae`` for a pipeline repository); ``revision`` pins a hub commit; ``weights`` a local snapshot,
-    folder or hub cache for a hub ``repo``. The class comes from config.json's ``_class_name``.
-    """
-
-    def __init__(
-        self, repo: str, subfolder: str = "", revision: str | None = None, weights: str | None = None
-    ) -> None:
-        owner = f"diffusers-video-autoencoder {repo}"
-        import_diffusers(owner)
-        how = _generic_how_to_supply(repo, subfolder)
-        if weights is None and Path(repo).expanduser().is_dir():
-            weights = str(Path(repo).expanduser())
-        resolved = resolve_model_folder(HubModel(owner, repo, subfolder, how), weights, revision)
-        if resolved.config_file is None:
-            raise ConfigError(f"{owner}: no config.json beside {resolved.files[0]}; " + how)
-        config = read_config(owner, resolved.config_file)
-        class_name = str(config.get("_class_name", ""))
-        convention = video_convention_for(class_name, owner)
-        self._sha256 = files_sha256(resolved.files)
-        model = load_autoencoder(class_name, config, resolved, owner, how)
-        self.source, self.commit = resolved.source, resolved.commit
-        self.repo, self.subfolder = repo, subfolder
-        self._attach(model, convention, owner)
-
-    def describe(self) -> dict[str, Any]:
-        """The repository, the class, where its weights came from and the latent normalisation."""
-        return {"repo": self.repo, "subfolder": self.subfolder, **super().describe()}
+    model_name = "diffusers-video-autoencoder"
+    find_convention = staticmethod(video_convention_for)
