@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import torch
 
@@ -172,8 +172,9 @@ FLUX2: dict[str, AutoencoderRelease] = {
     )
 }
 
-#: Qwen-Image's VAE (a Wan-2.1-style causal 3-D VAE, 16 channels, f8): the class defaults are its config.
-_QWEN = {
+#: Wan 2.1's causal 3-D VAE (16 channels, f8), which Qwen-Image's VAE shares (video_vae_zoo's wan-vae
+#: adds its video class's keys): the class defaults are its config.
+WAN21_VAE = {
     "base_dim": 96,
     "z_dim": 16,
     "dim_mult": [1, 2, 4, 4],
@@ -181,10 +182,10 @@ _QWEN = {
     "attn_scales": [],
     "temperal_downsample": [False, True, True],
     "dropout": 0.0,
-    # latents_mean and latents_std: the class defaults (the release's values)
+    # latents_mean and latents_std: the class defaults (the releases' values)
 }
 QWEN_IMAGE = {
-    "qwen-image": AutoencoderRelease("qwen-image", "Qwen/Qwen-Image", "vae", _QWEN, 1328, "Apache-2.0")
+    "qwen-image": AutoencoderRelease("qwen-image", "Qwen/Qwen-Image", "vae", WAN21_VAE, 1328, "Apache-2.0")
 }
 
 #: HunyuanImage-2.1's VAE: f32, 64 latent channels (diffusers' conversion config).
@@ -291,7 +292,7 @@ def checked_release_config(
     resolved: ResolvedFolder,
     owner: str,
     how: str,
-    generic: str = "diffusers-autoencoder",
+    generic: str,
 ) -> dict[str, Any]:
     """The release's embedded config, its normalisation factors replaced by the release config.json's;
     a config.json of another class or architecture raises ``WeightsError`` (suggesting ``generic``)."""
@@ -320,8 +321,9 @@ def checked_release_config(
     return {**expected, **{key: raw[key] for key in FACTOR_KEYS if key in raw}}
 
 
-class NamedDiffusersAutoencoder(DiffusersAutoencoderBase):
-    """A named hub release of a diffusers image autoencoder (subclasses set the family and releases).
+class NamedRelease:
+    """A named hub release of a diffusers autoencoder, image or video: the constructor, ``from_model``
+    and the record (subclasses set the family, its releases and the conventions of their side).
 
     ``variant`` names a release; ``weights`` is a local weights file, folder, repository snapshot or
     hub cache; without it the weights come from the hub (``revision`` pins a commit).
@@ -334,6 +336,10 @@ class NamedDiffusersAutoencoder(DiffusersAutoencoderBase):
     class_name: ClassVar[str] = ""
     releases: ClassVar[Mapping[str, AutoencoderRelease]] = {}
     default_variant: ClassVar[str] = ""
+    #: The conventions of the side (``CONVENTIONS`` or ``VIDEO_CONVENTIONS``), by class name.
+    conventions: ClassVar[Mapping[str, Any]] = {}
+    #: The generic adapter a config.json of another architecture is pointed to.
+    generic_model: ClassVar[str] = "diffusers-autoencoder"
 
     def __init__(
         self,
@@ -363,14 +369,16 @@ class NamedDiffusersAutoencoder(DiffusersAutoencoderBase):
             how = self.how_to_supply(release)
             hub_model = HubModel(owner, release.hub_id, release.subfolder, how, release.gated)
             resolved = resolve_model_folder(hub_model, weights, revision or release.revision)
-            config = self._checked_config(release, resolved, owner, how)
+            config = checked_release_config(
+                self.class_name, release, resolved, owner, how, self.generic_model
+            )
             self._sha256 = files_sha256(resolved.files)
             model = load_autoencoder(self.class_name, config, resolved, owner, how)
             self.source, self.commit = resolved.source, resolved.commit
-        self._attach(model, CONVENTIONS[self.class_name], owner)
+        self._attach(model, self.conventions[self.class_name], owner)
 
     @classmethod
-    def from_model(cls, model: torch.nn.Module, variant: str | None = None) -> NamedDiffusersAutoencoder:
+    def from_model(cls, model: torch.nn.Module, variant: str | None = None) -> Self:
         """Wrap an already built model of this family's class (e.g. a reduced config, for tests); the
         release named by ``variant`` is what records and cards refer to."""
         variant = variant or cls.default_variant
@@ -382,18 +390,13 @@ class NamedDiffusersAutoencoder(DiffusersAutoencoderBase):
         adapter = cls.__new__(cls)
         adapter.release, adapter.commit, adapter._sha256 = cls.releases[variant], None, None
         adapter.source = f"model({type(model).__name__})"
-        adapter._attach(model.float(), CONVENTIONS[cls.class_name], f"{cls.model_name} {variant}")
+        adapter._attach(model.float(), cls.conventions[cls.class_name], f"{cls.model_name} {variant}")
         return adapter
 
     @classmethod
     def how_to_supply(cls, release: AutoencoderRelease) -> str:
         """The ways to give a release's weights, for error messages."""
         return release_how_to_supply(cls.model_name, release)
-
-    def _checked_config(
-        self, release: AutoencoderRelease, resolved: ResolvedFolder, owner: str, how: str
-    ) -> dict[str, Any]:
-        return checked_release_config(self.class_name, release, resolved, owner, how)
 
     def describe(self) -> dict[str, Any]:
         """The release, where its weights came from and the latent normalisation, for records."""
@@ -408,22 +411,32 @@ class NamedDiffusersAutoencoder(DiffusersAutoencoderBase):
         }
 
     @classmethod
+    def release_card(cls, release: AutoencoderRelease, **fields: Any) -> ModelCard:
+        """The model card of ``release``; ``fields`` adds the side's sizes (downsampling, tokens, note)."""
+        return ModelCard(
+            family=cls.family,
+            spec=f"{cls.model_name}:variant={release.name}",
+            kind="continuous",
+            resolution=release.resolution,
+            hub_id=release.hub_id,
+            verification=f"library: diffusers {cls.class_name}",
+            **fields,
+        )
+
+
+class NamedDiffusersAutoencoder(NamedRelease, DiffusersAutoencoderBase):
+    """A named hub release of a diffusers image autoencoder (arguments: ``NamedRelease``)."""
+
+    conventions = CONVENTIONS
+
+    @classmethod
     def cards(cls) -> tuple[ModelCard, ...]:
         """One card per release: latent positions and downsampling at the release's resolution."""
         cards = []
         for release in cls.releases.values():
             factor = CONVENTIONS[cls.class_name].downsampling(release.config)
             cards.append(
-                ModelCard(
-                    family=cls.family,
-                    spec=f"{cls.model_name}:variant={release.name}",
-                    kind="continuous",
-                    tokens=(release.resolution // factor) ** 2,
-                    downsampling=factor,
-                    resolution=release.resolution,
-                    hub_id=release.hub_id,
-                    verification=f"library: diffusers {cls.class_name}",
-                )
+                cls.release_card(release, tokens=(release.resolution // factor) ** 2, downsampling=factor)
             )
         return tuple(cards)
 

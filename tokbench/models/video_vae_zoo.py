@@ -13,31 +13,11 @@ model); the diffusers Cosmos VAE is the 8×8×8 one of Cosmos-1.0's diffusion pi
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-import torch
 
 from tokbench.adapters.base import ModelCard
-from tokbench.errors import ConfigError
-from tokbench.hub import HubModel, resolve_model_folder
-from tokbench.models.diffusers_autoencoder_zoo import (
-    AutoencoderRelease,
-    checked_release_config,
-    release_how_to_supply,
-)
-from tokbench.models.diffusers_autoencoders import (
-    RANDOM_INIT_SEED,
-    build_autoencoder,
-    import_diffusers,
-    load_autoencoder,
-)
-from tokbench.models.diffusers_vae import files_sha256
+from tokbench.models.diffusers_autoencoder_zoo import WAN21_VAE, AutoencoderRelease, NamedRelease
 from tokbench.models.video_vaes import VIDEO_CONVENTIONS, DiffusersVideoAutoencoderBase
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -136,17 +116,7 @@ COSMOS = {
 }
 
 #: Wan 2.1's causal 3-D VAE (shared by the 1.3B and 14B models; latent statistics: the class defaults).
-_WAN = {
-    "base_dim": 96,
-    "z_dim": 16,
-    "dim_mult": [1, 2, 4, 4],
-    "num_res_blocks": 2,
-    "attn_scales": [],
-    "temperal_downsample": [False, True, True],
-    "dropout": 0.0,
-    "is_residual": False,
-    "patch_size": None,
-}
+_WAN = {**WAN21_VAE, "is_residual": False, "patch_size": None}
 WAN = {"2.1": AutoencoderRelease("2.1", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "vae", _WAN, 480, "Apache-2.0")}
 
 #: Compression and pipeline clip of each release (model cards; checked against the built classes).
@@ -159,108 +129,17 @@ SHAPES: dict[str, VideoShape] = {
 }
 
 
-class NamedVideoAutoencoder(DiffusersVideoAutoencoderBase):
-    """A named hub release of a diffusers video autoencoder (subclasses set the family and releases).
+class NamedVideoAutoencoder(NamedRelease, DiffusersVideoAutoencoderBase):
+    """A named hub release of a diffusers video autoencoder (arguments: ``NamedRelease``)."""
 
-    ``variant`` names a release; ``weights`` is a local weights file, folder, repository snapshot or
-    hub cache; without it the weights come from the hub (``revision`` pins a commit).
-    ``random_init`` builds the real architecture with seeded random weights, for tests only.
-    """
-
-    model_name: ClassVar[str] = ""
-    family: ClassVar[str] = ""
-    class_name: ClassVar[str] = ""
-    releases: ClassVar[Mapping[str, AutoencoderRelease]] = {}
-    default_variant: ClassVar[str] = ""
-
-    def __init__(
-        self,
-        variant: str | None = None,
-        weights: str | None = None,
-        revision: str | None = None,
-        random_init: bool = False,
-    ) -> None:
-        variant = variant or self.default_variant
-        if variant not in self.releases:
-            raise ConfigError(
-                f"{self.model_name}: variant must be one of {', '.join(self.releases)}, got {variant!r}"
-            )
-        release = self.release = self.releases[variant]
-        owner = f"{self.model_name} {variant}"
-        self.commit = None
-        if random_init:
-            if weights is not None or revision is not None:
-                raise ConfigError(
-                    f"{self.model_name}: random_init=True builds random weights; drop weights= and revision="
-                )
-            logger.warning("%s: random weights (seed %d), for tests only", owner, RANDOM_INIT_SEED)
-            model = build_autoencoder(self.class_name, release.config, owner)
-            self._sha256, self.source = None, f"random_init(seed={RANDOM_INIT_SEED})"
-        else:
-            import_diffusers(owner)  # fail on a missing package before looking for weights
-            how = self.how_to_supply(release)
-            hub_model = HubModel(owner, release.hub_id, release.subfolder, how, release.gated)
-            resolved = resolve_model_folder(hub_model, weights, revision or release.revision)
-            config = checked_release_config(
-                self.class_name, release, resolved, owner, how, "diffusers-video-autoencoder"
-            )
-            self._sha256 = files_sha256(resolved.files)
-            model = load_autoencoder(self.class_name, config, resolved, owner, how)
-            self.source, self.commit = resolved.source, resolved.commit
-        self._attach(model, VIDEO_CONVENTIONS[self.class_name], owner)
-
-    @classmethod
-    def from_model(cls, model: torch.nn.Module, variant: str | None = None) -> NamedVideoAutoencoder:
-        """Wrap an already built model of this family's class (e.g. a reduced config, for tests); the
-        release named by ``variant`` is what records and cards refer to."""
-        variant = variant or cls.default_variant
-        if type(model).__name__ != cls.class_name or variant not in cls.releases:
-            raise ConfigError(
-                f"{cls.model_name}: from_model takes a diffusers {cls.class_name} and a variant in "
-                f"{', '.join(cls.releases)}, got {type(model).__name__} and {variant!r}"
-            )
-        adapter = cls.__new__(cls)
-        adapter.release, adapter.commit, adapter._sha256 = cls.releases[variant], None, None
-        adapter.source = f"model({type(model).__name__})"
-        adapter._attach(model.float(), VIDEO_CONVENTIONS[cls.class_name], f"{cls.model_name} {variant}")
-        return adapter
-
-    @classmethod
-    def how_to_supply(cls, release: AutoencoderRelease) -> str:
-        """The ways to give a release's weights, for error messages."""
-        return release_how_to_supply(cls.model_name, release)
-
-    def describe(self) -> dict[str, Any]:
-        """The release, where its weights came from, the normalisation and the switches, for records."""
-        release = self.release
-        return {
-            "variant": release.name,
-            "hub_id": release.hub_id,
-            "subfolder": release.subfolder,
-            "licence": release.licence,
-            "gated": release.gated,
-            **super().describe(),
-        }
+    conventions = VIDEO_CONVENTIONS
+    generic_model = "diffusers-video-autoencoder"
 
     @classmethod
     def cards(cls) -> tuple[ModelCard, ...]:
         """One card per release: spatial downsampling, and in the note the compression and clip."""
-        cards = []
-        for release in cls.releases.values():
-            shape = SHAPES[f"{cls.model_name}:{release.name}"]
-            cards.append(
-                ModelCard(
-                    family=cls.family,
-                    spec=f"{cls.model_name}:variant={release.name}",
-                    kind="continuous",
-                    downsampling=shape.spatial,
-                    resolution=release.resolution,
-                    hub_id=release.hub_id,
-                    verification=f"library: diffusers {cls.class_name}",
-                    note=shape.note(),
-                )
-            )
-        return tuple(cards)
+        shapes = [(release, SHAPES[f"{cls.model_name}:{release.name}"]) for release in cls.releases.values()]
+        return tuple(cls.release_card(r, downsampling=s.spatial, note=s.note()) for r, s in shapes)
 
 
 class CogVideoXVae(NamedVideoAutoencoder):
