@@ -6,7 +6,9 @@ the same clip (seen on a loaded machine), which would make the comparison flaky.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -15,6 +17,7 @@ from clip_files import write_video
 import tokbench
 from tokbench.adapters.base import Encoded, VideoTokenizer
 from tokbench.adapters.registry import build_model
+from tokbench.cli import main
 from tokbench.data.preprocess import build_preprocess
 from tokbench.data.registry import resolve_dataset
 from tokbench.data.video import ClipSampler
@@ -124,3 +127,73 @@ def test_saved_clips_read_back_exactly_and_a_folder_of_the_wrong_kind_is_named(t
     save_image(images, "x.jpg", clips[0, 0])
     with pytest.raises(ConfigError, match=r"no videos .* holds 1 image file\(s\), which .* for image suites"):
         build_model(f"reconstructions:{images}", kind="video-tokenizer")
+
+
+#: Every metric of the video-recon suite that the files reproduce (not the rate, not the seconds).
+VIDEO_RECON = ("frame_psnr", "frame_ssim", "frame_lpips", "rfvd", "temporal_difference_error", "tlp")
+
+
+@pytest.fixture(scope="module")
+def h264_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The docs' command on the real suite, offline, on 2 embedded clips (FVD needs two):
+    ``tokbench run --model h264:crf=28 --suite video-recon --save-reconstructions out/``."""
+    root = tmp_path_factory.mktemp("h264-video-recon")
+    run = {"out": root / "out", "store": root / "store", "cache": root / "cache", "root": root}
+    arguments = ["--suite", "video-recon", "--limit", "2", "--store", str(run["store"]), "--quiet"]
+    saving = ["--save-reconstructions", str(run["out"]), "--output-json", str(root / "codec.json")]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TOKBENCH_CACHE", str(run["cache"]))  # the originals' I3D features, kept for later
+        run["status"] = main(["run", "--model", "h264:crf=28", *arguments, *saving])
+    run["record"] = json.loads((root / "codec.json").read_text())
+    return run
+
+
+def test_h264_on_video_recon_writes_a_record_and_saves_its_clips(h264_run: dict[str, Any]) -> None:
+    record = h264_run["record"]
+    assert h264_run["status"] == 0
+    assert [p.name for p in h264_run["store"].rglob("*.json")] == [f"{record['record_id']}.json"]
+    assert record["dataset"]["items_used"] == 2 and set(VIDEO_RECON) <= set(record["metrics"])
+    assert record["metrics"]["rfvd"] > 0 and record["metrics"]["frame_bits_per_pixel"] > 0
+    clips = resolve_dataset("video-embedded").clips(ClipSampler(frames=17))[:2]
+    files = build_model(f"reconstructions:{h264_run['out']}", kind="video-tokenizer").adapter
+    assert files.stems() == {clip_stem(clip.id) for clip in clips}
+    assert all(files.read(clip.id, (17, 128, 128)).dtype == torch.uint8 for clip in clips)
+
+
+def test_saved_reconstructions_give_the_numbers_of_the_run_that_saved_them(
+    h264_run: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """h264's own outputs, saved by the run that scored them (two encodes of a clip need not agree):
+    every metric but the rate and the seconds, rFVD and LPIPS included, to 1e-12."""
+    monkeypatch.setenv("TOKBENCH_CACHE", str(h264_run["cache"]))
+    codec = h264_run["record"]
+    files_json = h264_run["root"] / "files.json"
+    spec = f"reconstructions:{h264_run['out']}"
+    arguments = [
+        "--suite",
+        "video-recon",
+        "--limit",
+        "2",
+        "--no-store",
+        "--quiet",
+        "--output-json",
+        str(files_json),
+    ]
+    assert main(["run", "--model", spec, *arguments]) == 0
+    files = json.loads(files_json.read_text())
+    assert files["dataset"]["items_used"] == codec["dataset"]["items_used"] == 2
+    for key in VIDEO_RECON:
+        assert files["metrics"][key] == pytest.approx(codec["metrics"][key], rel=1e-12, abs=1e-12), key
+    assert (
+        "frame_bits_per_pixel" in files["not_applicable"]
+        and "encode_seconds_per_frame" not in files["metrics"]
+    )
+    assert files["outputs"]["ran_elsewhere"] and files["outputs"]["files"] == 2 and "outputs" not in codec
+    assert files["model"]["spec"].startswith("reconstructions@")
+    assert files["protocol_hash"] == codec["protocol_hash"]  # saving is an output option, not protocol
+
+
+def test_save_reconstructions_is_refused_where_nothing_is_reconstructed(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--save-reconstructions applies to reconstruction suites"):
+        tokbench.evaluate("dit", "gen", save_reconstructions=tmp_path / "out")
+    assert not (tmp_path / "out").exists()

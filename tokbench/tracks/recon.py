@@ -26,7 +26,7 @@ from tokbench.errors import AdapterOutputError, ConfigError, DataError
 from tokbench.features import FeatureCache, JudgeFeatures
 from tokbench.hashing import file_sha256
 from tokbench.judges.base import Judge
-from tokbench.models.files import FileReconstructions, item_stem
+from tokbench.models.files import FileReconstructions, item_stem, save_image
 from tokbench.suites import SuiteConfig
 from tokbench.tensors import quantize_uint8
 from tokbench.tracks.base import Measurement, Plan, RunContext, Shard, Track, TrackRequest, check_adapter
@@ -58,6 +58,8 @@ class _State:
     judges: dict[str, Judge]
     features: JudgeFeatures
     injected: dict[str, Any]
+    #: Where each uint8 reconstruction is also written (``--save-reconstructions``), or None.
+    save_to: Path | None = None
 
 
 @dataclass
@@ -76,6 +78,7 @@ class ReconTrack(Track):
 
     name = "recon"
     kinds = ("tokenizer",)
+    saves_reconstructions = True
 
     def plan(self, request: TrackRequest) -> Plan:
         """Model (wrapped for pFID), dataset, preprocessing, judges, feature caches and protocol."""
@@ -124,6 +127,7 @@ class ReconTrack(Track):
             features=JudgeFeatures(featurising, caches),
             # class names of a labelled dataset (classfolder:PATH) for metrics that take them (zero-shot)
             injected={"reference": statistics, "class_names": images.dataset.class_names()},
+            save_to=request.save_reconstructions,
         )
         return Plan(
             model=built, protocol=protocol, device=device, items_requested=len(images.items), state=state
@@ -267,10 +271,14 @@ class _Reconstruction:
         if self.chunks is None or self.chunks.shape != tuple(images.shape[1:]):
             self.finish()  # a new image size (batches of one image at native sizes) starts a new queue
             self.chunks = Chunks(chunk_items(*images.shape[2:]), self._score_chunk, tuple(images.shape[1:]))
+        reconstructed = quantize_uint8(reconstructions.to(self.device))
+        if self.state.save_to is not None:
+            for item_id, image in zip(ids, reconstructed, strict=True):
+                save_image(self.state.save_to, item_id, image)
         batch: dict[str, Any] = {
             "ids": ids,
             "originals": quantize_uint8(images),
-            "reconstructions": quantize_uint8(reconstructions.to(self.device)),
+            "reconstructions": reconstructed,
             "bits": bits,
             "labels": labels,
         }

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,7 +29,7 @@ from tokbench.data.video import ClipItem, ClipSampler, VideoDataset
 from tokbench.errors import AdapterOutputError, ConfigError, DataError
 from tokbench.features import FeatureCache, JudgeFeatures
 from tokbench.judges.base import Judge
-from tokbench.models.video_files import VideoFileReconstructions
+from tokbench.models.video_files import VideoFileReconstructions, save_clip
 from tokbench.suites import SuiteConfig
 from tokbench.tensors import quantize_uint8
 from tokbench.tracks.base import Measurement, Plan, RunContext, Shard, Track, TrackRequest, check_adapter
@@ -60,6 +61,8 @@ class _State:
     judges: dict[str, Judge]
     features: JudgeFeatures
     fvd_frames: int
+    #: Where each uint8 reconstruction is also written (``--save-reconstructions``), or None.
+    save_to: Path | None = None
 
 
 @dataclass
@@ -77,6 +80,7 @@ class VideoReconTrack(Track):
 
     name = "video-recon"
     kinds = ("video-tokenizer",)
+    saves_reconstructions = True
 
     def plan(self, request: TrackRequest) -> Plan:
         """Model, dataset, clip sampler, preprocessing, judges, feature caches and protocol."""
@@ -150,6 +154,7 @@ class VideoReconTrack(Track):
             judges,
             JudgeFeatures(featurising, caches),
             fvd_frames,
+            request.save_reconstructions,
         )
         return Plan(model=built, protocol=protocol, device=device, items_requested=len(items), state=state)
 
@@ -279,7 +284,12 @@ class _Clips:
         self, ids: list[str], clips: torch.Tensor, reconstructions: torch.Tensor, bits: torch.Tensor | None
     ) -> None:
         originals = quantize_uint8(clips)
-        reconstructed = quantize_uint8(reconstructions.to(self.device))
+        # contiguous: the judges' float32 sums must not depend on the memory layout of the model's
+        # output (PyAV codecs return channels-last frames; their saved files read back contiguous)
+        reconstructed = quantize_uint8(reconstructions.to(self.device)).contiguous()
+        if self.state.save_to is not None:
+            for clip_id, clip in zip(ids, reconstructed, strict=True):
+                save_clip(self.state.save_to, clip_id, clip)
         batch: dict[str, Any] = {"originals": originals, "reconstructions": reconstructed, "bits": bits}
         count = self.state.fvd_frames
         judged = (
