@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import tokbench
-from tokbench.errors import ConfigError
+from tokbench.errors import ConfigError, DataError
 
 METRICS = ("gfid", "gfid_count", "inception_score", "inception_score_std", "precision", "recall")
 
@@ -55,9 +55,24 @@ def test_a_folder_of_images_scores_like_its_generator(proj_env: Path, tiny_dit) 
     folder.mkdir()
     for index, image in enumerate(images):
         Image.fromarray(image).save(folder / f"{index:05d}.png")
-    result = _run(proj_env, f"samples:{folder}", "files", batch_size=8)
-    assert {k: result.metrics[k] for k in METRICS} == {k: expected[k] for k in METRICS}
+    for workers, batch_size in ((0, 8), (2, 3)):  # decoded here, then in two worker processes
+        result = _run(
+            proj_env, f"samples:{folder}", f"files{workers}", batch_size=batch_size, num_workers=workers
+        )
+        assert {k: result.metrics[k] for k in METRICS} == {k: expected[k] for k in METRICS}
+        assert result.record["run"]["num_workers"] == workers
     assert "not checked" in result.record["generation"]["class_balance"]
+
+
+def test_an_unreadable_sample_file_stops_the_run_naming_it(proj_env: Path, tiny_dit) -> None:
+    _, images, _ = _drawn(proj_env, tiny_dit)
+    folder = proj_env / "folder"
+    folder.mkdir()
+    for index, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"{index:05d}.png")
+    (folder / "00005.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(DataError, match=r"00005\.png"):
+        _run(proj_env, f"samples:{folder}", "broken", batch_size=3, num_workers=2)
 
 
 def test_unbalanced_or_mislabelled_samples_are_refused(proj_env: Path) -> None:

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
+from tokbench.data.base import ImageItem
 from tokbench.data.decode import file_sha256, load_rgb
 from tokbench.data.folder import FolderDataset
 from tokbench.errors import ConfigError
@@ -112,7 +114,7 @@ class ImageSet:
         items = self.folder.items()[start:stop]
         pending: list[torch.Tensor] = []
         for item in items:
-            image = load_image(Path(item.source), item.id)
+            image = item_tensor(item)
             if pending and (len(pending) == size or pending[0].shape != image.shape):
                 yield torch.stack(pending)
                 pending = []
@@ -157,4 +159,13 @@ def _labels(path: Path, count: int) -> np.ndarray | None:
 
 def load_image(path: Path, item_id: str | None = None) -> torch.Tensor:
     """One image file as a uint8 3×H×W tensor (``DataError`` naming the file when unusable)."""
-    return torch.from_numpy(np.asarray(load_rgb(path, item_id)).copy()).permute(2, 0, 1).contiguous()
+    return _rgb_tensor(load_rgb(path, item_id))
+
+
+def item_tensor(item: ImageItem) -> torch.Tensor:
+    """A dataset item's image as a uint8 3×H×W tensor (``DataError`` naming the item when unusable)."""
+    return _rgb_tensor(item.load())
+
+
+def _rgb_tensor(image: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).contiguous()

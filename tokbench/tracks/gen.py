@@ -48,6 +48,7 @@ from tokbench.models.files import FileSamples, check_class_balance, class_balanc
 from tokbench.tensors import quantize_uint8
 from tokbench.tracks.base import Measurement, Plan, RunContext, Shard, Track, TrackRequest
 from tokbench.tracks.checks import check_images
+from tokbench.tracks.sample_files import shard_samples
 from tokbench.tracks.scoring import SuiteMetrics, metric_versions, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -319,17 +320,16 @@ def _run_shard(
     outputs: dict[str, list[np.ndarray]] = {name: [] for name in judges.shard_outputs()}
     dumps = []
     step = run.options.batch_size
-    files = state.generator if isinstance(state.generator, FileSamples) else None
-    if files is not None and files.images.labels is not None:
-        labels = [int(files.images.labels[i]) for i in indices]
-    read = files.images.batches(step, indices.start, indices.stop) if files is not None else None
-    for start in range(0, len(indices), step):
-        batch = indices[start : start + step]
+    if isinstance(state.generator, FileSamples) and state.generator.images.labels is not None:
+        labels = [int(state.generator.images.labels[i]) for i in indices]
+    samples = shard_samples(
+        state.generator, run, indices, step, lambda batch: quantize_uint8(_draw(state, run, spec, batch))
+    )
+    while True:
         with run.timed("sample_seconds"):
-            if read is not None:  # drawn elsewhere: already uint8, read in order
-                quantized = next(read).to(run.device)
-            else:
-                quantized = quantize_uint8(_draw(state, run, spec, batch))
+            batch, quantized = next(samples, (None, None))
+        if batch is None:
+            break
         with run.timed("judge_seconds"):
             for alias, judge in judges.by_alias.items():
                 judged = judge(quantized.to(getattr(judge, "device", quantized.device)))
