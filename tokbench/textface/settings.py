@@ -17,6 +17,7 @@ Settings (all required):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,19 +56,8 @@ class Settings:
 
 def settings_from(settings: dict[str, Any], suite: str) -> Settings:
     """``settings``: ``resolutions``, ``bucket_edges``, ``save`` and ``ocr_batches`` (see the module)."""
-    unknown = sorted(set(settings) - set(SETTINGS_KEYS))
-    missing = [key for key in SETTINGS_KEYS if key not in settings]
-    if unknown or missing:
-        raise ConfigError(
-            f"suite {suite!r}: settings must hold {list(SETTINGS_KEYS)}"
-            + (f"; unknown key(s) {unknown}" if unknown else "")
-            + (f"; missing {missing}" if missing else "")
-        )
-    if settings["ocr_batches"] not in OCR_BATCH_MODES:
-        raise ConfigError(
-            f"suite {suite!r}: settings.ocr_batches must be one of {list(OCR_BATCH_MODES)}, "
-            f"got {settings['ocr_batches']!r}"
-        )
+    check_keys(settings, SETTINGS_KEYS, suite)
+    check_choice(settings["ocr_batches"], "ocr_batches", OCR_BATCH_MODES, suite)
     resolutions = resolutions_from(settings["resolutions"], suite)
     check_bucket_edges(settings["bucket_edges"], resolutions, suite)
     return Settings(
@@ -76,6 +66,24 @@ def settings_from(settings: dict[str, Any], suite: str) -> Settings:
         check_save_mode(settings["save"], suite),
         settings["ocr_batches"],
     )
+
+
+def check_keys(settings: dict[str, Any], keys: tuple[str, ...], suite: str) -> None:
+    """``settings`` must hold exactly ``keys``: a ``ConfigError`` names the unknown and missing ones."""
+    unknown = sorted(set(settings) - set(keys))
+    missing = [key for key in keys if key not in settings]
+    if unknown or missing:
+        raise ConfigError(
+            f"suite {suite!r}: settings must hold {list(keys)}"
+            + (f"; unknown key(s) {unknown}" if unknown else "")
+            + (f"; missing {missing}" if missing else "")
+        )
+
+
+def check_choice(value: Any, key: str, choices: tuple[str, ...], suite: str) -> None:
+    """``value``, the setting ``key``, must be one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"suite {suite!r}: settings.{key} must be one of {list(choices)}, got {value!r}")
 
 
 def resolutions_from(entries: Any, suite: str) -> tuple[Resolution, ...]:
@@ -101,21 +109,28 @@ def resolutions_from(entries: Any, suite: str) -> tuple[Resolution, ...]:
 
 def check_bucket_edges(version: Any, resolutions: tuple[Resolution, ...], suite: str) -> None:
     """With an official ``version``, every resolution's edges must be that release's."""
-    if version not in BUCKET_EDGE_VERSIONS:
-        raise ConfigError(
-            f"suite {suite!r}: settings.bucket_edges must be one of {list(BUCKET_EDGE_VERSIONS)}, "
-            f"got {version!r}"
-        )
-    if version == "custom":
-        return
-    table = OFFICIAL_EDGES[version]
+    check_choice(version, "bucket_edges", BUCKET_EDGE_VERSIONS, suite)
+    if version != "custom":
+        check_official_edges(OFFICIAL_EDGES[version], version, resolutions, suite)
+
+
+def check_official_edges(
+    table: Mapping[str, Mapping[int, tuple[float, ...]]],
+    version: str,
+    resolutions: tuple[Resolution, ...],
+    suite: str,
+    what: str = "",
+    side: str = "resolution",
+) -> None:
+    """Every resolution's text and face edges must be ``table``'s (release ``version``) at its side;
+    ``what`` and ``side`` word the error (e.g. ``"video "``, ``"short side"``)."""
     for resolution in resolutions:
         for kind, edges in (("text", resolution.text), ("face", resolution.face)):
             official = table[kind].get(resolution.side)
             if official != edges:
                 raise ConfigError(
-                    f"suite {suite!r}: {kind} edges at {resolution.side} are {list(edges)}, TokBench "
-                    f"{version} has {list(official) if official else 'none at this resolution'} "
+                    f"suite {suite!r}: {what}{kind} edges at {resolution.side} are {list(edges)}, TokBench "
+                    f"{version} has {list(official) if official else f'none at this {side}'} "
                     "(set them, or bucket_edges: custom)"
                 )
 

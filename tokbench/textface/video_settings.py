@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from tokbench.errors import ConfigError
-from tokbench.textface.settings import OCR_BATCH_MODES, Resolution, resolutions_from
+from tokbench.textface.settings import (
+    OCR_BATCH_MODES,
+    Resolution,
+    check_choice,
+    check_keys,
+    check_official_edges,
+    resolutions_from,
+)
 
 SAVE_MODES = ("lossless", "imageio-libx264")
 SETTINGS_KEYS = ("resolutions", "bucket_edges", "save", "ocr_batches", "chunk_frames")
@@ -41,37 +48,19 @@ class VideoSettings:
 
 def video_settings_from(settings: dict[str, Any], suite: str) -> VideoSettings:
     """Validate ``settings`` (see the module); every key is required."""
-    unknown = sorted(set(settings) - set(SETTINGS_KEYS))
-    missing = [key for key in SETTINGS_KEYS if key not in settings]
-    if unknown or missing:
-        raise ConfigError(
-            f"suite {suite!r}: settings must hold {list(SETTINGS_KEYS)}"
-            + (f"; unknown key(s) {unknown}" if unknown else "")
-            + (f"; missing {missing}" if missing else "")
-        )
+    check_keys(settings, SETTINGS_KEYS, suite)
     for key, choices in (
         ("save", SAVE_MODES),
         ("ocr_batches", OCR_BATCH_MODES),
         ("bucket_edges", ("855802d", "custom")),
     ):
-        if settings[key] not in choices:
-            raise ConfigError(
-                f"suite {suite!r}: settings.{key} must be one of {list(choices)}, got {settings[key]!r}"
-            )
+        check_choice(settings[key], key, choices, suite)
     chunk = settings["chunk_frames"]
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ConfigError(f"suite {suite!r}: settings.chunk_frames must be a positive integer, got {chunk!r}")
     resolutions = resolutions_from(settings["resolutions"], suite)
     if settings["bucket_edges"] == "855802d":
-        for resolution in resolutions:
-            for kind, edges in (("text", resolution.text), ("face", resolution.face)):
-                official = VIDEO_EDGES[kind].get(resolution.side)
-                if official != edges:
-                    raise ConfigError(
-                        f"suite {suite!r}: video {kind} edges at {resolution.side} are {list(edges)}, "
-                        f"TokBench 855802d has {list(official) if official else 'none at this short side'} "
-                        "(set them, or bucket_edges: custom)"
-                    )
+        check_official_edges(VIDEO_EDGES, "855802d", resolutions, suite, "video ", "short side")
     return VideoSettings(
         resolutions, settings["bucket_edges"], settings["save"], settings["ocr_batches"], chunk
     )
