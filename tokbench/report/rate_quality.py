@@ -1,10 +1,12 @@
-"""Rate–quality figures of token-count sweeps: quality against tokens and against bytes per image.
+"""Rate–quality figures of sweeps: quality against tokens and bytes per image, or (video) against
+bits per pixel per frame.
 
 One curve per sweep: records of one model family whose identity arguments agree once the swept
-rate argument (``num_tokens`` for tokenizers, ``quality`` for JPEG/WebP, ``factor`` for resize) is
-left out. Codecs have no tokens, so they appear on the bytes axis only, beside the tokenizers. In
-each subplot the points on the Pareto front (no other point has fewer tokens/bytes and better
-quality) are marked.
+rate argument (``num_tokens`` for tokenizers, ``quality`` for JPEG/WebP, ``crf`` for the video
+codecs, ``factor`` for resize) is left out. Codecs have no tokens, so they appear on the bytes axis
+only, beside the tokenizers. Given a ``role_of`` function (e.g. codec or tokenizer), each curve's
+legend name starts with its role and the roles get different line styles. In each subplot the points
+on the Pareto front (no other point has a lower rate and better quality) are marked.
 Callers pass the records of one protocol hash.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 import html
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import plotly.graph_objects as go
@@ -25,11 +27,19 @@ from tokbench.errors import ConfigError
 from tokbench.report.figures import format_metric, format_number, record_metric
 from tokbench.report.metric_info import axis_title, metric_info
 
-#: Arguments that move a model along its own rate curve (token count, codec quality, resize factor);
-#: the other arguments name the curve.
-SWEPT_ARGUMENTS = ("num_tokens", "quality", "factor")
-#: x axes: the token count, and the encoded size in bytes.
+#: Arguments that move a model along its own rate curve (token count, codec quality or CRF, resize
+#: factor); the other arguments name the curve.
+SWEPT_ARGUMENTS = ("num_tokens", "quality", "crf", "factor")
+#: x axes of image sweeps: the token count, and the encoded size in bytes.
 RATE_AXES = ("num_tokens", "bytes_per_image")
+#: Every x axis a curve can be drawn on: (column title, axis title).
+AXIS_TITLES = {
+    "num_tokens": ("tokens per image", "tokens"),
+    "bytes_per_image": ("bytes per image", "bytes"),
+    "frame_bits_per_pixel": ("bits per pixel per frame", "bits per pixel per frame"),
+}
+#: Line dash of each role (curves without a role are solid).
+ROLE_DASH = {"codec": "solid", "tokenizer": "dot"}
 #: Quality metrics drawn when present (their direction comes from the records).
 QUALITY_METRICS = ("psnr", "lpips", "fid", "rfid")
 _PALETTE = qualitative.Plotly
@@ -47,11 +57,13 @@ class RatePoint:
 
 @dataclass(frozen=True)
 class RateCurve:
-    """The points of one sweep (sorted by rate); ``name`` is the legend label, ``family`` the model."""
+    """The points of one sweep (sorted by rate); ``name`` is the legend label, ``family`` the model,
+    ``role`` what ``role_of`` called it ("" without one)."""
 
     name: str
     family: str
     points: tuple[RatePoint, ...]
+    role: str = ""
 
 
 def pareto_front(points: Sequence[tuple[float, float]], higher_is_better: bool) -> list[int]:
@@ -119,13 +131,17 @@ def _curve_names(records: list[dict]) -> dict[tuple, str]:
     return names
 
 
-def rate_quality_curves(records: list[dict], x: str, y: str) -> tuple[list[RateCurve], Counter[str]]:
-    """The curves of ``y`` against ``x`` (a ``RATE_AXES`` name) and why other records are left out."""
-    if x not in RATE_AXES:
-        raise ConfigError(f"x must be one of {', '.join(RATE_AXES)}, got {x!r}")
+def rate_quality_curves(
+    records: list[dict], x: str, y: str, role_of: Callable[[dict], str] | None = None
+) -> tuple[list[RateCurve], Counter[str]]:
+    """The curves of ``y`` against ``x`` (an ``AXIS_TITLES`` name) and why other records are left out;
+    with ``role_of``, each curve's name starts with its records' role ("codec: h264")."""
+    if x not in AXIS_TITLES:
+        raise ConfigError(f"x must be one of {', '.join(AXIS_TITLES)}, got {x!r}")
     names = _curve_names(records)
     grouped: dict[str, list[RatePoint]] = defaultdict(list)
     families: dict[str, str] = {}
+    roles: dict[str, str] = {}
     excluded: Counter[str] = Counter()
     for record in records:
         rate, derived = _rate(record, x)
@@ -137,6 +153,8 @@ def rate_quality_curves(records: list[dict], x: str, y: str) -> tuple[list[RateC
             excluded[f"with {x} ≤ 0 or a non-finite value"] += 1
             continue
         name = names[(record["model"]["name"], _fixed_arguments(record))]
+        role = role_of(record) if role_of else ""
+        name = f"{role}: {name}" if role else name
         note = " (derived: tokens × log2(codebook size) / 8)" if derived else ""
         hover = "<br>".join(
             [
@@ -146,9 +164,9 @@ def rate_quality_curves(records: list[dict], x: str, y: str) -> tuple[list[RateC
             ]
         )
         grouped[name].append(RatePoint(rate, quality, hover))
-        families[name] = record["model"]["name"]
+        families[name], roles[name] = record["model"]["name"], role
     curves = [
-        RateCurve(name, families[name], tuple(sorted(points, key=lambda p: (p.x, p.y))))
+        RateCurve(name, families[name], tuple(sorted(points, key=lambda p: (p.x, p.y))), roles[name])
         for name, points in sorted(grouped.items())
     ]
     return curves, excluded
@@ -162,9 +180,15 @@ def has_token_sweeps(records: list[dict]) -> bool:
     return quality and sum(v is not None and math.isfinite(v) for v in counts) >= 2
 
 
-def rate_quality_figure(records: list[dict], y_metrics: tuple[str, ...] | None = None) -> go.Figure:
-    """Quality (rows) against tokens and bytes per image (columns), one curve per sweep, with the
-    Pareto front of each subplot drawn as a dashed line through its points."""
+def rate_quality_figure(
+    records: list[dict],
+    y_metrics: tuple[str, ...] | None = None,
+    axes: tuple[str, ...] = RATE_AXES,
+    role_of: Callable[[dict], str] | None = None,
+) -> go.Figure:
+    """Quality (rows) against each rate axis (columns; tokens and bytes per image by default), one
+    curve per sweep (styled by role with ``role_of``), with the Pareto front of each subplot drawn as
+    a dashed line through its points."""
     present = {key for record in records for key in record["metrics"]}
     rows = y_metrics if y_metrics is not None else tuple(m for m in QUALITY_METRICS if m in present)
     if not rows:
@@ -173,14 +197,14 @@ def rate_quality_figure(records: list[dict], y_metrics: tuple[str, ...] | None =
         )
     figure = make_subplots(
         rows=len(rows),
-        cols=len(RATE_AXES),
+        cols=len(axes),
         shared_xaxes="columns",
         horizontal_spacing=0.08,
         vertical_spacing=0.06,
-        column_titles=["tokens per image", "bytes per image"],
+        column_titles=[AXIS_TITLES[x][0] for x in axes] if len(axes) > 1 else None,
     )
     every_name = sorted(
-        {c.name for y in rows for x in RATE_AXES for c in rate_quality_curves(records, x, y)[0]}
+        {c.name for y in rows for x in axes for c in rate_quality_curves(records, x, y, role_of)[0]}
     )
     style = {
         n: (_PALETTE[i % len(_PALETTE)], _SYMBOLS[(i // len(_PALETTE)) % len(_SYMBOLS)])
@@ -188,8 +212,8 @@ def rate_quality_figure(records: list[dict], y_metrics: tuple[str, ...] | None =
     }
     in_legend: set[str] = set()
     for row, y in enumerate(rows, start=1):
-        for col, x in enumerate(RATE_AXES, start=1):
-            curves, excluded = rate_quality_curves(records, x, y)
+        for col, x in enumerate(axes, start=1):
+            curves, excluded = rate_quality_curves(records, x, y, role_of)
             for curve in curves:
                 color, symbol = style[curve.name]
                 figure.add_trace(
@@ -202,7 +226,7 @@ def rate_quality_figure(records: list[dict], y_metrics: tuple[str, ...] | None =
                         name=html.escape(curve.name),
                         legendgroup=html.escape(curve.name),
                         showlegend=curve.name not in in_legend,
-                        line={"color": color},
+                        line={"color": color, "dash": ROLE_DASH.get(curve.role, "solid")},
                         marker={"color": color, "symbol": symbol, "size": 8},
                     ),
                     row=row,
@@ -216,8 +240,8 @@ def rate_quality_figure(records: list[dict], y_metrics: tuple[str, ...] | None =
                 _annotate(figure, excluded, row, col)
             figure.update_xaxes(type="log", row=row, col=col)
         figure.update_yaxes(title_text=html.escape(axis_title(y, records)), row=row, col=1)
-    figure.update_xaxes(title_text="tokens", row=len(rows), col=1)
-    figure.update_xaxes(title_text="bytes", row=len(rows), col=2)
+    for col, x in enumerate(axes, start=1):
+        figure.update_xaxes(title_text=AXIS_TITLES[x][1], row=len(rows), col=col)
     figure.update_layout(height=320 * len(rows) + 60, hovermode="closest")
     return figure
 

@@ -64,6 +64,7 @@ from tokbench.report.site_index import COVERAGE_PAGE, coverage_body, index_body
 from tokbench.report.site_out import check_out, install, new_staging, write_manifest
 from tokbench.report.site_pages import leaderboard_table, protocol_card, record_body
 from tokbench.report.site_tokbench import tokbench_section
+from tokbench.report.video_figures import video_rate_figures
 from tokbench.store import RecordStore
 
 __all__ = [
@@ -316,8 +317,7 @@ def _write_suite(site: _Site, suite: str, members: list[dict]) -> None:
         parts.append(_reproduced_section(site, group, stem))
         if index == 0:
             parts.append(_reported_section(site, [r for r in members if r["source"] == "reported"], suite))
-            if suite in ("gen", "tokbench"):
-                parts.append(_correlation_section(site) if suite == "gen" else tokbench_section(site))
+            parts.append(_correlation_section(site) if suite == "gen" else tokbench_section(site, suite))
         page_name = main if index == 0 else f"{stem}.html"
         site.write(page_name, site.page(f"tokbench · {suite}", "\n".join(parts), current=suite))
 
@@ -386,7 +386,8 @@ def _reported_section(site: _Site, records: list[dict], suite: str) -> str:
 
 
 def _figures(site: _Site, records: list[dict], label: str) -> str:
-    """Rate–distortion figures (one per quality metric) and TokBench bucket bars for one protocol."""
+    """Rate–distortion figures (one per quality metric; video: per-frame fidelity and rFVD against
+    bits per pixel per frame) and TokBench bucket bars for one protocol."""
     keys = metric_keys(records, None)
     quality = [k for k in keys if metric_direction(k, records) == "higher" and not is_bucket(k)]
     quality += [k for k in keys if k in ("rfid", "pfid", "gfid")]
@@ -409,6 +410,8 @@ def _figures(site: _Site, records: list[dict], label: str) -> str:
     if sweeps:
         heading = f"<h3>{esc(label)}: quality vs tokens and bytes per image</h3>"
         text += heading + figure_html(rate_quality_figure(records), None, site.next_figure_id())
+    for title, figure in video_rate_figures(records):
+        text += f"<h3>{esc(label)}: {esc(title)}</h3>" + figure_html(figure, None, site.next_figure_id())
     bucketed = [r for r in records if any(is_bucket(k) for k in r["metrics"])]
     if bucketed:
         for suffix, figure in tokbench_bucket_figures(bucketed):
