@@ -167,3 +167,17 @@ def test_model_names_are_escaped_on_the_video_pages(site: Path) -> None:
         assert "alert(1)" in text  # the name is there, escaped
     names = {t.get("name") for f in figures_of(page(site, "video-recon.html")) for t in f["data"]}
     assert f"tokenizer: {EVIL_ESCAPED}" in names
+
+
+def test_video_table_puts_bits_after_the_fidelity_columns_and_timings_last(site: Path) -> None:
+    table = re.search(
+        r'<table class="[^"]*" id="board-video-recon">(.*?)</table>',
+        page(site, "video-recon.html"),
+        re.DOTALL,
+    )
+    headers = re.findall(r'<button type="button">(.*?)</button>', table.group(1))
+    position = {label: i for i, label in enumerate(headers)}
+    psnr = next(i for label, i in position.items() if label.startswith("frame_psnr"))
+    bits = next(i for label, i in position.items() if label.startswith("frame_bits_per_pixel"))
+    encode = next(i for label, i in position.items() if label.startswith("encode_seconds_per_frame"))
+    assert psnr < bits < position["family"] < encode

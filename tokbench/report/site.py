@@ -64,7 +64,7 @@ from tokbench.report.site_index import COVERAGE_PAGE, coverage_body, index_body
 from tokbench.report.site_out import check_out, install, new_staging, write_manifest
 from tokbench.report.site_pages import leaderboard_table, protocol_card, record_body
 from tokbench.report.site_tokbench import tokbench_section
-from tokbench.report.video_figures import video_rate_figures
+from tokbench.report.video_figures import FRAME_RATE, video_rate_figures
 from tokbench.store import RecordStore
 
 __all__ = [
@@ -394,7 +394,7 @@ def _figures(site: _Site, records: list[dict], label: str) -> str:
     blocks = []
     sweeps = has_token_sweeps(records)
     for x in RATE_METRICS:
-        if x == "num_tokens" and sweeps:  # drawn below beside bytes per image, with the Pareto front
+        if (x == "num_tokens" and sweeps) or x == FRAME_RATE:  # drawn below, with the Pareto front
             continue
         plotted = [r for r in records if (v := record_metric(r, x)) is not None and math.isfinite(v)]
         if len(plotted) < 2:

@@ -17,7 +17,7 @@ import plotly.io
 
 from tokbench.report.figures import record_metric
 
-RATE_METRICS = ("bits_per_pixel", "num_tokens", "tokens_kept", "encoder_gflops")
+RATE_METRICS = ("bits_per_pixel", "frame_bits_per_pixel", "num_tokens", "tokens_kept", "encoder_gflops")
 _BUCKET_ORDER = {"small": 0, "medium": 1, "large": 2, "mean": 3}
 _PREFERRED_ORDER = ("psnr", "ssim", "ms_ssim", "lpips", "rfid", "pfid", "gfid", "t_acc", "t_ned", "f_sim")
 _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}

@@ -124,7 +124,7 @@ def leaderboard_table(
 
 def _is_cost(key: str) -> bool:
     """Sizes and timings: shown after the family, not beside the quality metrics."""
-    return key == "bytes_per_image" or key.endswith("_seconds_per_image")
+    return key == "bytes_per_image" or key.endswith(("_seconds_per_image", "_seconds_per_frame"))
 
 
 def _model_cell(record: dict, href: Callable[[dict], str], reported: bool) -> str:
