@@ -32,10 +32,18 @@ def site_direction_before(key: str) -> bool | None:
     return None
 
 
+#: Suites whose records came after that commit: their keys were never ranked by the hand sets.
+_LATER_SUITES = ("video-recon",)
+
+
 def committed_keys() -> set[str]:
-    """Every metric key of the committed store (reproduced and reported records)."""
+    """Every metric key of the committed store (reproduced and reported records) of the suites the
+    hand sets knew."""
     return {
-        key for path in COMMITTED_STORE.rglob("*.json") for key in json.loads(path.read_text())["metrics"]
+        key
+        for path in COMMITTED_STORE.rglob("*.json")
+        if path.parent.name not in _LATER_SUITES
+        for key in json.loads(path.read_text())["metrics"]
     }
 
 
