@@ -37,8 +37,18 @@ def reconstruct_elsewhere(out: Path, quality: int = 30, limit: int = LIMIT) -> l
 
 
 @pytest.fixture(scope="module")
-def jpeg_record(tmp_path_factory) -> dict:
-    return tokbench.evaluate("jpeg:quality=30", "recon", limit=LIMIT, cache_features=False).record
+def jpeg_saved(tmp_path_factory) -> tuple[dict, Path]:
+    """The jpeg run's record and the folder it saved its reconstructions in (``--save-reconstructions``)."""
+    out = tmp_path_factory.mktemp("jpeg") / "out"
+    run = tokbench.evaluate(
+        "jpeg:quality=30", "recon", limit=LIMIT, cache_features=False, save_reconstructions=out
+    )
+    return run.record, out
+
+
+@pytest.fixture(scope="module")
+def jpeg_record(jpeg_saved: tuple[dict, Path]) -> dict:
+    return jpeg_saved[0]
 
 
 def test_reconstructions_score_like_the_model_itself(tmp_path: Path, jpeg_record: dict) -> None:
@@ -53,6 +63,22 @@ def test_reconstructions_score_like_the_model_itself(tmp_path: Path, jpeg_record
     assert record["outputs"]["content_sha256"] == record["model"]["weights_sha256"]
     assert "encode_seconds_per_image" not in metrics
     assert record["dataset"]["items_used"] == LIMIT and not record["skipped"]
+
+
+def test_saved_reconstructions_give_the_numbers_of_the_run_that_saved_them(
+    jpeg_saved: tuple[dict, Path],
+) -> None:
+    """``--save-reconstructions``: the model's own uint8 outputs as PNG at each item's stem."""
+    saved, out = jpeg_saved
+    items = resolve_dataset("embedded").items()[:LIMIT]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == sorted(
+        f"{item_stem(item.id)}.png" for item in items
+    )
+    record = tokbench.evaluate(f"reconstructions:{out}", "recon", limit=LIMIT, cache_features=False).record
+    for key in FIDELITY:
+        assert record["metrics"][key] == saved["metrics"][key], key
+    assert "bits_per_pixel" in record["not_applicable"] and saved["metrics"]["bits_per_pixel"] > 0
+    assert record["protocol_hash"] == saved["protocol_hash"]  # saving is an output option
 
 
 def test_a_rate_sidecar_gives_bits_per_pixel(tmp_path: Path, jpeg_record: dict) -> None:
