@@ -19,7 +19,7 @@ from typing import Any
 from tokbench.errors import ConfigError
 from tokbench.textface.settings import (
     OCR_BATCH_MODES,
-    Resolution,
+    Settings,
     check_choice,
     check_keys,
     check_official_edges,
@@ -36,13 +36,9 @@ VIDEO_EDGES: dict[str, dict[int, tuple[float, ...]]] = {
 
 
 @dataclass(frozen=True)
-class VideoSettings:
-    """The track's settings, validated."""
+class VideoSettings(Settings):
+    """The track's settings, validated: the image track's, and ``chunk_frames``."""
 
-    resolutions: tuple[Resolution, ...]
-    bucket_edges: str
-    save: str
-    ocr_batches: str
     chunk_frames: int
 
 
