@@ -77,7 +77,7 @@ def test_per_frame_figure_has_one_series_per_sweep_with_the_records_points(video
     assert ("codec: video-identity", "y") not in shown  # infinite PSNR: annotated, not drawn
     assert ("codec: video-identity", "y2") in shown
     notes = [a.text for a in fidelity.layout.annotations if "not shown" in a.text]
-    assert notes and "1 record" in notes[0]
+    assert notes == ["1 record with frame_psnr = inf not shown"]
     rfvd = traces(fvd)
     h264 = sorted(
         (r for r in video_records if r["model"]["name"] == "h264"), key=lambda r: r["model"]["spec"]

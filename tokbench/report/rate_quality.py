@@ -149,8 +149,11 @@ def rate_quality_curves(
         if rate is None or quality is None:
             excluded[f"without {x if rate is None else y}"] += 1
             continue
-        if not (math.isfinite(rate) and rate > 0 and math.isfinite(quality)):
-            excluded[f"with {x} ≤ 0 or a non-finite value"] += 1
+        if not (math.isfinite(rate) and rate > 0):
+            excluded[f"with {x} ≤ 0 or non-finite"] += 1
+            continue
+        if not math.isfinite(quality):
+            excluded[f"with {y} = {format_number(quality)}"] += 1
             continue
         name = names[(record["model"]["name"], _fixed_arguments(record))]
         role = role_of(record) if role_of else ""
