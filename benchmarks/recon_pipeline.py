@@ -235,15 +235,18 @@ def _say(message: str) -> None:
     print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def run_job(spec: dict[str, Any], work: Path, env: dict[str, str]) -> dict[str, Any]:
-    """One job in a fresh subprocess: its result plus wall time, CPU time, peak RSS and the load."""
+def run_job(
+    spec: dict[str, Any], work: Path, env: dict[str, str], script: Path = Path(__file__)
+) -> dict[str, Any]:
+    """One job in a fresh subprocess (``script --worker SPEC``): its result plus wall time, CPU time,
+    peak RSS and the load."""
     log = work / "logs" / f"{int(time.time() * 1000)}-{spec['label']}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]
     launched = time.time()
     with open(log, "w") as output:
         process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
+            [sys.executable, str(script.resolve()), "--worker", json.dumps(spec)],
             stdout=output,
             stderr=subprocess.STDOUT,
             env={**os.environ, "TOKBENCH_OFFLINE": "1", **env},
