@@ -29,6 +29,14 @@ def _drawn(env: Path, tiny_dit) -> tuple[dict, np.ndarray, np.ndarray]:
     return result.metrics, images, labels
 
 
+def _write_folder(folder: Path, images: np.ndarray) -> Path:
+    """The samples as numbered PNGs (uint8 N×H×W×3) in a new folder."""
+    folder.mkdir()
+    for index, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"{index:05d}.png")
+    return folder
+
+
 @pytest.fixture
 def proj_env(gen_env: Path, projection_judge, reference_writer) -> Path:
     reference_writer(gen_env / "ref.npz", images=5)
@@ -51,10 +59,7 @@ def test_an_adm_batch_scores_like_its_generator(proj_env: Path, tiny_dit) -> Non
 
 def test_a_folder_of_images_scores_like_its_generator(proj_env: Path, tiny_dit) -> None:
     expected, images, _ = _drawn(proj_env, tiny_dit)
-    folder = proj_env / "folder"
-    folder.mkdir()
-    for index, image in enumerate(images):
-        Image.fromarray(image).save(folder / f"{index:05d}.png")
+    folder = _write_folder(proj_env / "folder", images)
     for workers, batch_size in ((0, 8), (2, 3)):  # decoded here, then in two worker processes
         result = _run(
             proj_env, f"samples:{folder}", f"files{workers}", batch_size=batch_size, num_workers=workers
@@ -66,10 +71,7 @@ def test_a_folder_of_images_scores_like_its_generator(proj_env: Path, tiny_dit) 
 
 def test_an_unreadable_sample_file_stops_the_run_naming_it(proj_env: Path, tiny_dit) -> None:
     _, images, _ = _drawn(proj_env, tiny_dit)
-    folder = proj_env / "folder"
-    folder.mkdir()
-    for index, image in enumerate(images):
-        Image.fromarray(image).save(folder / f"{index:05d}.png")
+    folder = _write_folder(proj_env / "folder", images)
     (folder / "00005.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     with pytest.raises(DataError, match=r"00005\.png"):
         _run(proj_env, f"samples:{folder}", "broken", batch_size=3, num_workers=2)
