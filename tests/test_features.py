@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
-from tokbench.features import FeatureCache, JudgeFeatures
+from tokbench.features import FeatureCache, JudgeFeatures, cached_judge_outputs
 from tokbench.judges.base import Judge
 
 
@@ -75,3 +76,27 @@ def test_logits_are_passed_on_when_the_judge_has_them() -> None:
         "fake_logits"
         not in JudgeFeatures({"j": CountingJudge()}).batch_fields(["a"], _images(0)[:1], _images(1)[:1])["j"]
     )
+
+
+def test_cached_judge_outputs_judge_each_set_once_and_only_rank_0_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images, ids, device = _images(2), ["0", "1", "2"], torch.device("cpu")
+    judge = CountingJudge(logits=True)
+
+    def stores() -> dict[str, FeatureCache]:
+        return {o: FeatureCache.for_protocol({"set": "x", "output": o}, root=tmp_path) for o in judge.outputs}
+
+    done: list[int] = []
+    first = cached_judge_outputs(judge, images.split(2), ids, stores(), device, done.append)
+    assert judge.seen == 3 and done == [2, 3]
+    torch.testing.assert_close(first["pool3"], images.float().mean(dim=(2, 3)))
+    assert first["logits_unbiased"].shape == (3, 5)
+    again = cached_judge_outputs(judge, images.split(2), ids, stores(), device)
+    assert judge.seen == 3 and all(torch.equal(again[o], first[o]) for o in first)
+    cached_judge_outputs(judge, images.split(2), ids, {"pool3": None}, device)  # not cached: judged again
+    assert judge.seen == 6
+    monkeypatch.setenv("RANK", "1")
+    elsewhere = {"pool3": FeatureCache.for_protocol({"set": "y"}, root=tmp_path)}
+    cached_judge_outputs(judge, images.split(2), ids, elsewhere, device)
+    assert len(list(tmp_path.glob("*.safetensors"))) == 2  # rank 1 wrote nothing

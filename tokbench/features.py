@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,39 @@ class FeatureCache:
             if os.path.exists(temporary):
                 os.remove(temporary)
         self._dirty = False
+
+
+def cached_judge_outputs(
+    judge: Judge,
+    batches: Iterable[torch.Tensor],
+    ids: list[str],
+    stores: Mapping[str, FeatureCache | None],
+    device: torch.device,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, torch.Tensor]:
+    """The judge's outputs named by ``stores`` for the images ``batches`` yields (``ids`` name them),
+    float32 on the CPU: read from the stores when each holds every id, else computed (``progress(done)``
+    after each batch) and, on rank 0, written to them; a None store caches nothing."""
+    found = {output: store.get(ids) if store is not None else None for output, store in stores.items()}
+    if all(features is not None for features in found.values()):
+        return found
+    rows: dict[str, list[torch.Tensor]] = {output: [] for output in stores}
+    done = 0
+    with torch.inference_mode():
+        for batch in batches:
+            judged = judge(batch.to(device))
+            for output, parts in rows.items():
+                parts.append(judged[output].detach().to("cpu", torch.float32).clone())
+            done += len(batch)
+            if progress is not None:
+                progress(done)
+    outputs = {output: torch.cat(parts) for output, parts in rows.items()}
+    if os.environ.get("RANK", "0") == "0":
+        for output, store in stores.items():
+            if store is not None:
+                store.put(ids, outputs[output])
+                store.save()
+    return outputs
 
 
 class JudgeFeatures:

@@ -12,7 +12,6 @@ statistics, KID and precision/recall from its images.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 
 from tokbench.data.image_sets import ImageSet, open_image_set
 from tokbench.errors import ConfigError
-from tokbench.features import LOGITS_OUTPUT, FeatureCache
+from tokbench.features import LOGITS_OUTPUT, FeatureCache, cached_judge_outputs
 from tokbench.judges.base import Judge
 from tokbench.judges.registry import JUDGES
 from tokbench.judges.weights import cache_dir
@@ -169,25 +168,8 @@ def _featurise(
         for output in judge.outputs
     }
     ids = [str(i) for i in range(images.count)]
-    found = {o: s.get(ids) if s is not None else None for o, s in stores.items()}
-    if all(v is not None for v in found.values()):
-        return found[FEATURE_OUTPUT], found.get(LOGITS_OUTPUT)
-    rows: dict[str, list[torch.Tensor]] = {output: [] for output in judge.outputs}
-    done = 0
-    with torch.inference_mode():
-        for batch in images.batches(batch_size):
-            judged = judge(batch.to(device))
-            for output in judge.outputs:
-                rows[output].append(judged[output].detach().to("cpu", torch.float32).clone())
-            done += len(batch)
-            if progress is not None:
-                progress(done, images.count, images.path.name)
-    outputs = {output: torch.cat(parts) for output, parts in rows.items()}
-    if os.environ.get("RANK", "0") == "0":
-        for output, store in stores.items():
-            if store is not None:
-                store.put(ids, outputs[output])
-                store.save()
+    done = None if progress is None else lambda count: progress(count, images.count, images.path.name)
+    outputs = cached_judge_outputs(judge, images.batches(batch_size), ids, stores, device, done)
     return outputs[FEATURE_OUTPUT], outputs.get(LOGITS_OUTPUT)
 
 

@@ -9,7 +9,6 @@ member, cached on disk per reference sha256 and judge) or from clean-fid's ``fea
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 
 from tokbench.data.image_sets import iter_npz_images, npz_image_shape
 from tokbench.errors import ConfigError
-from tokbench.features import FeatureCache
+from tokbench.features import FeatureCache, cached_judge_outputs
 from tokbench.hashing import file_sha256
 from tokbench.judges.base import Judge
 from tokbench.judges.weights import cache_dir
@@ -101,22 +100,12 @@ def reference_activations(
     if reference.activations == "feats":
         with np.load(reference.path, allow_pickle=False) as data:
             return torch.from_numpy(np.asarray(data["feats"], dtype=np.float32))
-    output = judge.outputs[0]
     store = None
     if cache:
         key = {"reference_sha256": reference.sha256, "judge": judge.describe(), "device": device.type}
         store = FeatureCache.for_protocol(key, root=cache_dir() / "features" / "references")
     count = reference.image_shape[0] if reference.image_shape else 0
     ids = [f"arr_0:{i}" for i in range(count)]
-    cached = store.get(ids) if store is not None else None
-    if cached is not None:
-        return cached
-    rows = []
-    with torch.inference_mode():
-        for images in iter_npz_images(reference.path, batch_size):
-            rows.append(judge(images.to(device))[output].detach().to("cpu", torch.float32).clone())
-    features = torch.cat(rows)
-    if store is not None and os.environ.get("RANK", "0") == "0":
-        store.put(ids, features)
-        store.save()
-    return features
+    batches = iter_npz_images(reference.path, batch_size)
+    output = judge.outputs[0]
+    return cached_judge_outputs(judge, batches, ids, {output: store}, device)[output]
