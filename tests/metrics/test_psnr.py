@@ -42,3 +42,12 @@ def test_mean_and_confidence_interval() -> None:
     # t(0.975, 3) = 3.182446305284263
     expected_half_width = 3.182446305284263 * np.std(values, ddof=1) / math.sqrt(4)
     assert result["psnr_ci95"] == pytest.approx(expected_half_width, rel=1e-9)
+
+
+@pytest.mark.parametrize("degrees_of_freedom", [1, 3, 29, 999, 49_999])
+def test_the_ci_quantile_is_scipy_stats_t(degrees_of_freedom: int) -> None:
+    from scipy.stats import t
+
+    from tokbench.metrics.base import student_t_975
+
+    assert student_t_975(degrees_of_freedom) == float(t.ppf(0.975, degrees_of_freedom))

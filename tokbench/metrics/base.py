@@ -168,7 +168,11 @@ class MeanMetric(Metric):
 
 
 def student_t_975(degrees_of_freedom: int) -> float:
-    """The 97.5% quantile of Student's t distribution (two-sided 95% interval)."""
-    from scipy.stats import t
+    """The 97.5% quantile of Student's t distribution (two-sided 95% interval).
 
-    return float(t.ppf(0.975, degrees_of_freedom))
+    ``scipy.special.stdtrit`` is what ``scipy.stats.t.ppf`` evaluates (the same values, checked for
+    1 … 100,000 degrees of freedom), without importing ``scipy.stats`` (0.4–1 s per run).
+    """
+    from scipy.special import stdtrit
+
+    return float(stdtrit(degrees_of_freedom, 0.975))
