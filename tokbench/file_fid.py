@@ -69,10 +69,12 @@ def read_side(
 ) -> SetSide:
     """Features and statistics of a folder / ``.npz`` batch, or the statistics of a statistics file."""
     path = Path(path)
-    stored = _stored_statistics(path, judge)
-    images = _images_of(path, stored is not None)
-    if images is None:
-        return SetSide(path.name, stored.count or 0, stored, None, None)
+    arrays, stored = _npz_arrays(path), None
+    if {"mu", "sigma"} <= arrays:
+        stored = load_statistics(path, feature_dim=int(getattr(judge, "feature_dim", 2048) or 2048))
+        if "arr_0" not in arrays:  # a statistics file without images
+            return SetSide(path.name, stored.count or 0, stored, None, None)
+    images = open_image_set(path)
     features, logits = _featurise(images, judge, batch_size, cache, progress)
     statistics = (
         stored if stored is not None else statistics_from_features(features.double(), source=str(path))
@@ -137,23 +139,12 @@ def make_statistics(
     }
 
 
-def _stored_statistics(path: Path, judge: Judge) -> FeatureStatistics | None:
-    """``mu``/``sigma`` of an ``.npz`` that holds them, else None."""
+def _npz_arrays(path: Path) -> set[str]:
+    """The array names of an ``.npz`` file (read once); empty for a folder or another file."""
     if path.suffix.lower() != ".npz" or not path.is_file():
-        return None
+        return set()
     with np.load(path, allow_pickle=False) as data:
-        if not {"mu", "sigma"} <= set(data.files):
-            return None
-    return load_statistics(path, feature_dim=int(getattr(judge, "feature_dim", 2048) or 2048))
-
-
-def _images_of(path: Path, has_statistics: bool) -> ImageSet | None:
-    """The images of ``path``, or None for a statistics file without ``arr_0``."""
-    if has_statistics:
-        with np.load(path, allow_pickle=False) as data:
-            if "arr_0" not in data.files:
-                return None
-    return open_image_set(path)
+        return set(data.files)
 
 
 def _featurise(
