@@ -10,7 +10,6 @@ be pinned here (no network): each load records the resolved commit and the weigh
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -24,7 +23,6 @@ from tokbench.hub import HubModel, ResolvedFolder, resolve_model_folder
 from tokbench.models.diffusers_autoencoders import (
     CONVENTIONS,
     FACTOR_KEYS,
-    RANDOM_INIT_SEED,
     DiffusersAutoencoderBase,
     build_autoencoder,
     full_config,
@@ -34,8 +32,7 @@ from tokbench.models.diffusers_autoencoders import (
 )
 from tokbench.models.diffusers_loading import read_config
 from tokbench.models.diffusers_vae import files_sha256
-
-logger = logging.getLogger(__name__)
+from tokbench.models.network_adapter import RANDOM_INIT_SOURCE, check_random_init
 
 #: Config keys that change neither the state dict layout nor the outputs (tiling defaults).
 UNCHECKED_KEYS = ("sample_size",)
@@ -357,13 +354,9 @@ class NamedRelease:
         owner = f"{self.model_name} {variant}"
         self.commit = None
         if random_init:
-            if weights is not None or revision is not None:
-                raise ConfigError(
-                    f"{self.model_name}: random_init=True builds random weights; drop weights= and revision="
-                )
-            logger.warning("%s: random weights (seed %d), for tests only", owner, RANDOM_INIT_SEED)
+            check_random_init(self.model_name, owner, weights, revision)
             model = build_autoencoder(self.class_name, release.config, owner)
-            self._sha256, self.source = None, f"random_init(seed={RANDOM_INIT_SEED})"
+            self._sha256, self.source = None, RANDOM_INIT_SOURCE
         else:
             import_diffusers(owner)  # fail on a missing package before looking for weights
             how = self.how_to_supply(release)

@@ -23,7 +23,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import torch
 
@@ -36,9 +36,10 @@ from tokbench.models.diffusers_vae import (
     files_sha256,
     state_dict_to_current_keys,
 )
+from tokbench.models.network_adapter import RANDOM_INIT_SEED, NetworkAdapter
+from tokbench.models.network_adapter import describe as describe_value
 from tokbench.models.titok import load_checkpoint
 
-RANDOM_INIT_SEED = 0
 #: Config keys that only normalise latents: taken from a release's config.json when it has one.
 FACTOR_KEYS = ("scaling_factor", "shift_factor", "latents_mean", "latents_std")
 
@@ -228,29 +229,13 @@ def load_autoencoder(
     return load_state_strictly(model, state, owner, resolved.files, what, how_to_supply)
 
 
-class DiffusersModel:
+class DiffusersModel(NetworkAdapter):
     """What the image and video diffusers adapters share: the wrapped model and its weights' provenance
     (subclasses set ``convention``, a class's ``LatentConvention`` or ``VideoConvention``)."""
 
-    model: torch.nn.Module
     label: str
     source: str
     commit: str | None
-    _sha256: str | None
-
-    @property
-    def weights_sha256(self) -> str | None:
-        """sha256 of the loaded weights file(s); None for random weights."""
-        return self._sha256
-
-    def to(self, device: torch.device | str) -> Self:
-        """Move the model to ``device``."""
-        self.model.to(device)
-        return self
-
-    @property
-    def _device(self) -> torch.device:
-        return next(self.model.parameters()).device
 
     def _provenance(self) -> dict[str, Any]:
         """The class and where its weights came from, the first entries of ``describe``."""
@@ -315,7 +300,7 @@ class DiffusersAutoencoderBase(DiffusersModel, Tokenizer):
             size = f"{side}×{side}" if side is not None else f"H and W multiples of {f}"
             raise ConfigError(
                 f"{self.label}: encode expects float32 images [N, 3, H, W] in [0, 1] with {size}, "
-                f"got {value_summary(images)}"
+                f"got {describe_value(images)}"
             )
 
     def encode(self, images: torch.Tensor) -> Encoded:
@@ -336,7 +321,7 @@ class DiffusersAutoencoderBase(DiffusersModel, Tokenizer):
         latents = encoded.payload
         if not (isinstance(latents, torch.Tensor) and latents.dtype == torch.float32 and latents.ndim == 4):
             raise ConfigError(
-                f"{self.label}: decode expects float32 latents [N, C, h, w], got {value_summary(latents)}"
+                f"{self.label}: decode expects float32 latents [N, C, h, w], got {describe_value(latents)}"
             )
         convention = self.convention
         with torch.inference_mode():
@@ -352,11 +337,6 @@ class DiffusersAutoencoderBase(DiffusersModel, Tokenizer):
 def plain_config_value(value: Any) -> Any:
     """Tuples as lists, recursively: a config value as JSON holds it."""
     return [plain_config_value(v) for v in value] if isinstance(value, (list, tuple)) else value
-
-
-def value_summary(value: Any) -> str:
-    """A tensor's dtype and shape, else the value's type name, for error messages."""
-    return f"{value.dtype} {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
 
 
 def _generic_how_to_supply(model_name: str, repo: str, subfolder: str) -> str:

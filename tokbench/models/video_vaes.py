@@ -36,12 +36,8 @@ import torch
 
 from tokbench.adapters.base import Encoded, VideoTokenizer
 from tokbench.errors import AdapterOutputError, ConfigError
-from tokbench.models.diffusers_autoencoders import (
-    DiffusersModel,
-    FromRepository,
-    plain_config_value,
-    value_summary,
-)
+from tokbench.models.diffusers_autoencoders import DiffusersModel, FromRepository, plain_config_value
+from tokbench.models.network_adapter import describe as describe_value
 
 #: Model switches that tile or slice the work; each is set False unless the class needs it (recorded).
 SWITCHES = ("use_tiling", "use_slicing", "use_framewise_encoding", "use_framewise_decoding")
@@ -328,7 +324,7 @@ class DiffusersVideoAutoencoderBase(DiffusersModel, VideoTokenizer):
         if not fits:
             raise ConfigError(
                 f"{self.label}: encode expects float32 clips [N, T, 3, H, W] in [0, 1] with "
-                f"{self.shape_rule()}; got {value_summary(clips)}"
+                f"{self.shape_rule()}; got {describe_value(clips)}"
             )
 
     def _latents(self, x: torch.Tensor) -> torch.Tensor:
