@@ -78,3 +78,12 @@ def test_options_and_errors() -> None:
         PrecisionRecall(k=0)
     with pytest.raises(ConfigError, match="needs at least 4 images per set"):
         knn_squared_radii(REAL[:3], k=3)
+
+
+def test_in_place_distances_are_bitwise_the_plain_expression() -> None:
+    from tokbench.metrics.precision_recall import _squared_distances
+
+    x, y = FAKE.double(), REAL.double()
+    nx, ny = (x * x).sum(dim=1), (y * y).sum(dim=1)
+    plain = (nx[:, None] + ny[None, :] - 2.0 * x @ y.T).clamp(min=0.0)
+    assert torch.equal(_squared_distances(x, nx, y, ny), plain)
