@@ -29,7 +29,8 @@ def shard_samples(
     otherwise ``draw(indices)`` for batches of ``step``."""
     if not isinstance(generator, FileSamples):
         for start in range(0, len(indices), step):
-            yield indices[start : start + step], draw(indices[start : start + step])
+            batch = indices[start : start + step]
+            yield batch, draw(batch)
         return
     position = indices.start
     for images in read_samples(generator.images, run, indices, step):
