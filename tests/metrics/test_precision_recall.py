@@ -87,3 +87,11 @@ def test_in_place_distances_are_bitwise_the_plain_expression() -> None:
     nx, ny = (x * x).sum(dim=1), (y * y).sum(dim=1)
     plain = (nx[:, None] + ny[None, :] - 2.0 * x @ y.T).clamp(min=0.0)
     assert torch.equal(_squared_distances(x, nx, y, ny), plain)
+
+
+def test_norms_by_row_blocks_are_bitwise_the_whole_set_expression() -> None:
+    from tokbench.metrics.precision_recall import NORM_BLOCK_ROWS, _row_norms
+
+    for n in (1, NORM_BLOCK_ROWS, NORM_BLOCK_ROWS + 3, 2 * NORM_BLOCK_ROWS + 1):
+        x = torch.randn(n, 2048, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
+        assert torch.equal(_row_norms(x), (x * x).sum(dim=1)), n

@@ -40,23 +40,34 @@ def check_rows(value: torch.Tensor, metric: str, field: str, width: int | None) 
     return rows.clone()
 
 
-def gather_rows(parts: list[torch.Tensor], metric: str, field: str) -> torch.Tensor:
-    """Concatenate a ``"cat"`` state into one tensor, in canonical (content-hash) row order."""
+def gather_rows(
+    parts: list[torch.Tensor], metric: str, field: str, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Concatenate a ``"cat"`` state into one ``dtype`` tensor, in canonical (content-hash) row order.
+
+    Each part is written straight to its rows' canonical positions: one copy of the set, not two.
+    """
     if not parts:
-        return torch.empty(0, 0)
+        return torch.empty(0, 0, dtype=dtype)
     widths = {part.shape[1] for part in parts}
     if len(widths) != 1:
         raise ConfigError(f"{metric}: {field} batches have different dimensions {sorted(widths)}")
-    rows = torch.cat([part.to(torch.float32) for part in parts])
-    return rows[canonical_order(rows)]
+    keys = np.concatenate([_row_keys(part.to(torch.float32)) for part in parts])
+    position = np.empty(len(keys), dtype=np.int64)
+    position[np.argsort(keys, kind="stable")] = np.arange(len(keys))
+    rows = torch.empty((len(keys), widths.pop()), dtype=dtype)
+    offset = 0
+    for part in parts:
+        rows[torch.from_numpy(position[offset : offset + part.shape[0]])] = part.to(torch.float32).to(dtype)
+        offset += part.shape[0]
+    return rows
 
 
-def canonical_order(rows: torch.Tensor) -> torch.Tensor:
-    """A permutation that sorts rows by a hash of their bytes; identical rows tie (order irrelevant)."""
+def _row_keys(rows: torch.Tensor) -> np.ndarray:
+    """A 64-bit hash of each row's bytes."""
     array = np.ascontiguousarray(rows.numpy())
-    keys = np.fromiter(
+    return np.fromiter(
         (int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=8).digest(), "big") for row in array),
         dtype=np.uint64,
         count=array.shape[0],
     )
-    return torch.from_numpy(np.argsort(keys, kind="stable"))

@@ -48,6 +48,7 @@ from tokbench.models.files import FileSamples, check_class_balance, class_balanc
 from tokbench.tensors import quantize_uint8
 from tokbench.tracks.base import Measurement, Plan, RunContext, Shard, Track, TrackRequest
 from tokbench.tracks.checks import check_images
+from tokbench.tracks.heap import TRIMMER
 from tokbench.tracks.sample_files import shard_samples
 from tokbench.tracks.scoring import SuiteMetrics, metric_versions, resolve_device
 
@@ -339,6 +340,7 @@ def _run_shard(
         if state.request.save_samples:
             dumps.append(quantized.permute(0, 2, 3, 1).cpu().numpy())
         progress.update(len(batch))
+        TRIMMER.trim()
     shards.save(shard, indices, labels, {name: np.concatenate(rows) for name, rows in outputs.items()})
     if dumps:
         shards.save_samples(shard, np.concatenate(dumps), labels)

@@ -11,7 +11,9 @@ a bug and is re-raised in the main process, as it would be without workers.
 
 With ``num_workers=0`` nothing changes from a plain loop in the main process. On CUDA the workers'
 tensors are put in pinned memory, so ``to_device`` copies them without blocking the host. Workers run
-torch with one thread each: the main process's model and judges keep the cores they use.
+torch with one thread each: the main process's model and judges keep the cores they use. Between
+batches the heap's freed pages go back to the system (``tokbench.tracks.heap``), so the resident set
+follows the live data.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from tokbench.errors import DataError
+from tokbench.tracks.heap import TRIMMER
 
 I = TypeVar("I")  # noqa: E741 (the item type)
 V = TypeVar("V")
@@ -56,6 +59,7 @@ def load_batches(
     if num_workers == 0 or not indexed:
         for start in range(0, len(indexed), batch_size):
             yield [_prepared(index, item, prepare) for index, item in indexed[start : start + batch_size]]
+            TRIMMER.trim()
         return
     loader = DataLoader(
         _Items(list(indexed), prepare),
@@ -70,6 +74,7 @@ def load_batches(
     )
     for batch in loader:
         yield [Loaded(*indexed[position], value, error) for position, value, error in batch]
+        TRIMMER.trim()
 
 
 def to_device(values: Sequence[torch.Tensor], device: torch.device) -> torch.Tensor:
