@@ -9,7 +9,12 @@ The "model" stands for a GPU: it holds the batch for as long as decoding that ba
 does. Target: ``num_workers >= 1`` at most 0.6× the ``num_workers=0`` wall time (perfect overlap:
 0.5×). Runs are interleaved over rounds; the 1-minute load average is written beside every number.
 
-Usage: ``python benchmarks/loading_overlap.py [--images 512] [--rounds 3]``
+``--main-threads`` sets the main process's torch threads (``torch.set_num_threads``) per
+configuration: torch's default is one per core, so the main process's parallel operations (stacking
+a batch, copying it) share a core with a decoding worker and wait for their descheduled thread;
+with ``cores - workers`` threads they do not.
+
+Usage: ``python benchmarks/loading_overlap.py [--images 1024] [--rounds 3] [--main-threads 2 1]``
 → ``benchmarks/results/loading_overlap.md`` (and ``.json``).
 """
 
@@ -81,11 +86,21 @@ def run_loop(folder: Path, workers: int, model_seconds: float) -> tuple[float, l
     return time.perf_counter() - started, waits
 
 
+def torch_threads(count: int | None = None) -> int:
+    """The main process's torch threads, after setting them to ``count`` if given."""
+    import torch
+
+    if count is not None:
+        torch.set_num_threads(count)
+    return torch.get_num_threads()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--images", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--main-threads", type=int, nargs="+", default=[torch_threads()])
     parser.add_argument("--root", type=Path, default=Path("/tmp/tokbench-bench"))
     parser.add_argument("--output", type=Path, default=HERE / "results" / "loading_overlap.md")
     args = parser.parse_args()
@@ -93,49 +108,64 @@ def main() -> None:
     calibration = [run_loop(folder, 0, 0.0) for _ in range(2)]
     batch_seconds = statistics.median(s for _, waits in calibration for s in waits[:-1])
     runs: list[dict[str, Any]] = []
+    order = [(threads, workers) for threads in args.main_threads for workers in [0, *args.workers]]
     for round_index in range(args.rounds):
-        order = [0, *args.workers]
-        for workers in order if round_index % 2 == 0 else order[::-1]:  # interleaved, alternating
+        for threads, workers in order if round_index % 2 == 0 else order[::-1]:  # interleaved
+            torch_threads(threads)
             load_before = os.getloadavg()[0]
             seconds, _ = run_loop(folder, workers, batch_seconds)
             runs.append(
                 {
                     "round": round_index + 1,
+                    "main_threads": threads,
                     "workers": workers,
                     "seconds": seconds,
                     "load_before": load_before,
                     "load_after": os.getloadavg()[0],
                 }
             )
-            print(f"round {round_index + 1} workers {workers}: {seconds:.2f} s", flush=True)
+            print(f"round {round_index + 1} threads {threads} workers {workers}: {seconds:.2f} s", flush=True)
     _write(args, folder, batch_seconds, runs)
 
 
 def _write(args: argparse.Namespace, folder: Path, batch_seconds: float, runs: list[dict[str, Any]]) -> None:
     info = machine()
-    sequential = statistics.median(r["seconds"] for r in runs if r["workers"] == 0)
+
+    def median(threads: int, workers: int) -> float:
+        return statistics.median(
+            r["seconds"] for r in runs if r["main_threads"] == threads and r["workers"] == workers
+        )
+
+    threads_flag = " ".join(map(str, args.main_threads))
     lines = [
         "# Loading overlapped with the model (issue 19)",
         "",
         f"- machine: {info['cpu']}, {info['cores']} logical CPUs, torch {info['torch']}; {info['date']}",
-        f"- command: `python benchmarks/loading_overlap.py --images {args.images} --rounds {args.rounds}`",
+        f"- command: `python benchmarks/loading_overlap.py --images {args.images} --rounds {args.rounds} "
+        f"--main-threads {threads_flag}`",
         f"- data: {args.images} JPEGs {JPEG_SIZE[0]}×{JPEG_SIZE[1]} (quality 90), "
         f"`imagenet-center-crop` 256, batch {BATCH}; decoding a batch in process: "
         f"{batch_seconds * 1000:.0f} ms (median), so the model holds each batch that long without using "
         "the host's cores (a GPU)",
+        "- ratio: seconds ÷ the median `num_workers=0` run with the same main-process threads",
         "",
-        "| round | num_workers | seconds | ÷ num_workers=0 (median) | load before → after |",
-        "|---|---|---|---|---|",
+        "| round | main threads | num_workers | seconds | ratio | load before → after |",
+        "|---|---|---|---|---|---|",
     ]
     for run in runs:
         lines.append(
-            f"| {run['round']} | {run['workers']} | {run['seconds']:.2f} | "
-            f"{run['seconds'] / sequential:.2f} | {run['load_before']:.2f} → {run['load_after']:.2f} |"
+            f"| {run['round']} | {run['main_threads']} | {run['workers']} | {run['seconds']:.2f} | "
+            f"{run['seconds'] / median(run['main_threads'], 0):.2f} | "
+            f"{run['load_before']:.2f} → {run['load_after']:.2f} |"
         )
     lines += ["", "Medians (target: ≤ 0.6× the sequential loop; perfect overlap 0.5×):", ""]
-    for workers in sorted({r["workers"] for r in runs}):
-        median = statistics.median(r["seconds"] for r in runs if r["workers"] == workers)
-        lines.append(f"- num_workers={workers}: {median:.2f} s = **{median / sequential:.2f}×**")
+    for threads in args.main_threads:
+        for workers in [0, *args.workers]:
+            seconds = median(threads, workers)
+            lines.append(
+                f"- main threads {threads}, num_workers={workers}: {seconds:.2f} s = "
+                f"**{seconds / median(threads, 0):.2f}×**"
+            )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("\n".join(lines) + "\n")
     summary = {"batch_seconds": batch_seconds, "images": args.images, "runs": runs}
