@@ -104,6 +104,7 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("/tmp/tokbench-bench"))
     parser.add_argument("--output", type=Path, default=HERE / "results" / "loading_overlap.md")
     args = parser.parse_args()
+    info = machine()  # before the runs change the main process's threads
     folder = jpeg_folder(args.root, args.images)
     calibration = [run_loop(folder, 0, 0.0) for _ in range(2)]
     batch_seconds = statistics.median(s for _, waits in calibration for s in waits[:-1])
@@ -125,11 +126,12 @@ def main() -> None:
                 }
             )
             print(f"round {round_index + 1} threads {threads} workers {workers}: {seconds:.2f} s", flush=True)
-    _write(args, folder, batch_seconds, runs)
+    _write(args, info, batch_seconds, runs)
 
 
-def _write(args: argparse.Namespace, folder: Path, batch_seconds: float, runs: list[dict[str, Any]]) -> None:
-    info = machine()
+def _write(
+    args: argparse.Namespace, info: dict[str, str], batch_seconds: float, runs: list[dict[str, Any]]
+) -> None:
 
     def median(threads: int, workers: int) -> float:
         return statistics.median(
