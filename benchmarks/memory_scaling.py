@@ -10,9 +10,11 @@ process and, after they exit, its DataLoader workers; each worker's own peak is 
   precision/recall (k = 3) against a reference made by ``tokbench stats`` from the first 1,000
   originals (the Inception Score needs the classifier weights, which do not ship in a PyPI package).
 
-Peak RSS is independent of other jobs' CPU load, so this may run on a shared machine; wall times are
-given for scale only. ``KID`` keeps every feature (2 × 2,048 float32 per image, as torch-fidelity
-does) and precision/recall every sample's feature: their growth is expected and reported.
+Every run starts cold: an empty feature cache (the converted weights shared) and, for gen, an empty
+work folder (no shards to resume). Peak RSS is independent of other jobs' CPU load, so this may run
+on a shared machine; wall times are given for scale only. ``KID`` keeps every feature (2 × 2,048
+float32 per image, as torch-fidelity does) and precision/recall every sample's feature: their growth
+is expected and reported.
 
 Usage: ``python benchmarks/memory_scaling.py [--sizes 1000 10000] [--tracks recon gen]``
 → ``benchmarks/results/memory_scaling.md`` (and ``.json``).
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -121,9 +124,22 @@ def main() -> None:
             else:
                 spec.update(_gen_inputs(args.root, work, size, min(1000, *args.sizes)))
             print(f"[{time.strftime('%H:%M:%S')}] {spec['label']}", flush=True)
-            runs.append({**run_job(spec, work, env, script=Path(__file__)), "images": size})
+            cache = _fresh_cache(work / "cache" / spec["label"])
+            shutil.rmtree(spec.get("work_dir", work / "none"), ignore_errors=True)  # no resumed shards
+            job_env = {**env, "TOKBENCH_CACHE": str(cache)}
+            runs.append({**run_job(spec, work, job_env, script=Path(__file__)), "images": size})
             _write(args, runs)
     print(args.output.read_text())
+
+
+def _fresh_cache(path: Path) -> Path:
+    """An empty tokbench cache (no judge features) sharing the converted weights of the user's cache."""
+    from tokbench.judges.weights import cache_dir
+
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    (path / "weights").symlink_to(cache_dir() / "weights", target_is_directory=True)
+    return path
 
 
 def _gen_inputs(root: Path, work: Path, size: int, count: int) -> dict[str, str]:
