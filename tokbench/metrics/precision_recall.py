@@ -6,7 +6,7 @@ reference code, torch-fidelity and the ADM evaluator). Precision is the fraction
 inside the real manifold; recall the fraction of real samples inside the fake manifold.
 
 Squared distances ‖x‖² + ‖y‖² − 2xᵀy are computed in float64, in row blocks whose size keeps the
-working matrix under ``max_block_bytes`` (64 MiB by default; two such buffers live at once), so memory
+working matrix under ``max_block_bytes`` (16 MiB by default; two such buffers live at once), so memory
 is O(n) beyond the features, which are gathered once, straight to float64.
 Time is (n_real² + n_fake² + n_real·n_fake)·d multiply-adds: ~3·10¹³ for 50k + 50k images at
 d = 2048, i.e. tens of minutes on two CPU cores (the ADM evaluator uses a 10k reference batch).
@@ -22,7 +22,7 @@ from tokbench.errors import ConfigError
 from tokbench.metrics.base import Metric, OutputInfo
 from tokbench.metrics.feature_sets import check_rows, gather_rows
 
-DEFAULT_BLOCK_BYTES = 64 * 2**20
+DEFAULT_BLOCK_BYTES = 16 * 2**20
 #: Rows per block when squaring and summing features for their norms.
 NORM_BLOCK_ROWS = 1024
 
