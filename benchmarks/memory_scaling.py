@@ -138,7 +138,9 @@ def _fresh_cache(path: Path) -> Path:
 
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
-    (path / "weights").symlink_to(cache_dir() / "weights", target_is_directory=True)
+    shared = cache_dir() / "weights"
+    shared.mkdir(parents=True, exist_ok=True)  # the first run converts into it on a new machine
+    (path / "weights").symlink_to(shared, target_is_directory=True)
     return path
 
 
