@@ -4,6 +4,7 @@ corrupt file decoded in a worker is counted with its reason, and loading overlap
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from tokbench.errors import DataError
 from tokbench.tracks import chunks
 from tokbench.tracks.base import RunContext, RunOptions
 from tokbench.tracks.images import LoadPreprocessed
-from tokbench.tracks.loading import load_batches
+from tokbench.tracks.loading import RECEIVER, load_batches
 
 PSNR_SUITE = """
 name: psnr-only
@@ -116,6 +117,29 @@ def test_workers_start_with_fork_and_spawn_and_keep_the_order(tmp_path: Path, st
     flat = [entry for batch in there for entry in batch]
     assert [e.index for e in flat] == [e.index for e in here] == [6, 5, 4, 3, 2, 1, 0]
     assert all(torch.equal(a.value, b.value) for a, b in zip(flat, here, strict=True))
+
+
+def _broken_item(item: int) -> torch.Tensor:
+    if item == 4:
+        raise ValueError(f"a bug on item {item}")
+    return torch.zeros(1)
+
+
+def test_a_bug_in_a_worker_is_raised_in_the_main_process_and_stops_the_workers() -> None:
+    """An exception that is not a DataError reaches the caller through the receiving thread."""
+    with pytest.raises(ValueError, match="a bug on item 4"):
+        for _ in load_batches(list(enumerate(range(12))), _broken_item, 2, 2):
+            pass
+    assert not [thread for thread in threading.enumerate() if thread.name == RECEIVER]
+
+
+def test_stopping_early_ends_the_receiving_thread() -> None:
+    """A caller that leaves after one batch (``--on-error fail``) leaves no thread behind."""
+    batches = load_batches(list(enumerate(range(40))), _broken_item, 2, 2)
+    assert [entry.index for entry in next(batches)] == [0, 1]
+    assert [t for t in threading.enumerate() if t.name == RECEIVER]
+    batches.close()
+    assert not [t for t in threading.enumerate() if t.name == RECEIVER]
 
 
 def _slow_item(item: int) -> torch.Tensor:

@@ -9,8 +9,10 @@ small objects), while Linux's default ``fork`` inherits them. A ``DataError`` ra
 comes back as the entry's ``error`` with its message, never as a dead worker; any other exception is
 a bug and is re-raised in the main process, as it would be without workers.
 
-With ``num_workers=0`` nothing changes from a plain loop in the main process. On CUDA the workers'
-tensors are put in pinned memory, so ``to_device`` copies them without blocking the host. Workers run
+With ``num_workers=0`` nothing changes from a plain loop in the main process. A background thread
+receives each batch from the workers (unpickling its tensors, mapping their shared memory) while the
+caller runs the model on the previous one; on CUDA the DataLoader's own pinning thread does that and
+puts the tensors in pinned memory, so ``to_device`` copies them without blocking the host. Workers run
 torch with one thread each: the main process's model and judges keep the cores they use. Between
 batches the heap's freed pages go back to the system (``tokbench.tracks.heap``), so the resident set
 follows the live data.
@@ -19,6 +21,8 @@ follows the live data.
 from __future__ import annotations
 
 import pickle
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -33,6 +37,8 @@ I = TypeVar("I")  # noqa: E741 (the item type)
 V = TypeVar("V")
 #: Batches each worker prepares ahead of the one the main process is using.
 PREFETCH_BATCHES = 2
+#: Name of the thread that receives batches from the workers.
+RECEIVER = "tokbench-loader"
 
 
 @dataclass(frozen=True)
@@ -72,9 +78,56 @@ def load_batches(
         worker_init_fn=_one_thread,
         multiprocessing_context=start_method,
     )
-    for batch in loader:
+    for batch in _received_ahead(loader, receive_in_thread=not pin_memory):
         yield [Loaded(*indexed[position], value, error) for position, value, error in batch]
         TRIMMER.trim()
+
+
+def _received_ahead(loader: DataLoader, receive_in_thread: bool) -> Iterator[Any]:
+    """The loader's batches, taken from its workers by a background thread while the caller uses the
+    previous one (unless the loader already receives them in its pinning thread)."""
+    if not receive_in_thread:
+        yield from loader
+        return
+    batches = iter(loader)  # started here: the workers' failure handler belongs to the main thread
+    ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    receiver = threading.Thread(target=_receive, args=(batches, ready, stop), name=RECEIVER, daemon=True)
+    receiver.start()
+    try:
+        while True:
+            kind, payload = ready.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise payload
+            yield payload
+    finally:
+        stop.set()
+        receiver.join()
+        del batches  # the workers stop now, not when the generator is collected
+
+
+def _receive(batches: Iterator[Any], ready: queue.Queue, stop: threading.Event) -> None:
+    """The receiving thread: each batch, then the end or the error, into ``ready``."""
+    try:
+        for batch in batches:
+            if not _put(ready, ("batch", batch), stop):
+                return
+        _put(ready, ("end", None), stop)
+    except BaseException as error:  # re-raised in the caller's thread
+        _put(ready, ("error", error), stop)
+
+
+def _put(ready: queue.Queue, entry: tuple[str, Any], stop: threading.Event) -> bool:
+    """Put ``entry`` once there is room; False if the consumer stopped first."""
+    while not stop.is_set():
+        try:
+            ready.put(entry, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 def to_device(values: Sequence[torch.Tensor], device: torch.device) -> torch.Tensor:
