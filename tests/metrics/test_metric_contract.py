@@ -18,6 +18,8 @@ SIDE = 176  # large enough for MS-SSIM's five scales
 FEATURE_DIM = 2048
 #: The prune suite's benchmark items in their official formats (tests/pruning/fixtures).
 BENCHMARKS = Path(__file__).resolve().parents[1] / "pruning" / "fixtures" / "benchmarks"
+#: LPIPS's float32 convolution round-off between batch compositions (``LpipsJudge.distance``).
+JUDGE_ROUNDOFF = 1e-9
 ANSWERS = ("yes", "no", "A", "B", "red", "stop")
 
 
@@ -91,10 +93,16 @@ def _concat(batches: list[list[torch.Tensor]]) -> list[torch.Tensor]:
     ]
 
 
-def _assert_close(a: dict[str, float], b: dict[str, float]) -> None:
+def _assert_close(a: dict[str, float], b: dict[str, float], abs_tol: float = 1e-12) -> None:
     assert a.keys() == b.keys()
     for key in a:
-        assert math.isclose(a[key], b[key], rel_tol=1e-10, abs_tol=1e-12), (key, a[key], b[key])
+        assert math.isclose(a[key], b[key], rel_tol=1e-10, abs_tol=abs_tol), (key, a[key], b[key])
+
+
+def _runs_a_network(name: str) -> bool:
+    """Whether the metric runs a judge network (LPIPS) on its inputs."""
+    parameters = inspect.signature(METRICS.get(name).__init__).parameters
+    return "judge" in parameters and parameters["judge"].default is inspect.Parameter.empty
 
 
 @pytest.mark.parametrize("name", METRICS.names())
@@ -107,10 +115,15 @@ def test_update_writes_only_declared_states(name: str, lpips_judge) -> None:
 
 @pytest.mark.parametrize("name", METRICS.names())
 def test_merge_of_shards_equals_one_pass(name: str, lpips_judge) -> None:
+    """Shards merged in any order give the batches' sequential result; one concatenated batch gives it
+    too, up to a network judge's float32 round-off between batch compositions (which varies by CPU)."""
     sizes = [2, 4, 2, 3]
     one_pass = _make(name, lpips_judge)
     batches = _batches(one_pass, sizes)
     one_pass.update(*_concat(batches))
+    in_order = _make(name, lpips_judge)
+    for batch in batches:
+        in_order.update(*batch)
 
     shards = [_make(name, lpips_judge) for _ in batches]
     for shard, batch in zip(shards, batches, strict=True):
@@ -119,7 +132,10 @@ def test_merge_of_shards_equals_one_pass(name: str, lpips_judge) -> None:
     merged = _make(name, lpips_judge)  # filled only by merge_state
     for shard in shards:
         merged.merge_state(shard.state_dict())
-    _assert_close(merged.compute(), one_pass.compute())
+    _assert_close(merged.compute(), in_order.compute())
+    _assert_close(
+        one_pass.compute(), in_order.compute(), abs_tol=JUDGE_ROUNDOFF if _runs_a_network(name) else 1e-12
+    )
 
 
 @pytest.mark.parametrize("name", METRICS.names())
