@@ -35,7 +35,7 @@ def _make(name: str, lpips_judge) -> Metric:
     cls = METRICS.get(name)
     parameters = inspect.signature(cls.__init__).parameters
     kwargs = {}
-    if "judge" in parameters and parameters["judge"].default is inspect.Parameter.empty:
+    if _runs_a_network(name):
         kwargs["judge"] = lpips_judge  # an optional judge (zero-shot) is left out: features are scores
     if "feature_dim" in parameters:
         kwargs["feature_dim"] = FEATURE_DIM  # the runner gives the judge's width (FD-CLIP: 512 by default)
@@ -100,7 +100,7 @@ def _assert_close(a: dict[str, float], b: dict[str, float], abs_tol: float = 1e-
 
 
 def _runs_a_network(name: str) -> bool:
-    """Whether the metric runs a judge network (LPIPS) on its inputs."""
+    """Whether the metric needs a judge network (LPIPS) to run on its inputs."""
     parameters = inspect.signature(METRICS.get(name).__init__).parameters
     return "judge" in parameters and parameters["judge"].default is inspect.Parameter.empty
 
