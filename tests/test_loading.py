@@ -125,7 +125,7 @@ def _broken_item(item: int) -> torch.Tensor:
     return torch.zeros(1)
 
 
-def test_a_bug_in_a_worker_is_raised_in_the_main_process_and_stops_the_workers() -> None:
+def test_a_bug_in_a_worker_is_raised_in_the_main_process_and_leaves_no_thread() -> None:
     """An exception that is not a DataError reaches the caller through the receiving thread."""
     with pytest.raises(ValueError, match="a bug on item 4"):
         for _ in load_batches(list(enumerate(range(12))), _broken_item, 2, 2):
